@@ -1,0 +1,231 @@
+"""Where a dataset's rows come from: a prepared local copy, or the pinned Hub split.
+
+A prepared copy is one standard schema for all ten datasets, written by ``clsbench prepare``:
+
+    DIR/clsbench.json                      dataset key, class names, row count, provenance
+    DIR/data/test-00000-of-0000N.parquet   columns image {bytes, path}, label int64, source_id string
+
+Local copies live in a data root, one folder per dataset key: ``--data-dir``, else ``$CLSBENCH_DATA``,
+else ``~/.cache/clsbench/data``. A prepared copy wins over the Hub, which is also how offline runs
+and the demo fixtures work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .registry import DatasetSpec, HubSource, get_dataset
+
+META_FILE = "clsbench.json"
+SCHEMA_VERSION = 1
+COLUMNS = ("image", "label", "source_id")
+# lmms-eval must load something before our hooks run: tasks without data read this one-row file,
+# whose only column tells process_docs to raise the "run clsbench prepare" message.
+MISSING_DATA_SENTINEL = "_missing_local_data.parquet"
+MISSING_DATA_COLUMN = "clsbench_missing_local_data"
+
+
+class DataError(RuntimeError):
+    """A dataset is missing, unreachable or malformed; the message says what to do."""
+
+
+def data_root(data_dir: str | os.PathLike | None = None) -> Path:
+    """The folder holding prepared datasets, one subfolder per dataset key."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser().resolve()
+    return Path(os.environ.get("CLSBENCH_DATA") or "~/.cache/clsbench/data").expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A prepared local copy of one dataset."""
+
+    root: Path
+    meta: dict
+
+    @property
+    def key(self) -> str:
+        return self.meta["dataset"]
+
+    @property
+    def classnames(self) -> tuple[str, ...]:
+        return tuple(self.meta["classnames"])
+
+    @property
+    def parquet_glob(self) -> str:
+        return str(self.root / "data" / "test-*.parquet")
+
+
+def find_prepared(key: str, data_dir: str | os.PathLike | None = None) -> PreparedData | None:
+    """The prepared copy of ``key`` under the data root, if there is one."""
+    folder = data_root(data_dir) / key
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text("utf-8"))
+    if meta.get("dataset") != key:
+        raise DataError(f"{meta_path} describes dataset {meta.get('dataset')!r}, not {key!r}")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(f"{meta_path} has schema version {meta.get('schema_version')}; re-run `clsbench prepare {key}`")
+    return PreparedData(folder, meta)
+
+
+def missing_data_message(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) -> str:
+    root = data_root(data_dir)
+    return (
+        f"{spec.key}: no prepared data at {root / spec.key}. Build it with\n"
+        f"  clsbench prepare {spec.key} --source RAW_DIR --out {root}\n"
+        f"where RAW_DIR is {spec.source.raw_form if spec.is_local else 'a local snapshot of ' + spec.source.repo_id}"
+        + (f" (get it from {spec.source.obtain})." if spec.is_local else ".")
+    )
+
+
+def hub_offline_message(spec: DatasetSpec, error: BaseException) -> str:
+    source = spec.source
+    assert isinstance(source, HubSource)
+    return (
+        f"{spec.key}: could not load {source.repo_id}@{source.revision[:7]} from the Hugging Face Hub ({error}).\n"
+        "To run offline, on a machine with access run\n"
+        f"  huggingface-cli download --repo-type dataset {source.repo_id} --revision {source.revision} --local-dir SNAPSHOT\n"
+        f"then here `clsbench prepare {spec.key} --source SNAPSHOT`, or set HF_HUB_OFFLINE=1 with a filled HF cache."
+    )
+
+
+def hub_load_kwargs(source: HubSource) -> dict:
+    """Arguments for ``datasets.load_dataset`` that read exactly the pinned split."""
+    if source.data_files:
+        return {
+            "path": "parquet",
+            "data_files": {source.split: f"hf://datasets/{source.repo_id}@{source.revision}/{source.data_files}"},
+        }
+    return {"path": source.repo_id, "revision": source.revision}
+
+
+def load_rows(key: str, data_dir: str | os.PathLike | None = None):
+    """The dataset's evaluation split as a ``datasets.Dataset`` with columns image, label (and source_id).
+
+    Reads the prepared copy when there is one, else the pinned Hub split; raises DataError with
+    the command to run when neither is reachable.
+    """
+    import datasets
+
+    spec = get_dataset(key)
+    prepared = find_prepared(key, data_dir)
+    if prepared is not None:
+        return datasets.load_dataset("parquet", data_files={"test": prepared.parquet_glob}, split="test")
+    if spec.is_local:
+        raise DataError(missing_data_message(spec, data_dir))
+    source = spec.source
+    try:
+        rows = datasets.load_dataset(**hub_load_kwargs(source), split=source.split)
+    except (ConnectionError, OSError, ValueError) as error:  # datasets raises all three when offline
+        raise DataError(hub_offline_message(spec, error)) from error
+    return to_standard_columns(rows, source)
+
+
+def to_standard_columns(rows, source: HubSource):
+    """Rename a Hub split's image/label columns to the standard ``image``/``label``."""
+    renames = {source.image_column: "image", source.label_column: "label"}
+    missing = [column for column in renames if column not in rows.column_names]
+    if missing:
+        raise DataError(f"{source.repo_id}@{source.revision[:7]}: expected columns {missing}, found {rows.column_names}")
+    renames = {old: new for old, new in renames.items() if old != new}
+    return rows.rename_columns(renames) if renames else rows
+
+
+def classnames_for(key: str, data_dir: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """Class names in label order: package data, or the prepared copy's list where the package has none."""
+    spec = get_dataset(key)
+    if spec.classnames is not None:
+        return spec.classnames
+    prepared = find_prepared(key, data_dir)
+    if prepared is None:
+        raise DataError(missing_data_message(spec, data_dir))
+    return prepared.classnames
+
+
+def write_prepared(
+    out_dir: str | os.PathLike,
+    key: str,
+    records,
+    classnames: list[str] | tuple[str, ...],
+    provenance: dict,
+    *,
+    skip_corrupt: bool = False,
+    shard_bytes: int = 500 << 20,
+    total: int | None = None,
+) -> PreparedData:
+    """Write ``(source_id, image_bytes, label)`` records as a prepared copy in the standard schema.
+
+    Every image is checked (PIL ``verify``) and every label range-checked here, so a prepared copy
+    never fails mid-evaluation; a bad record raises an error naming it, or is skipped and listed in
+    ``clsbench.json`` with ``skip_corrupt``. Shards are written as they fill, with a progress bar.
+    """
+    import io
+
+    import datasets
+    from PIL import Image
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "data").glob("test-*.parquet"):
+        stale.unlink()
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(classnames)), "source_id": datasets.Value("string")}
+    )
+    shard: dict[str, list] = {"image": [], "label": [], "source_id": []}
+    shard_paths: list[Path] = []
+    skipped: list[dict] = []
+    rows = 0
+    pending_bytes = 0
+
+    def flush() -> None:
+        nonlocal shard, pending_bytes
+        if not shard["label"]:
+            return
+        path = out / "data" / f"test-{len(shard_paths):05d}.parquet.partial"
+        datasets.Dataset.from_dict(shard, features=features).to_parquet(str(path))
+        shard_paths.append(path)
+        shard = {"image": [], "label": [], "source_id": []}
+        pending_bytes = 0
+
+    for source_id, image_bytes, label in tqdm(records, total=total, desc=f"prepare {key}", unit="img"):
+        problem = None
+        if not isinstance(label, int) or not 0 <= label < len(classnames):
+            problem = f"label {label!r} is outside the class list (0..{len(classnames) - 1})"
+        else:
+            try:
+                Image.open(io.BytesIO(image_bytes)).verify()
+            except Exception as error:  # PIL raises many types for bad files
+                problem = f"corrupt or unreadable image ({error})"
+        if problem:
+            if not skip_corrupt:
+                raise DataError(f"{key} sample {source_id}: {problem} (use --skip-corrupt to leave it out)")
+            skipped.append({"source_id": source_id, "problem": problem})
+            continue
+        shard["image"].append({"bytes": image_bytes, "path": source_id})
+        shard["label"].append(label)
+        shard["source_id"].append(source_id)
+        rows += 1
+        pending_bytes += len(image_bytes)
+        if pending_bytes >= shard_bytes:
+            flush()
+    flush()
+    if rows == 0:
+        raise DataError(f"{key}: no usable images found")
+    for index, path in enumerate(shard_paths):
+        path.rename(out / "data" / f"test-{index:05d}-of-{len(shard_paths):05d}.parquet")
+    meta = {
+        "dataset": key,
+        "schema_version": SCHEMA_VERSION,
+        "rows": rows,
+        "classnames": list(classnames),
+        "skipped": skipped,
+        "provenance": provenance,
+    }
+    (out / META_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    return PreparedData(out, meta)

@@ -1,0 +1,150 @@
+"""Samples become questions, questions become prompts, replies become scores.
+
+Toolkit-agnostic: the lmms-eval hooks (``cls_mcq/utils.py``), the VLMEvalKit export and the CLIP
+baselines all call these functions, so every toolkit asks and scores the same questions.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from .options import LETTERS, MAX_OPTIONS, build_question
+from .parsing import parse_answer
+from .registry import get_dataset
+
+DEFAULT_SEED = 0
+INSTRUCTION = "Answer with the option's letter from the given choices directly."
+
+
+class SampleError(ValueError):
+    """One sample is unusable (bad label, unreadable image); the message names it."""
+
+
+@dataclass(frozen=True)
+class McqSample:
+    """Everything a toolkit needs to ask one question and score the reply."""
+
+    dataset: str
+    sample_key: str
+    label: int
+    question: str
+    options: tuple[str, ...]
+    answer: str  # the right letter
+
+    def as_doc(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "sample_key": self.sample_key,
+            "label": self.label,
+            "question": self.question,
+            "options": list(self.options),
+            "answer": self.answer,
+        }
+
+
+def make_sample(
+    dataset: str,
+    sample_key: str,
+    label: int,
+    classnames: Sequence[str],
+    *,
+    seed: int = DEFAULT_SEED,
+    n_options: int = MAX_OPTIONS,
+) -> McqSample:
+    """The question for one sample (options from :func:`options.build_question`)."""
+    if not isinstance(label, int) or not 0 <= label < len(classnames):
+        raise SampleError(
+            f"{dataset} sample {sample_key}: label {label!r} is outside the class list (0..{len(classnames) - 1})"
+        )
+    question = build_question(dataset, sample_key, label, len(classnames), seed=seed, n_options=n_options)
+    return McqSample(
+        dataset=dataset,
+        sample_key=sample_key,
+        label=label,
+        question=get_dataset(dataset).questions[question.wording_index],
+        options=tuple(classnames[index] for index in question.options),
+        answer=question.answer_letter,
+    )
+
+
+def make_samples(
+    dataset: str,
+    labels: Iterable[int],
+    classnames: Sequence[str],
+    *,
+    seed: int = DEFAULT_SEED,
+    n_options: int = MAX_OPTIONS,
+) -> list[McqSample]:
+    """Questions for a whole split; the sample key of row ``i`` is ``str(i)``."""
+    return [
+        make_sample(dataset, str(index), label, classnames, seed=seed, n_options=n_options)
+        for index, label in enumerate(labels)
+    ]
+
+
+def format_prompt(question: str, options: Sequence[str], pre_prompt: str = "", instruction: str = INSTRUCTION, post_prompt: str = "") -> str:
+    """The paper's prompt: question, instruction, then one ``A. class`` line per option."""
+    lines = [f"{pre_prompt}{question} {instruction}".strip()]
+    lines += [f"{letter}. {name}" for letter, name in zip(LETTERS, options)]
+    return "\n".join(lines) + post_prompt
+
+
+def score_reply(reply: str | None, options: Sequence[str], answer: str) -> dict:
+    """Per-sample record: the parsed letter (None if unparseable), and whether it is right."""
+    parsed = parse_answer(reply, options)
+    return {"parsed": parsed, "answer": answer, "correct": int(parsed == answer), "unparseable": int(parsed is None)}
+
+
+def open_image(value, *, dataset: str, sample_key: str, source_id: str | None = None) -> Image.Image:
+    """Decode a stored image ({bytes, path}, a path, or a PIL image) to RGB, naming the sample on failure."""
+    try:
+        if isinstance(value, Image.Image):
+            image = value
+        elif isinstance(value, dict) and value.get("bytes") is not None:
+            image = Image.open(io.BytesIO(value["bytes"]))
+        elif isinstance(value, dict) and value.get("path"):
+            image = Image.open(value["path"])
+        elif isinstance(value, str):
+            image = Image.open(value)
+        else:
+            raise SampleError(f"no image data ({type(value).__name__})")
+        return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, SampleError, ValueError) as error:
+        where = f" ({source_id})" if source_id else ""
+        raise SampleError(f"{dataset} sample {sample_key}{where}: cannot read the image: {error}") from error
+
+
+def add_questions(rows, dataset: str, *, seed: int = DEFAULT_SEED, n_options: int = MAX_OPTIONS):
+    """Give every row of a split its question: columns sample_key, question, options, answer.
+
+    Works on any ``datasets.Dataset`` from :mod:`clsbench.tasks.data` (a prepared copy or the Hub
+    split). Reads only the label column; images stay undecoded (``Image(decode=False)``) so a
+    corrupt one fails in :func:`open_image`, naming its sample, instead of deep in the loader.
+    """
+    import datasets
+
+    from .data import MISSING_DATA_COLUMN, DataError, missing_data_message, to_standard_columns
+
+    spec = get_dataset(dataset)
+    if MISSING_DATA_COLUMN in rows.column_names:
+        raise DataError(missing_data_message(spec))
+    if "label" not in rows.column_names and not spec.is_local:
+        rows = to_standard_columns(rows, spec.source)
+    label_feature = rows.features.get("label")
+    feature_names = getattr(label_feature, "names", None)
+    classnames = spec.classnames or feature_names
+    if classnames is None:
+        raise DataError(f"{dataset}: no class names in the package or in the data's label feature")
+    if feature_names is not None and len(feature_names) != len(classnames):
+        raise DataError(f"{dataset}: the data has {len(feature_names)} classes, the registry {len(classnames)}")
+    labels = [int(label) if label is not None else None for label in rows["label"]]
+    samples = make_samples(dataset, labels, classnames, seed=seed, n_options=n_options)
+    rows = rows.cast_column("image", datasets.Image(decode=False))
+    for column in ("dataset", "sample_key", "question", "options", "answer"):
+        values = [getattr(sample, column) for sample in samples]
+        rows = rows.add_column(column, [list(value) for value in values] if column == "options" else values)
+    return rows

@@ -1,0 +1,324 @@
+"""The ten benchmark datasets: the one place that says where each comes from and what it holds.
+
+Everything else (lmms-eval YAMLs, VLMEvalKit TSVs, CLIP baselines, the CLI, the fixtures) reads
+this module. Class names and CLIP templates are package data in ``data/classes/*.json``, copied
+with their source notes from the project's shared data (see ``data/SOURCES.md``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+Group = Literal["general", "fine-grained"]
+GROUPS: tuple[Group, ...] = ("general", "fine-grained")
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A split on the Hugging Face Hub, pinned to a commit so the rows never move."""
+
+    repo_id: str
+    revision: str
+    split: str
+    image_column: str = "image"
+    label_column: str = "label"
+    data_files: str | None = None  # a glob inside the repo, for repos whose loading script datasets>=4 refuses
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/datasets/{self.repo_id}/tree/{self.revision}"
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """Data that is not on the Hub in the reference form; ``clsbench prepare`` builds it from raw files."""
+
+    raw_form: str  # what the user passes as --source
+    obtain: str  # where the raw files come from
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    key: str
+    abbreviation: str  # column name in the paper's tables
+    title: str
+    group: Group
+    expected_size: int  # Table 1 of the paper
+    class_file: str  # in data/classes/
+    source: HubSource | LocalSource
+    questions: tuple[str, ...] = field(repr=False)
+    note: str = ""
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.source, LocalSource)
+
+    @property
+    def class_data(self) -> dict:
+        return _class_file(self.class_file)
+
+    @property
+    def classnames(self) -> tuple[str, ...] | None:
+        """Class names in label order, or None where they come with the prepared data (gldv2)."""
+        names = self.class_data.get("classnames")
+        return tuple(names) if names is not None else None
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """CLIP prompt templates with a ``{}`` placeholder (ImageNet's 80 where none was published)."""
+        data = self.class_data
+        return tuple(data.get("templates") or data["templates_alt_imagenet80"])
+
+
+@cache
+def _class_file(name: str) -> dict:
+    return json.loads(resources.files(__package__).joinpath("data", "classes", name).read_text("utf-8"))
+
+
+def _q(*questions: str) -> tuple[str, ...]:
+    assert len(questions) == 10 and len(set(questions)) == 10, questions
+    return questions
+
+
+_OBJECT_QUESTIONS = _q(
+    "What is the main object in this image?",
+    "Which object is shown in this photo?",
+    "What is depicted in this image?",
+    "What category does the object in this picture belong to?",
+    "Which of the following best describes the object in the image?",
+    "What is the object in the center of this photo?",
+    "Identify the object shown in this image.",
+    "What kind of object can be seen in this picture?",
+    "Which class does this image belong to?",
+    "What does this photo show?",
+)
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.key: spec
+    for spec in (
+        DatasetSpec(
+            key="imagenet",
+            abbreviation="IMN",
+            title="ImageNet-1k (val)",
+            group="general",
+            expected_size=50_000,
+            class_file="imagenet1k.json",
+            source=HubSource("ILSVRC/imagenet-1k", "49e2ee26f3810fb5a7536bbf732a7b07389a47b5", "validation"),
+            questions=_OBJECT_QUESTIONS,
+            note="Gated on the Hub: accept the terms and log in (huggingface-cli login).",
+        ),
+        DatasetSpec(
+            key="imagenetv2",
+            abbreviation="IMNv2",
+            title="ImageNetV2 matched-frequency",
+            group="general",
+            expected_size=10_000,
+            class_file="imagenetv2.json",
+            source=HubSource(
+                "djghosh/wds_imagenetv2_test",
+                "622aa95311079dde7d64d541c411f7c8b796e6b5",
+                "test",
+                image_column="webp",
+                label_column="cls",
+            ),
+            questions=_OBJECT_QUESTIONS,
+            note="WebDataset copy used by DataComp's evaluation; labels are ImageNet-1k indices.",
+        ),
+        DatasetSpec(
+            key="objectnet",
+            abbreviation="ONet",
+            title="ObjectNet (313 classes)",
+            group="general",
+            expected_size=50_000,
+            class_file="objectnet_313.json",
+            source=LocalSource(
+                raw_form="the unpacked objectnet-1.0/ folder (images/<class folder>/*.png and mappings/folder_to_objectnet_label.json)",
+                obtain="https://objectnet.dev (licence: no training on it; keep the 1-pixel border when posting images)",
+            ),
+            questions=_OBJECT_QUESTIONS,
+            note="Paper order of class names; prepare maps folders to them by label string.",
+        ),
+        DatasetSpec(
+            key="caltech101",
+            abbreviation="C101",
+            title="Caltech-101 (CoOp test split)",
+            group="general",
+            expected_size=4_331,
+            class_file="caltech101.json",
+            source=LocalSource(
+                raw_form="the 101_ObjectCategories/ folder (one subfolder per class; BACKGROUND_Google is skipped)",
+                obtain="https://data.caltech.edu/records/mzrjq-6wc02 (or torchvision.datasets.Caltech101(download=True))",
+            ),
+            questions=_q(
+                "What is the main object in this image?",
+                "Which object category is shown in this photo?",
+                "What is depicted in this picture?",
+                "What category does the object in this image belong to?",
+                "Which of the following best describes what is shown?",
+                "What object can be seen in this image?",
+                "Identify the object category of this image.",
+                "What kind of thing is shown in this photo?",
+                "Which class does this picture belong to?",
+                "What is the subject of this image?",
+            ),
+        ),
+        DatasetSpec(
+            key="cub200",
+            abbreviation="CUB",
+            title="CUB-200-2011",
+            group="fine-grained",
+            expected_size=5_794,
+            class_file="cub200.json",
+            source=HubSource("bentrevett/caltech-ucsd-birds-200-2011", "1ef09e021b0b65b40337f6f285909656f407f6e0", "test"),
+            questions=_q(
+                "What species is the bird in this photo?",
+                "Which bird species is shown in this image?",
+                "What kind of bird is this?",
+                "Identify the species of the bird in this picture.",
+                "Which of the following bird species appears in the image?",
+                "What is the name of the bird species shown here?",
+                "To which species does the bird in this photo belong?",
+                "What type of bird can be seen in this image?",
+                "Which bird is depicted in this picture?",
+                "What bird species is this?",
+            ),
+        ),
+        DatasetSpec(
+            key="food101",
+            abbreviation="Food",
+            title="Food-101",
+            group="fine-grained",
+            expected_size=25_250,
+            class_file="food101.json",
+            source=HubSource(
+                "ethz/food101",
+                "1ac27ab4707a642b84c229d077056d0f25a62fa7",
+                "validation",
+                data_files="data/validation-*.parquet",
+            ),
+            questions=_q(
+                "What dish is shown in this photo?",
+                "Which food is shown in this image?",
+                "What kind of food is this?",
+                "Identify the dish in this picture.",
+                "Which of the following dishes appears in the image?",
+                "What is the name of the food shown here?",
+                "What type of dish can be seen in this image?",
+                "Which food category does this dish belong to?",
+                "What is being served in this photo?",
+                "What food is this?",
+            ),
+            note="The split named 'validation' is the official Food-101 test set. Read as parquet because "
+            "this revision still carries a loading script that datasets>=4 refuses.",
+        ),
+        DatasetSpec(
+            key="gldv2",
+            abbreviation="GLMK",
+            title="Google Landmarks v2 (test subset)",
+            group="fine-grained",
+            expected_size=1_655,
+            class_file="gldv2_subset.json",
+            source=LocalSource(
+                raw_form="a folder with recognition_solution_v2.1.csv, train_label_to_category.csv and test/ "
+                "(the test images, any nesting, named <id>.jpg)",
+                obtain="https://github.com/cvdfoundation/google-landmark (test set and metadata CSVs)",
+            ),
+            questions=_q(
+                "Which landmark is shown in this photo?",
+                "What is the name of the landmark in this image?",
+                "Which famous place is depicted in this picture?",
+                "Identify the landmark shown in this image.",
+                "Which of the following landmarks appears in the photo?",
+                "What landmark can be seen in this picture?",
+                "Where was this photo taken?",
+                "Which site is shown in this image?",
+                "What is the landmark in this photo called?",
+                "Which building or place is this?",
+            ),
+            note="The paper's 1,655-image / 709-class subset is not public; prepare takes every test image with "
+            "a landmark label (or the ids in --subset FILE). Class names come with the prepared data.",
+        ),
+        DatasetSpec(
+            key="logo",
+            abbreviation="Logo",
+            title="FlickrSportLogos-10",
+            group="fine-grained",
+            expected_size=500,
+            class_file="flickr_sport_logos10.json",
+            source=LocalSource(
+                raw_form="a checkout of the FlickrSportLogos-10 repository (dataset/test.txt and dataset/JPEGImages/)",
+                obtain="https://github.com/sunshine-joe/FlickrSportLogos-10 (commit fa2c9e3)",
+            ),
+            questions=_q(
+                "Which brand's logo is shown in this image?",
+                "What sports brand does this logo belong to?",
+                "Which company's logo appears in this photo?",
+                "Identify the brand of the logo in this picture.",
+                "Which of the following brands is shown in the image?",
+                "What is the brand of the logo in this photo?",
+                "Whose logo can be seen in this image?",
+                "Which sportswear brand is depicted here?",
+                "What brand does the logo in this picture represent?",
+                "Which logo is this?",
+            ),
+        ),
+        DatasetSpec(
+            key="flowers102",
+            abbreviation="Flower",
+            title="Oxford Flowers-102",
+            group="fine-grained",
+            expected_size=6_149,
+            class_file="flowers102.json",
+            source=HubSource("dpdl-benchmark/oxford_flowers102", "544b55c9af69a05742ead7571cd7ae23cfcd758b", "test"),
+            questions=_q(
+                "What species of flower is shown in this photo?",
+                "Which flower is shown in this image?",
+                "What kind of flower is this?",
+                "Identify the flower in this picture.",
+                "Which of the following flowers appears in the image?",
+                "What is the name of the flower shown here?",
+                "What type of flower can be seen in this image?",
+                "Which plant species is in bloom in this photo?",
+                "What flower is depicted in this picture?",
+                "What flower is this?",
+            ),
+        ),
+        DatasetSpec(
+            key="stanfordcars",
+            abbreviation="SCar",
+            title="Stanford Cars",
+            group="fine-grained",
+            expected_size=8_041,
+            class_file="stanford_cars.json",
+            source=HubSource("tanganke/stanford_cars", "9abf6cf7d6dfa7b95152a0d6e791ea9435b47a40", "test"),
+            questions=_q(
+                "Which car model is shown in this image?",
+                "What is the make, model and year of this car?",
+                "What kind of car is this?",
+                "Identify the car model in this picture.",
+                "Which of the following cars appears in the image?",
+                "What is the name of the car shown here?",
+                "What car can be seen in this photo?",
+                "Which vehicle model is depicted in this picture?",
+                "What model of car is in this image?",
+                "Which car is this?",
+            ),
+        ),
+    )
+}
+
+
+def get_dataset(key: str) -> DatasetSpec:
+    """The spec for a dataset key, with the valid keys in the error."""
+    try:
+        return DATASETS[key]
+    except KeyError:
+        raise KeyError(f"unknown dataset {key!r}; choose one of: {', '.join(DATASETS)}") from None
+
+
+def datasets_in_group(group: Group) -> list[DatasetSpec]:
+    return [spec for spec in DATASETS.values() if spec.group == group]
