@@ -14,7 +14,7 @@ import pathlib
 import shutil
 import tempfile
 
-__all__ = ["build_tiny_llava", "CHAT_TEMPLATE", "IMAGE_SIZE", "PATCH_SIZE"]
+__all__ = ["CHAT_TEMPLATE", "IMAGE_SIZE", "PATCH_SIZE", "build_tiny_llava"]
 
 IMAGE_SIZE = 32  # pixels; 32 / 8 = 4x4 patches -> 16 image tokens per image (CLS dropped)
 PATCH_SIZE = 8
@@ -152,6 +152,10 @@ def build_tiny_llava(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         _save(tmp, seed)
+        umask = os.umask(0)
+        os.umask(umask)
+        for f in (tmp, *tmp.iterdir()):  # mkdtemp (and safetensors) create owner-only modes
+            f.chmod((0o777 if f.is_dir() else 0o666) & ~umask)
         if _is_complete(out, seed):  # a concurrent builder finished first
             return out
         try:

@@ -174,9 +174,11 @@ def write_prepared(
     (out / "data").mkdir(parents=True, exist_ok=True)
     for stale in (out / "data").glob("test-*.parquet"):
         stale.unlink()
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(classnames)), "source_id": datasets.Value("string")}
-    )
+    # ClassLabel keeps the names inside the parquet (gldv2's only copy of them); it refuses repeated
+    # names, so ImageNet's list (two "missile" classes) is stored as plain ints, named by the registry.
+    unique_names = len(set(classnames)) == len(classnames)
+    label_feature = datasets.ClassLabel(names=list(classnames)) if unique_names else datasets.Value("int64")
+    features = datasets.Features({"image": datasets.Image(), "label": label_feature, "source_id": datasets.Value("string")})
     shard: dict[str, list] = {"image": [], "label": [], "source_id": []}
     shard_paths: list[Path] = []
     skipped: list[dict] = []

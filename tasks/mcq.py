@@ -60,7 +60,7 @@ def make_sample(
         raise SampleError(
             f"{dataset} sample {sample_key}: label {label!r} is outside the class list (0..{len(classnames) - 1})"
         )
-    question = build_question(dataset, sample_key, label, len(classnames), seed=seed, n_options=n_options)
+    question = build_question(dataset, sample_key, label, classnames, seed=seed, n_options=n_options)
     return McqSample(
         dataset=dataset,
         sample_key=sample_key,

@@ -12,11 +12,14 @@ Derivation (version ``clsbench-v1``), for dataset key ``d``, sample key ``k``, s
 * ``uniform(n)`` takes the next word ``w`` and returns ``w % n``, rejecting words
   ``>= 2**64 - (2**64 % n)`` so that every value is exactly equally likely.
 * the wording index is ``uniform(n_wordings)`` on ``stream("wording")``;
-* the right answer's position is ``uniform(n)`` on ``stream("position")``, with
-  ``n = min(n_options, n_classes)``;
-* the ``n - 1`` wrong classes are the first ``n - 1`` entries of a Fisher-Yates shuffle of the
-  other classes (ascending class indices without the label), drawn on ``stream("negatives")``:
-  step ``i`` swaps entry ``i`` with entry ``i + uniform(n_classes - 1 - i)``.
+* the right answer's position is ``uniform(n)`` on ``stream("position")``;
+* the wrong classes come from a Fisher-Yates shuffle of the other classes (ascending class
+  indices without the label), drawn on ``stream("negatives")``: step ``i`` swaps entry ``i``
+  with entry ``i + uniform(n_classes - 1 - i)`` and yields the new entry ``i``. A yielded class
+  whose name was already shown (the right class's or an earlier wrong one's) is passed over, so
+  class lists that repeat a name (OpenAI's ImageNet names have two "missile" and two
+  "sunglasses" classes) never give two options the same text. The first ``n - 1`` kept are used,
+  with ``n = min(n_options, number of distinct names)``.
 * options = wrong classes in draw order, with the right class inserted at its position.
 
 Because each purpose has its own stream, the wrong classes of a 4-option question are the first
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 DERIVATION_VERSION = "clsbench-v1"
@@ -77,27 +80,31 @@ def _stream(dataset_key: str, sample_key: str, seed: int, purpose: str) -> Itera
     return _words(f"{DERIVATION_VERSION}|{dataset_key}|{sample_key}|{seed}|{purpose}")
 
 
-def draw_negatives(dataset_key: str, sample_key: str, seed: int, label: int, n_classes: int, count: int) -> list[int]:
-    """The first ``count`` classes of a seeded shuffle of all classes except ``label``.
+def draw_negatives(
+    dataset_key: str, sample_key: str, seed: int, label: int, classnames: Sequence[str], count: int
+) -> list[int]:
+    """The first ``count`` classes, distinct by name, of a seeded shuffle of all classes but ``label``.
 
     A sparse Fisher-Yates shuffle: only swapped positions are stored, so drawing 25 of 1000
-    classes costs 25 steps, not 1000.
+    classes costs about 25 steps, not 1000.
     """
-    pool_size = n_classes - 1
-    if not 0 <= count <= pool_size:
-        raise ValueError(f"cannot draw {count} wrong classes from {pool_size}")
+    pool_size = len(classnames) - 1
     swapped: dict[int, int] = {}
-
-    def at(position: int) -> int:
-        value = swapped.get(position, position)
-        return value if value < label else value + 1  # skip the right class
-
+    shown = {classnames[label]}
     words = _stream(dataset_key, sample_key, seed, "negatives")
-    drawn = []
-    for i in range(count):
+    drawn: list[int] = []
+    for i in range(pool_size):
+        if len(drawn) == count:
+            break
         j = i + _uniform(words, pool_size - i)
-        drawn.append(at(j))
+        value = swapped.get(j, j)
         swapped[j] = swapped.get(i, i)
+        cls = value if value < label else value + 1  # skip the right class
+        if classnames[cls] not in shown:
+            shown.add(classnames[cls])
+            drawn.append(cls)
+    if len(drawn) < count:
+        raise ValueError(f"cannot draw {count} wrong classes with distinct names from {pool_size}")
     return drawn
 
 
@@ -105,20 +112,20 @@ def build_question(
     dataset_key: str,
     sample_key: str,
     label: int,
-    n_classes: int,
+    classnames: Sequence[str],
     *,
     seed: int = 0,
     n_options: int = MAX_OPTIONS,
     n_wordings: int = 10,
 ) -> Question:
-    """The options, right letter and wording for one sample (see the module docstring)."""
+    """The options (class indices), right letter and wording for one sample (see the module docstring)."""
     if not 2 <= n_options <= MAX_OPTIONS:
         raise ValueError(f"n_options must be in 2..{MAX_OPTIONS}, got {n_options}")
-    if not 0 <= label < n_classes:
-        raise ValueError(f"sample {sample_key!r} of {dataset_key!r}: label {label} is outside the {n_classes} classes")
-    n = min(n_options, n_classes)
+    if not 0 <= label < len(classnames):
+        raise ValueError(f"sample {sample_key!r} of {dataset_key!r}: label {label} is outside the {len(classnames)} classes")
+    n = min(n_options, len(set(classnames)))
     wording_index = _uniform(_stream(dataset_key, sample_key, seed, "wording"), n_wordings)
     position = _uniform(_stream(dataset_key, sample_key, seed, "position"), n)
-    options = draw_negatives(dataset_key, sample_key, seed, label, n_classes, n - 1)
+    options = draw_negatives(dataset_key, sample_key, seed, label, classnames, n - 1)
     options.insert(position, label)
     return Question(options=tuple(options), answer_position=position, wording_index=wording_index)

@@ -42,7 +42,7 @@ def doc_to_text(doc, lmms_eval_specific_kwargs=None):
 
 def process_results(doc, results):
     record = score_reply(results[0] if results else None, doc["options"], doc["answer"])
-    record["sample_key"] = doc["sample_key"]
+    record.update(sample_key=doc["sample_key"], label=doc["label"])
     return {"accuracy": record, "unparseable_rate": record["unparseable"]}
 
 

@@ -1,0 +1,221 @@
+"""The ``clsbench`` command: list, options, prepare, tasks-path, lmms, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .data import DataError, classnames_for, data_root, find_prepared, load_rows
+from .mcq import DEFAULT_SEED, SampleError, format_prompt, make_sample
+from .options import LETTERS, MAX_OPTIONS
+from .registry import DATASETS, HubSource, get_dataset
+
+DEFAULT_LMMS_OUTPUT = "clsbench_results"
+
+
+def _hub_status(source: HubSource, timeout: float) -> str:
+    """Whether the pinned revision answers on the Hub (a metadata call, no download)."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return "hub (offline mode)"
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+
+    try:
+        HfApi().dataset_info(source.repo_id, revision=source.revision, timeout=timeout)
+        return "hub: reachable"
+    except GatedRepoError:
+        return "hub: gated, log in and accept the terms"
+    except HfHubHTTPError as error:
+        return f"hub: HTTP {getattr(error.response, 'status_code', '?')}"
+    except Exception as error:  # DNS, proxy, timeout: all mean "not reachable from here"
+        return f"hub: unreachable ({type(error).__name__})"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    specs = list(DATASETS.values())
+    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+
+        def status(spec):
+            prepared = find_prepared(spec.key, args.data_dir)
+            if prepared is not None:
+                return f"local: {prepared.meta['rows']} rows at {prepared.root}"
+            if spec.is_local:
+                return "missing: run `clsbench prepare " + spec.key + "`"
+            return "not checked" if args.no_check else _hub_status(spec.source, args.timeout)
+
+        statuses = list(pool.map(status, specs))
+    header = f"{'dataset':<13}{'abbr':<8}{'group':<14}{'size':>8}  {'source':<62}reachable"
+    print(header)
+    for spec, state in zip(specs, statuses):
+        source = (
+            f"{spec.source.repo_id}@{spec.source.revision[:7]} [{spec.source.split}]"
+            if isinstance(spec.source, HubSource)
+            else "local (clsbench prepare)"
+        )
+        print(f"{spec.key:<13}{spec.abbreviation:<8}{spec.group:<14}{spec.expected_size:>8,}  {source:<62}{state}")
+    return 0
+
+
+def cmd_options(args: argparse.Namespace) -> int:
+    spec = get_dataset(args.dataset)
+    classnames = classnames_for(spec.key, args.data_dir)
+    if args.label is not None:
+        label = args.label
+    else:
+        rows = load_rows(spec.key, args.data_dir)
+        if not 0 <= args.index < len(rows):
+            raise DataError(f"{spec.key}: index {args.index} is outside the split (0..{len(rows) - 1})")
+        label = int(rows[args.index]["label"])
+    sample = make_sample(spec.key, str(args.index), label, classnames, seed=args.seed, n_options=args.n_options)
+    print(
+        json.dumps(
+            {
+                "dataset": spec.key,
+                "sample_key": sample.sample_key,
+                "seed": args.seed,
+                "n_options": args.n_options,
+                "label": sample.label,
+                "class": classnames[sample.label],
+                "question": sample.question,
+                "options": dict(zip(LETTERS, sample.options)),
+                "answer": sample.answer,
+                "prompt": format_prompt(sample.question, sample.options),
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import prepare
+
+    prepared = prepare(args.dataset, args.source, args.out, skip_corrupt=args.skip_corrupt, subset=args.subset)
+    skipped = len(prepared.meta.get("skipped", []))
+    print(f"{prepared.key}: {prepared.meta['rows']} rows written to {prepared.root}" + (f" ({skipped} skipped)" if skipped else ""))
+    print(f'use it with: lmms-eval --include_path "$(clsbench tasks-path --data-dir {data_root(args.out)})" ...')
+    return 0
+
+
+def cmd_tasks_path(args: argparse.Namespace) -> int:
+    from .lmms_tasks import task_folder_for
+
+    print(task_folder_for(args.data_dir))
+    return 0
+
+
+def run_lmms(lmms_args: list[str], data_dir: str | None = None, env: dict | None = None) -> tuple[int, list[Path]]:
+    """Run lmms-eval's CLI with our tasks included; returns (status, results files it wrote).
+
+    lmms-eval exits 0 even when evaluation failed, so success means: exit code 0 and at least one
+    new results file under --output_path.
+    """
+    from .lmms_tasks import task_folder_for
+    from .results import results_files
+
+    args = list(lmms_args)
+    include = str(task_folder_for(data_dir))
+    if "--include_path" in args:
+        position = args.index("--include_path") + 1
+        args[position] = f"{args[position]},{include}" if position < len(args) else include
+    else:
+        args += ["--include_path", include]
+    if "--output_path" not in args:
+        args += ["--output_path", DEFAULT_LMMS_OUTPUT]
+        print(f"clsbench: writing results to ./{DEFAULT_LMMS_OUTPUT} (pass --output_path to choose)", file=sys.stderr)
+    output_path = args[args.index("--output_path") + 1]
+    started = time.time()
+    code = subprocess.call([sys.executable, "-m", "lmms_eval", *args], env=env)
+    written = results_files(output_path, newer_than=started)
+    if code == 0 and not written:
+        print(f"clsbench: lmms-eval wrote no results under {output_path}: the evaluation failed (see its log above)", file=sys.stderr)
+        code = 1
+    return code, written
+
+
+def cmd_lmms(args: argparse.Namespace) -> int:
+    code, written = run_lmms(args.lmms_args, args.data_dir)
+    for path in written:
+        print(f"clsbench: results in {path}", file=sys.stderr)
+    return code
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.work_dir), samples=args.samples)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clsbench", description=__doc__, allow_abbrev=False)
+    commands = parser.add_subparsers(dest="command", required=True)
+    data_dir_help = "root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)"
+
+    p = commands.add_parser("list", help="the ten datasets with group, size, source and whether the data is reachable")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("--no-check", action="store_true", help="do not ask the Hub whether the pinned revisions answer")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per Hub check")
+    p.set_defaults(run=cmd_list)
+
+    p = commands.add_parser("options", help="the question for one sample, as JSON")
+    p.add_argument("dataset", choices=list(DATASETS))
+    p.add_argument("index", type=int, help="row index in the evaluation split (the sample key)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
+    p.add_argument("--label", type=int, help="the sample's label, to skip loading the data")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(run=cmd_options)
+
+    p = commands.add_parser("prepare", help="build a local dataset in the standard schema from raw files")
+    p.add_argument("dataset", choices=list(DATASETS))
+    p.add_argument("--source", required=True, help="the raw files (see `clsbench list` and README)")
+    p.add_argument("--out", help=f"data root to write <root>/<dataset>/ into ({data_dir_help.split('(')[1]}")
+    p.add_argument("--skip-corrupt", action="store_true", help="leave out unreadable images (listed in clsbench.json)")
+    p.add_argument("--subset", help="gldv2: a file of test image ids to keep (e.g. the paper's subset)")
+    p.set_defaults(run=cmd_prepare)
+
+    p = commands.add_parser("tasks-path", help="the folder to pass to lmms-eval --include_path")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(run=cmd_tasks_path)
+
+    p = commands.add_parser(
+        "lmms",
+        help="lmms-eval's CLI with clsbench tasks included; non-zero exit when it fails",
+        description="Every argument but --data-dir goes to lmms-eval unchanged.",
+        allow_abbrev=False,
+    )
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(run=cmd_lmms)
+
+    p = commands.add_parser("demo", help="the whole path offline: fixture data, a tiny model, real lmms-eval, a table")
+    p.add_argument("--work-dir", default="clsbench_demo", help="where fixtures, the tiny model and results go")
+    p.add_argument("--samples", type=int, default=8, help="fixture samples per dataset")
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "lmms":
+        args.lmms_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.run(args)
+    except (DataError, SampleError, KeyError, ValueError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"clsbench {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
