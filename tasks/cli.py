@@ -101,6 +101,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     prepared = prepare(args.dataset, args.source, args.out, skip_corrupt=args.skip_corrupt, subset=args.subset)
     skipped = len(prepared.meta.get("skipped", []))
     print(f"{prepared.key}: {prepared.meta['rows']} rows written to {prepared.root}" + (f" ({skipped} skipped)" if skipped else ""))
+    expected = get_dataset(args.dataset).expected_size
+    if prepared.meta["rows"] != expected:
+        print(f"clsbench prepare: warning: the paper's {args.dataset} split has {expected:,} images, this copy "
+              f"{prepared.meta['rows']:,}; check the raw files (see `clsbench list` and README)", file=sys.stderr)
     print(f'use it with: lmms-eval --include_path "$(clsbench tasks-path --data-dir {data_root(args.out)})" ...')
     return 0
 

@@ -170,10 +170,13 @@ def write_prepared(
     from PIL import Image
     from tqdm import tqdm
 
-    out = Path(out_dir)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    for stale in (out / "data").glob("test-*.parquet"):
-        stale.unlink()
+    import shutil
+
+    final = Path(out_dir)
+    # Build beside the target and swap it in at the end: a failed run leaves the old copy intact.
+    out = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "data").mkdir(parents=True)
     # ClassLabel keeps the names inside the parquet (gldv2's only copy of them); it refuses repeated
     # names, so ImageNet's list (two "missile" classes) is stored as plain ints, named by the registry.
     unique_names = len(set(classnames)) == len(classnames)
@@ -189,35 +192,40 @@ def write_prepared(
         nonlocal shard, pending_bytes
         if not shard["label"]:
             return
-        path = out / "data" / f"test-{len(shard_paths):05d}.parquet.partial"
+        path = out / "data" / f"shard-{len(shard_paths):05d}.parquet"
         datasets.Dataset.from_dict(shard, features=features).to_parquet(str(path))
         shard_paths.append(path)
         shard = {"image": [], "label": [], "source_id": []}
         pending_bytes = 0
 
-    for source_id, image_bytes, label in tqdm(records, total=total, desc=f"prepare {key}", unit="img"):
-        problem = None
-        if not isinstance(label, int) or not 0 <= label < len(classnames):
-            problem = f"label {label!r} is outside the class list (0..{len(classnames) - 1})"
-        else:
-            try:
-                Image.open(io.BytesIO(image_bytes)).verify()
-            except Exception as error:  # PIL raises many types for bad files
-                problem = f"corrupt or unreadable image ({error})"
-        if problem:
-            if not skip_corrupt:
-                raise DataError(f"{key} sample {source_id}: {problem} (use --skip-corrupt to leave it out)")
-            skipped.append({"source_id": source_id, "problem": problem})
-            continue
-        shard["image"].append({"bytes": image_bytes, "path": source_id})
-        shard["label"].append(label)
-        shard["source_id"].append(source_id)
-        rows += 1
-        pending_bytes += len(image_bytes)
-        if pending_bytes >= shard_bytes:
-            flush()
-    flush()
+    try:
+        for source_id, image_bytes, label in tqdm(records, total=total, desc=f"prepare {key}", unit="img"):
+            problem = None
+            if not isinstance(label, int) or not 0 <= label < len(classnames):
+                problem = f"label {label!r} is outside the class list (0..{len(classnames) - 1})"
+            else:
+                try:
+                    Image.open(io.BytesIO(image_bytes)).verify()
+                except Exception as error:  # PIL raises many types for bad files
+                    problem = f"corrupt or unreadable image ({error})"
+            if problem:
+                if not skip_corrupt:
+                    raise DataError(f"{key} sample {source_id}: {problem} (use --skip-corrupt to leave it out)")
+                skipped.append({"source_id": source_id, "problem": problem})
+                continue
+            shard["image"].append({"bytes": image_bytes, "path": source_id})
+            shard["label"].append(label)
+            shard["source_id"].append(source_id)
+            rows += 1
+            pending_bytes += len(image_bytes)
+            if pending_bytes >= shard_bytes:
+                flush()
+        flush()
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
     if rows == 0:
+        shutil.rmtree(out, ignore_errors=True)
         raise DataError(f"{key}: no usable images found")
     for index, path in enumerate(shard_paths):
         path.rename(out / "data" / f"test-{index:05d}-of-{len(shard_paths):05d}.parquet")
@@ -230,4 +238,6 @@ def write_prepared(
         "provenance": provenance,
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", "utf-8")
-    return PreparedData(out, meta)
+    shutil.rmtree(final, ignore_errors=True)
+    out.rename(final)
+    return PreparedData(final, meta)

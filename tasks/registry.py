@@ -107,9 +107,15 @@ DATASETS: dict[str, DatasetSpec] = {
             group="general",
             expected_size=50_000,
             class_file="imagenet1k.json",
-            source=HubSource("ILSVRC/imagenet-1k", "49e2ee26f3810fb5a7536bbf732a7b07389a47b5", "validation"),
+            source=HubSource(
+                "ILSVRC/imagenet-1k",
+                "49e2ee26f3810fb5a7536bbf732a7b07389a47b5",
+                "validation",
+                data_files="data/validation-*.parquet",
+            ),
             questions=_OBJECT_QUESTIONS,
-            note="Gated on the Hub: accept the terms and log in (huggingface-cli login).",
+            note="Gated on the Hub: accept the terms and log in (huggingface-cli login). Read as parquet files "
+            "so that no loading script is ever run.",
         ),
         DatasetSpec(
             key="imagenetv2",
@@ -153,6 +159,8 @@ DATASETS: dict[str, DatasetSpec] = {
                 raw_form="the 101_ObjectCategories/ folder (one subfolder per class; BACKGROUND_Google is skipped)",
                 obtain="https://data.caltech.edu/records/mzrjq-6wc02 (or torchvision.datasets.Caltech101(download=True))",
             ),
+            note="CoOp's rule (per class, test = n - round(n/2)) gives the paper's 4,331 images; CoOp's seeded "
+            "shuffle cannot be reproduced, so which images are test is fixed by a documented hash rule instead.",
             questions=_q(
                 "What is the main object in this image?",
                 "Which object category is shown in this photo?",

@@ -337,3 +337,25 @@ def test_missing_expected_file(gld_raw: Path, tmp_path: Path):
     (gld_raw / "train_label_to_category.csv").unlink()
     with pytest.raises(DataError, match="train_label_to_category.csv is missing"):
         prepare("gldv2", gld_raw, tmp_path / "out")
+
+
+def test_failed_rebuild_keeps_the_previous_copy(logo_raw: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    first = prepare("logo", logo_raw, out)
+    rows = rows_of(first)
+    broken = next((logo_raw / "dataset" / "JPEGImages").glob("*.jpg"))
+    broken.write_bytes(b"truncated")
+    with pytest.raises(DataError, match="corrupt or unreadable image"):
+        prepare("logo", logo_raw, out)
+    again = find_prepared("logo", out)
+    assert again is not None and rows_of(again) == rows
+    assert not list(out.glob(".logo.partial"))
+
+
+def test_large_copies_are_sharded_in_order(tmp_path: Path):
+    from clsbench.tasks.data import write_prepared
+
+    records = [(f"img/{i}.png", image_bytes(i, "PNG"), i % 3) for i in range(7)]
+    prepared = write_prepared(tmp_path / "logo", "logo", records, get_dataset("logo").classnames, {}, shard_bytes=1)
+    assert len(list((prepared.root / "data").glob("test-*-of-00007.parquet"))) == 7
+    assert [row["source_id"] for row in rows_of(prepared)] == [f"img/{i}.png" for i in range(7)]
