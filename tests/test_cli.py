@@ -1,0 +1,64 @@
+"""The `clsbench` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from clsbench.tasks.lmms_tasks import PACKAGE_TASK_FOLDER
+from clsbench.tasks.options import build_question
+from clsbench.tasks.registry import DATASETS
+
+
+def clsbench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clsbench.tasks.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_list_shows_all_datasets_with_source_and_reachability(fixture_root, tmp_path):
+    run = clsbench("list", "--data-dir", str(fixture_root))
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].split()[:5] == ["dataset", "abbr", "group", "size", "source"]
+    assert len(lines) == 11
+    assert "ILSVRC/imagenet-1k@49e2ee2" in run.stdout and "50,000" in run.stdout and "4,331" in run.stdout
+    assert all("local: 6 rows" in line for line in lines[1:])
+    empty = clsbench("list", "--data-dir", str(tmp_path), "--no-check")
+    assert "missing: run `clsbench prepare logo`" in empty.stdout and "not checked" in empty.stdout
+
+
+def test_options_prints_the_question_as_json(fixture_root):
+    run = clsbench("options", "imagenet", "3", "--data-dir", str(fixture_root), "--n-options", "8", "--seed", "2")
+    assert run.returncode == 0, run.stderr
+    question = json.loads(run.stdout)
+    names = DATASETS["imagenet"].classnames
+    expected = build_question("imagenet", "3", question["label"], names, seed=2, n_options=8)
+    assert list(question["options"]) == list("ABCDEFGH")
+    assert list(question["options"].values()) == [names[i] for i in expected.options]
+    assert question["answer"] == expected.answer_letter and question["options"][question["answer"]] == question["class"]
+    assert question["question"] == DATASETS["imagenet"].questions[expected.wording_index]
+    assert question["prompt"].endswith(f"H. {names[expected.options[7]]}")
+
+
+def test_options_without_data_needs_a_label_or_says_what_to_run(tmp_path):
+    with_label = clsbench("options", "cub200", "0", "--label", "12", "--data-dir", str(tmp_path))
+    assert json.loads(with_label.stdout)["class"] == DATASETS["cub200"].classnames[12]
+    missing = clsbench("options", "logo", "0", "--data-dir", str(tmp_path))
+    assert missing.returncode == 2 and "clsbench prepare logo --source RAW_DIR" in missing.stderr
+    bad = clsbench("options", "logo", "0", "--label", "10", "--data-dir", str(tmp_path))
+    assert bad.returncode == 2 and "label 10 is outside the class list" in bad.stderr
+
+
+def test_tasks_path_is_the_package_folder_or_a_copy_reading_local_data(fixture_root, tmp_path):
+    assert clsbench("tasks-path", "--data-dir", str(tmp_path)).stdout.strip() == str(PACKAGE_TASK_FOLDER)
+    folder = clsbench("tasks-path", "--data-dir", str(fixture_root)).stdout.strip()
+    assert folder == str(fixture_root / "_lmms_tasks")
+    text = (fixture_root / "_lmms_tasks" / "cls_imagenet_mcq.yaml").read_text()
+    assert f"test: {fixture_root}/imagenet/data/test-*.parquet" in text
+
+
+def test_lmms_exits_non_zero_when_lmms_eval_fails(tmp_path):
+    # lmms-eval itself exits 0 here (unknown task); clsbench lmms must not.
+    run = clsbench("lmms", "--data-dir", str(tmp_path), "--model", "dummy", "--tasks", "cls_no_such_task",
+                   "--output_path", str(tmp_path / "out"))
+    assert run.returncode != 0
