@@ -1,7 +1,9 @@
 """The lmms-eval task folder, generated from the registry.
 
 ``cls_mcq/`` in this package is the upstreamable folder: a template, ``utils.py`` hooks, one YAML
-per dataset and three group YAMLs. The per-dataset and group YAMLs are written by
+per dataset and protocol variant and three group YAMLs per variant (:data:`MCQ_VARIANTS`: the
+paper's 26 random options, the 4/8/16-option ablation, text-similar and CLIP-hard negatives).
+The per-dataset and group YAMLs are written by
 :func:`write_task_folder` from the registry (run ``python -m clsbench.tasks.lmms_tasks`` after
 editing it; a test fails when they drift). Datasets with no Hub copy point at a one-row sentinel
 file whose ``process_docs`` raises the message naming ``clsbench prepare``.
@@ -15,19 +17,65 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .data import MISSING_DATA_SENTINEL, PreparedData, data_root, find_prepared
+from .options import MAX_OPTIONS
 from .registry import DATASETS, GROUPS, DatasetSpec, HubSource
 
 PACKAGE_TASK_FOLDER = Path(__file__).with_name("cls_mcq")
 GROUP_TASKS = {"general": "cls_general_mcq", "fine-grained": "cls_finegrained_mcq"}
 ALL_TASKS_GROUP = "cls_mcq"
+DATA_ROOT_MARKER = "clsbench_data_root.txt"  # in a materialized folder: where its hooks find negatives files
 _HEADER = "# Generated from clsbench.tasks.registry by `python -m clsbench.tasks.lmms_tasks`: edit the registry, not this file.\n"
 
 
-def task_name(key: str) -> str:
-    return f"cls_{key}_mcq"
+@dataclass(frozen=True)
+class McqVariant:
+    """A protocol variant: one task per dataset, plus three groups, all named with ``suffix``."""
+
+    suffix: str
+    n_options: int = MAX_OPTIONS
+    negatives: str = "random"  # or a method of clsbench.tasks.negatives
+
+
+MCQ_VARIANTS: dict[str, McqVariant] = {
+    variant.suffix: variant
+    for variant in (
+        McqVariant(""),  # the paper's protocol
+        McqVariant("_4opt", 4),  # Appendix B.2 option-count ablation
+        McqVariant("_8opt", 8),
+        McqVariant("_16opt", 16),
+        McqVariant("_textsim", MAX_OPTIONS, "text-similar"),  # Appendix B.3
+        McqVariant("_cliphard", 5, "clip-hard"),  # the 5-way hard protocol
+    )
+}
+
+
+def task_name(key: str, suffix: str = "") -> str:
+    return f"cls_{key}_mcq{suffix}"
+
+
+def group_name(group: str | None, suffix: str = "") -> str:
+    """The group task for a paper group ("general", "fine-grained") or all ten (None)."""
+    return (GROUP_TASKS[group] if group else ALL_TASKS_GROUP) + suffix
+
+
+def process_docs_hook(name: str, data_dir: str | os.PathLike | None = None) -> Callable:
+    """The ``process_docs`` for ``<dataset><suffix>`` (the part after ``process_docs_`` in a YAML)."""
+    from .mcq import add_questions
+
+    for key in DATASETS:
+        suffix = name[len(key) :] if name.startswith(key) else None
+        if suffix is not None and suffix in MCQ_VARIANTS:
+            variant = MCQ_VARIANTS[suffix]
+            return partial(
+                add_questions, dataset=key, n_options=variant.n_options, negatives=variant.negatives, data_dir=data_dir
+            )
+    raise AttributeError(f"no clsbench process_docs hook for {name!r}")
 
 
 def _data_lines(spec: DatasetSpec, prepared: PreparedData | None) -> list[str]:
@@ -42,13 +90,15 @@ def _data_lines(spec: DatasetSpec, prepared: PreparedData | None) -> list[str]:
     return [f"dataset_path: {source.repo_id}", "dataset_kwargs:", f"  revision: {source.revision}", f"test_split: {source.split}"]
 
 
-def task_yaml(spec: DatasetSpec, prepared: PreparedData | None = None) -> str:
+def task_yaml(spec: DatasetSpec, prepared: PreparedData | None = None, variant: McqVariant = MCQ_VARIANTS[""]) -> str:
     lines = [
-        f"task: {task_name(spec.key)}",
+        f"task: {task_name(spec.key, variant.suffix)}",
         *_data_lines(spec, prepared),
-        f"process_docs: !function utils.process_docs_{spec.key}",
+        f"process_docs: !function utils.process_docs_{spec.key}{variant.suffix}",
         "include: _default_template_yaml",
     ]
+    if variant.suffix:
+        lines += ["metadata:", "  version: 1.0", "  seed: 0", f"  n_options: {variant.n_options}", f"  negatives: {variant.negatives}"]
     return _HEADER + "\n".join(lines) + "\n"
 
 
@@ -64,13 +114,15 @@ def _group_yaml(name: str, members: list[str]) -> str:
 def generated_files(data_dir: str | os.PathLike | None = None, *, use_prepared: bool = False) -> dict[str, str]:
     """File name -> text of every generated YAML (the template and utils.py are hand-written)."""
     files = {}
-    for spec in DATASETS.values():
-        prepared = find_prepared(spec.key, data_dir) if use_prepared else None
-        files[f"{task_name(spec.key)}.yaml"] = task_yaml(spec, prepared)
-    for group, name in GROUP_TASKS.items():
-        members = [task_name(spec.key) for spec in DATASETS.values() if spec.group == group]
-        files[f"{name}.yaml"] = _group_yaml(name, members)
-    files[f"{ALL_TASKS_GROUP}.yaml"] = _group_yaml(ALL_TASKS_GROUP, [GROUP_TASKS[group] for group in GROUPS])
+    prepared = {key: find_prepared(key, data_dir) if use_prepared else None for key in DATASETS}
+    for suffix, variant in MCQ_VARIANTS.items():
+        for spec in DATASETS.values():
+            files[f"{task_name(spec.key, suffix)}.yaml"] = task_yaml(spec, prepared[spec.key], variant)
+        for group in GROUPS:
+            members = [task_name(spec.key, suffix) for spec in DATASETS.values() if spec.group == group]
+            files[f"{group_name(group, suffix)}.yaml"] = _group_yaml(group_name(group, suffix), members)
+        all_name = group_name(None, suffix)
+        files[f"{all_name}.yaml"] = _group_yaml(all_name, [group_name(group, suffix) for group in GROUPS])
     return files
 
 
@@ -87,7 +139,7 @@ def task_folder_for(data_dir: str | os.PathLike | None = None) -> Path:
         return PACKAGE_TASK_FOLDER
     folder = root / "_lmms_tasks"
     shutil.copytree(PACKAGE_TASK_FOLDER, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    for name, text in generated_files(root, use_prepared=True).items():
+    for name, text in {**generated_files(root, use_prepared=True), DATA_ROOT_MARKER: f"{root}\n"}.items():
         target = folder / name
         if not target.is_file() or target.read_text("utf-8") != text:
             target.write_text(text, "utf-8")

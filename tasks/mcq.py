@@ -7,11 +7,13 @@ baselines all call these functions, so every toolkit asks and scores the same qu
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from .negatives import Negatives, load_negatives
 from .options import LETTERS, MAX_OPTIONS, build_question
 from .parsing import parse_answer
 from .registry import get_dataset
@@ -34,6 +36,7 @@ class McqSample:
     question: str
     options: tuple[str, ...]
     answer: str  # the right letter
+    option_labels: tuple[int, ...] = ()  # class index of each option, A first
 
     def as_doc(self) -> dict:
         return {
@@ -43,6 +46,7 @@ class McqSample:
             "question": self.question,
             "options": list(self.options),
             "answer": self.answer,
+            "option_labels": list(self.option_labels),
         }
 
 
@@ -54,13 +58,16 @@ def make_sample(
     *,
     seed: int = DEFAULT_SEED,
     n_options: int = MAX_OPTIONS,
+    ranked_negatives: Sequence[int] | None = None,
 ) -> McqSample:
     """The question for one sample (options from :func:`options.build_question`)."""
     if not isinstance(label, int) or not 0 <= label < len(classnames):
         raise SampleError(
             f"{dataset} sample {sample_key}: label {label!r} is outside the class list (0..{len(classnames) - 1})"
         )
-    question = build_question(dataset, sample_key, label, classnames, seed=seed, n_options=n_options)
+    question = build_question(
+        dataset, sample_key, label, classnames, seed=seed, n_options=n_options, ranked_negatives=ranked_negatives
+    )
     return McqSample(
         dataset=dataset,
         sample_key=sample_key,
@@ -68,6 +75,7 @@ def make_sample(
         question=get_dataset(dataset).questions[question.wording_index],
         options=tuple(classnames[index] for index in question.options),
         answer=question.answer_letter,
+        option_labels=question.options,
     )
 
 
@@ -78,12 +86,14 @@ def make_samples(
     *,
     seed: int = DEFAULT_SEED,
     n_options: int = MAX_OPTIONS,
+    negatives: Negatives | None = None,
 ) -> list[McqSample]:
     """Questions for a whole split; the sample key of row ``i`` is ``str(i)``."""
-    return [
-        make_sample(dataset, str(index), label, classnames, seed=seed, n_options=n_options)
-        for index, label in enumerate(labels)
-    ]
+    samples = []
+    for index, label in enumerate(labels):
+        ranked = negatives.for_sample(str(index), label) if negatives is not None and label is not None else None
+        samples.append(make_sample(dataset, str(index), label, classnames, seed=seed, n_options=n_options, ranked_negatives=ranked))
+    return samples
 
 
 def format_prompt(question: str, options: Sequence[str], pre_prompt: str = "", instruction: str = INSTRUCTION, post_prompt: str = "") -> str:
@@ -118,8 +128,19 @@ def open_image(value, *, dataset: str, sample_key: str, source_id: str | None = 
         raise SampleError(f"{dataset} sample {sample_key}{where}: cannot read the image: {error}") from error
 
 
-def add_questions(rows, dataset: str, *, seed: int = DEFAULT_SEED, n_options: int = MAX_OPTIONS):
-    """Give every row of a split its question: columns sample_key, question, options, answer.
+def add_questions(
+    rows,
+    dataset: str,
+    *,
+    seed: int = DEFAULT_SEED,
+    n_options: int = MAX_OPTIONS,
+    negatives: str = "random",
+    data_dir: str | os.PathLike | None = None,
+):
+    """Give every row of a split its question: columns dataset, sample_key, question, options, answer, option_labels.
+
+    ``negatives`` other than "random" reads the hard-negatives file from the data root
+    (see :mod:`clsbench.tasks.negatives`).
 
     Works on any ``datasets.Dataset`` from :mod:`clsbench.tasks.data` (a prepared copy or the Hub
     split). Reads only the label column; images stay undecoded (``Image(decode=False)``) so a
@@ -141,10 +162,11 @@ def add_questions(rows, dataset: str, *, seed: int = DEFAULT_SEED, n_options: in
         raise DataError(f"{dataset}: no class names in the package or in the data's label feature")
     if feature_names is not None and len(feature_names) != len(classnames):
         raise DataError(f"{dataset}: the data has {len(feature_names)} classes, the registry {len(classnames)}")
+    ranked = None if negatives == "random" else load_negatives(dataset, negatives, classnames, data_dir)
     labels = [int(label) if label is not None else None for label in rows["label"]]
-    samples = make_samples(dataset, labels, classnames, seed=seed, n_options=n_options)
+    samples = make_samples(dataset, labels, classnames, seed=seed, n_options=n_options, negatives=ranked)
     rows = rows.cast_column("image", datasets.Image(decode=False))
-    for column in ("dataset", "sample_key", "question", "options", "answer"):
+    for column in ("dataset", "sample_key", "question", "options", "answer", "option_labels"):
         values = [getattr(sample, column) for sample in samples]
-        rows = rows.add_column(column, [list(value) for value in values] if column == "options" else values)
+        rows = rows.add_column(column, [list(value) for value in values] if isinstance(values[0], tuple) else values)
     return rows

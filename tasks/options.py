@@ -25,6 +25,10 @@ Derivation (version ``clsbench-v1``), for dataset key ``d``, sample key ``k``, s
 Because each purpose has its own stream, the wrong classes of a 4-option question are the first
 three wrong classes of the 26-option question for the same sample (nested ablations), and the
 wording does not change with the option count.
+
+Hard negatives (``ranked_negatives``, read from a negatives file, see :mod:`.negatives`) replace
+only the shuffle: the wrong classes are the first ``n - 1`` entries of the sample's ranked list,
+skipping the right class and names already shown. Wording and position are drawn as above.
 """
 
 from __future__ import annotations
@@ -108,6 +112,23 @@ def draw_negatives(
     return drawn
 
 
+def take_ranked(ranked: Sequence[int], label: int, classnames: Sequence[str], count: int) -> list[int]:
+    """The first ``count`` classes of a ranked list, skipping the right class and repeated names."""
+    shown = {classnames[label]}
+    drawn: list[int] = []
+    for cls in ranked:
+        if len(drawn) == count:
+            break
+        if not 0 <= cls < len(classnames):
+            raise ValueError(f"ranked negative {cls} is outside the {len(classnames)} classes")
+        if classnames[cls] not in shown:
+            shown.add(classnames[cls])
+            drawn.append(cls)
+    if len(drawn) < count:
+        raise ValueError(f"the ranked list gives {len(drawn)} usable wrong classes, {count} are needed")
+    return drawn
+
+
 def build_question(
     dataset_key: str,
     sample_key: str,
@@ -117,6 +138,7 @@ def build_question(
     seed: int = 0,
     n_options: int = MAX_OPTIONS,
     n_wordings: int = 10,
+    ranked_negatives: Sequence[int] | None = None,
 ) -> Question:
     """The options (class indices), right letter and wording for one sample (see the module docstring)."""
     if not 2 <= n_options <= MAX_OPTIONS:
@@ -126,6 +148,9 @@ def build_question(
     n = min(n_options, len(set(classnames)))
     wording_index = _uniform(_stream(dataset_key, sample_key, seed, "wording"), n_wordings)
     position = _uniform(_stream(dataset_key, sample_key, seed, "position"), n)
-    options = draw_negatives(dataset_key, sample_key, seed, label, classnames, n - 1)
+    if ranked_negatives is None:
+        options = draw_negatives(dataset_key, sample_key, seed, label, classnames, n - 1)
+    else:
+        options = take_ranked(ranked_negatives, label, classnames, n - 1)
     options.insert(position, label)
     return Question(options=tuple(options), answer_position=position, wording_index=wording_index)

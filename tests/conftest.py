@@ -27,3 +27,35 @@ def tiny_llava(tmp_path_factory) -> Path:
     from clsbench.models.tiny import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("models") / "tiny-llava")
+
+
+def build_tiny_sentence_encoder(out: Path) -> Path:
+    """A random-weight BERT sentence encoder (WordPiece over letters and digits), saved for sentence-transformers."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+    from tokenizers import models as token_models
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    pieces = [chr(c) for c in range(97, 123)] + [str(d) for d in range(10)]
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {token: i for i, token in enumerate([*specials, *pieces, *(f"##{p}" for p in pieces)])}
+    tokenizer = Tokenizer(token_models.WordPiece(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(out / "bert")
+    fast.save_pretrained(out / "bert")
+    transformer = models.Transformer(str(out / "bert"), max_seq_length=64)
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    SentenceTransformer(modules=[transformer, pooling]).save(str(out / "encoder"))
+    return out / "encoder"
+
+
+@pytest.fixture(scope="session")
+def tiny_sentence_encoder(tmp_path_factory) -> Path:
+    return build_tiny_sentence_encoder(tmp_path_factory.mktemp("encoder"))

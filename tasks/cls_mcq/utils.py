@@ -4,25 +4,21 @@ The protocol itself (options, prompt, answer parsing) lives in ``clsbench.tasks`
 VLMEvalKit and the CLIP baselines ask byte-identical questions; these hooks only adapt it.
 """
 
-from functools import partial
+from pathlib import Path
 
-from clsbench.tasks.mcq import INSTRUCTION, add_questions, format_prompt, open_image, score_reply
+from clsbench.tasks.lmms_tasks import DATA_ROOT_MARKER, process_docs_hook
+from clsbench.tasks.mcq import INSTRUCTION, format_prompt, open_image, score_reply
+
+# A folder made by `clsbench tasks-path --data-dir DIR` records DIR here (prepared data, negatives files).
+_MARKER = Path(__file__).with_name(DATA_ROOT_MARKER)
+_DATA_DIR = _MARKER.read_text("utf-8").strip() if _MARKER.is_file() else None
 
 
-def _process_docs(dataset_key, dataset):
-    return add_questions(dataset, dataset_key)
-
-
-process_docs_imagenet = partial(_process_docs, "imagenet")
-process_docs_imagenetv2 = partial(_process_docs, "imagenetv2")
-process_docs_objectnet = partial(_process_docs, "objectnet")
-process_docs_caltech101 = partial(_process_docs, "caltech101")
-process_docs_cub200 = partial(_process_docs, "cub200")
-process_docs_food101 = partial(_process_docs, "food101")
-process_docs_gldv2 = partial(_process_docs, "gldv2")
-process_docs_logo = partial(_process_docs, "logo")
-process_docs_flowers102 = partial(_process_docs, "flowers102")
-process_docs_stanfordcars = partial(_process_docs, "stanfordcars")
+def __getattr__(name):
+    """``process_docs_<dataset><variant suffix>``, e.g. process_docs_imagenet or process_docs_cub200_4opt."""
+    if name.startswith("process_docs_"):
+        return process_docs_hook(name[len("process_docs_") :], _DATA_DIR)
+    raise AttributeError(name)
 
 
 def doc_to_visual(doc):
