@@ -55,8 +55,45 @@ MCQ_VARIANTS: dict[str, McqVariant] = {
 }
 
 
+@dataclass(frozen=True)
+class FreeFormKind:
+    """Tasks beyond the MCQ variants: open/closed-world answers and the text-only LLM test."""
+
+    suffix: str
+    template: str
+    metrics: tuple[str, ...]
+    group: str | None  # one group over all its datasets, or none
+    overrides: tuple[str, ...] = ()
+    max_classes: int | None = None  # closed world lists every class name in the prompt
+
+
+_FREE_FORM_METRICS = ("strict_accuracy", "mapped_accuracy", "out_of_list_rate")
+FREE_FORM_KINDS: dict[str, FreeFormKind] = {
+    kind.suffix: kind
+    for kind in (
+        FreeFormKind("_open", "_open_template_yaml", _FREE_FORM_METRICS, "cls_open"),
+        FreeFormKind(
+            "_closed", "_open_template_yaml", _FREE_FORM_METRICS, "cls_closed",
+            overrides=("doc_to_text: !function utils.closed_doc_to_text",), max_classes=256,
+        ),
+        FreeFormKind("_describe", "_describe_template_yaml", ("described",), None),
+        FreeFormKind(
+            "_textonly", "_default_template_yaml", ("accuracy", "unparseable_rate"), "cls_textonly",
+            overrides=("doc_to_visual: !function utils.no_visual", "doc_to_text: !function utils.textonly_doc_to_text"),
+        ),
+    )
+}
+
+
 def task_name(key: str, suffix: str = "") -> str:
-    return f"cls_{key}_mcq{suffix}"
+    """``cls_<key>_mcq<suffix>`` for the MCQ variants, ``cls_<key><suffix>`` for the free-form kinds."""
+    return f"cls_{key}{suffix}" if suffix in FREE_FORM_KINDS else f"cls_{key}_mcq{suffix}"
+
+
+def kind_datasets(kind: FreeFormKind) -> list[DatasetSpec]:
+    if kind.max_classes is None:
+        return list(DATASETS.values())
+    return [spec for spec in DATASETS.values() if spec.classnames and len(spec.classnames) <= kind.max_classes]
 
 
 def group_name(group: str | None, suffix: str = "") -> str:
@@ -66,15 +103,22 @@ def group_name(group: str | None, suffix: str = "") -> str:
 
 def process_docs_hook(name: str, data_dir: str | os.PathLike | None = None) -> Callable:
     """The ``process_docs`` for ``<dataset><suffix>`` (the part after ``process_docs_`` in a YAML)."""
+    from .descriptions import add_descriptions
     from .mcq import add_questions
 
     for key in DATASETS:
         suffix = name[len(key) :] if name.startswith(key) else None
-        if suffix is not None and suffix in MCQ_VARIANTS:
+        if suffix is None:
+            continue
+        if suffix in MCQ_VARIANTS:
             variant = MCQ_VARIANTS[suffix]
             return partial(
                 add_questions, dataset=key, n_options=variant.n_options, negatives=variant.negatives, data_dir=data_dir
             )
+        if suffix == "_textonly":
+            return partial(add_descriptions, dataset=key, data_dir=data_dir)
+        if suffix in FREE_FORM_KINDS:
+            return partial(add_questions, dataset=key, data_dir=data_dir)
     raise AttributeError(f"no clsbench process_docs hook for {name!r}")
 
 
@@ -90,22 +134,25 @@ def _data_lines(spec: DatasetSpec, prepared: PreparedData | None) -> list[str]:
     return [f"dataset_path: {source.repo_id}", "dataset_kwargs:", f"  revision: {source.revision}", f"test_split: {source.split}"]
 
 
-def task_yaml(spec: DatasetSpec, prepared: PreparedData | None = None, variant: McqVariant = MCQ_VARIANTS[""]) -> str:
+def task_yaml(spec: DatasetSpec, prepared: PreparedData | None = None, variant: McqVariant | FreeFormKind = MCQ_VARIANTS[""]) -> str:
+    template = variant.template if isinstance(variant, FreeFormKind) else "_default_template_yaml"
     lines = [
         f"task: {task_name(spec.key, variant.suffix)}",
         *_data_lines(spec, prepared),
         f"process_docs: !function utils.process_docs_{spec.key}{variant.suffix}",
-        "include: _default_template_yaml",
+        f"include: {template}",
     ]
-    if variant.suffix:
+    if isinstance(variant, FreeFormKind):
+        lines += list(variant.overrides)
+    elif variant.suffix:
         lines += ["metadata:", "  version: 1.0", "  seed: 0", f"  n_options: {variant.n_options}", f"  negatives: {variant.negatives}"]
     return _HEADER + "\n".join(lines) + "\n"
 
 
-def _group_yaml(name: str, members: list[str]) -> str:
+def _group_yaml(name: str, members: list[str], metrics: tuple[str, ...] = ("accuracy", "unparseable_rate")) -> str:
     lines = [f"group: {name}", "task:", *(f"  - {member}" for member in members)]
     lines += ["aggregate_metric_list:"]
-    for metric in ("accuracy", "unparseable_rate"):
+    for metric in metrics:
         lines += [f"  - metric: {metric}", "    aggregation: mean", "    weight_by_size: false"]
     lines += ["metadata:", "  version: 1.0"]
     return _HEADER + "\n".join(lines) + "\n"
@@ -123,6 +170,12 @@ def generated_files(data_dir: str | os.PathLike | None = None, *, use_prepared: 
             files[f"{group_name(group, suffix)}.yaml"] = _group_yaml(group_name(group, suffix), members)
         all_name = group_name(None, suffix)
         files[f"{all_name}.yaml"] = _group_yaml(all_name, [group_name(group, suffix) for group in GROUPS])
+    for suffix, kind in FREE_FORM_KINDS.items():
+        members = kind_datasets(kind)
+        for spec in members:
+            files[f"{task_name(spec.key, suffix)}.yaml"] = task_yaml(spec, prepared[spec.key], kind)
+        if kind.group:
+            files[f"{kind.group}.yaml"] = _group_yaml(kind.group, [task_name(spec.key, suffix) for spec in members], kind.metrics)
     return files
 
 
@@ -135,7 +188,8 @@ def write_task_folder(folder: Path = PACKAGE_TASK_FOLDER) -> None:
 def task_folder_for(data_dir: str | os.PathLike | None = None) -> Path:
     """The folder for ``lmms-eval --include_path``: prepared local copies win over the Hub."""
     root = data_root(data_dir)
-    if not any(find_prepared(key, root) for key in DATASETS):
+    has_files = (root / "negatives").is_dir() or (root / "descriptions").is_dir()
+    if not has_files and not any(find_prepared(key, root) for key in DATASETS):
         return PACKAGE_TASK_FOLDER
     folder = root / "_lmms_tasks"
     shutil.copytree(PACKAGE_TASK_FOLDER, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))

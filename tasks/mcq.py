@@ -109,6 +109,13 @@ def score_reply(reply: str | None, options: Sequence[str], answer: str) -> dict:
     return {"parsed": parsed, "answer": answer, "correct": int(parsed == answer), "unparseable": int(parsed is None)}
 
 
+def image_id(doc: dict) -> str | None:
+    """The image's file name without folder and extension (how multi-label files name images), if known."""
+    image = doc.get("image")
+    path = (image.get("path") if isinstance(image, dict) else None) or doc.get("source_id")
+    return os.path.splitext(os.path.basename(path))[0] if path else None
+
+
 def open_image(value, *, dataset: str, sample_key: str, source_id: str | None = None) -> Image.Image:
     """Decode a stored image ({bytes, path}, a path, or a PIL image) to RGB, naming the sample on failure."""
     try:
@@ -137,7 +144,7 @@ def add_questions(
     negatives: str = "random",
     data_dir: str | os.PathLike | None = None,
 ):
-    """Give every row of a split its question: columns dataset, sample_key, question, options, answer, option_labels.
+    """Give every row its question: columns dataset, sample_key, question, options, answer, option_labels, class_name.
 
     ``negatives`` other than "random" reads the hard-negatives file from the data root
     (see :mod:`clsbench.tasks.negatives`).
@@ -169,4 +176,4 @@ def add_questions(
     for column in ("dataset", "sample_key", "question", "options", "answer", "option_labels"):
         values = [getattr(sample, column) for sample in samples]
         rows = rows.add_column(column, [list(value) for value in values] if isinstance(values[0], tuple) else values)
-    return rows
+    return rows.add_column("class_name", [classnames[sample.label] for sample in samples])

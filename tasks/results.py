@@ -44,9 +44,14 @@ def _percent(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 1)
 
 
+def table_columns() -> list[str]:
+    """The paper's Table 2 columns: dataset abbreviations in registry order, then the two group means."""
+    return [spec.abbreviation for spec in DATASETS.values()] + list(GROUP_COLUMNS.values())
+
+
 def markdown_table(rows: dict[str, dict[str, float | None]]) -> str:
     """A Markdown table, one row per model; missing cells show as '—', never as zero."""
-    columns = [spec.abbreviation for spec in DATASETS.values()] + list(GROUP_COLUMNS.values())
+    columns = table_columns()
     lines = ["| Model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for model, row in rows.items():
         cells = ["—" if row.get(column) is None else f"{row[column]:.1f}" for column in columns]

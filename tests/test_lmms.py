@@ -122,6 +122,8 @@ def test_tiny_llava_end_to_end_with_logged_samples(fixture_root, tiny_llava, tmp
         assert record["sample_key"] == doc["sample_key"] and record["label"] == doc["label"]
         assert record["parsed"] is None or record["parsed"] in "ABCDEFGHIJ"
         assert record["correct"] == int(record["parsed"] == doc["answer"])
+        assert record["prediction"] == (doc["option_labels"][ord(record["parsed"]) - 65] if record["parsed"] else None)
+        assert record["image_id"] == doc["source_id"].rsplit("/", 1)[1].rsplit(".", 1)[0]
 
 
 def test_missing_local_data_names_clsbench_prepare(tmp_path):

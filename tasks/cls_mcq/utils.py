@@ -1,4 +1,4 @@
-"""lmms-eval hooks for the clsbench classification tasks (cls_<dataset>_mcq).
+"""lmms-eval hooks for the clsbench classification tasks (cls_<dataset>_mcq and its variants).
 
 The protocol itself (options, prompt, answer parsing) lives in ``clsbench.tasks`` so that
 VLMEvalKit and the CLIP baselines ask byte-identical questions; these hooks only adapt it.
@@ -6,8 +6,11 @@ VLMEvalKit and the CLIP baselines ask byte-identical questions; these hooks only
 
 from pathlib import Path
 
+from clsbench.tasks.data import classnames_for
+from clsbench.tasks.descriptions import DESCRIBE_PROMPT, TEXTONLY_PREFIX
 from clsbench.tasks.lmms_tasks import DATA_ROOT_MARKER, process_docs_hook
-from clsbench.tasks.mcq import INSTRUCTION, format_prompt, open_image, score_reply
+from clsbench.tasks.mcq import INSTRUCTION, format_prompt, image_id, open_image, score_reply
+from clsbench.tasks.openworld import OPEN_INSTRUCTION, closed_world_prompt, exact_class, mapped_predictions
 
 # A folder made by `clsbench tasks-path --data-dir DIR` records DIR here (prepared data, negatives files).
 _MARKER = Path(__file__).with_name(DATA_ROOT_MARKER)
@@ -38,9 +41,74 @@ def doc_to_text(doc, lmms_eval_specific_kwargs=None):
 
 def process_results(doc, results):
     record = score_reply(results[0] if results else None, doc["options"], doc["answer"])
-    record.update(sample_key=doc["sample_key"], label=doc["label"])
+    record.update(sample_key=doc["sample_key"], label=doc["label"], image_id=image_id(doc))
+    record["prediction"] = doc["option_labels"][ord(record["parsed"]) - 65] if record["parsed"] else None
     return {"accuracy": record, "unparseable_rate": record["unparseable"]}
 
 
 def aggregate_accuracy(records):
     return sum(record["correct"] for record in records) / len(records) if records else float("nan")
+
+
+# Free-form answers: open world (no options) and closed world (every class name listed).
+
+
+def open_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    kwargs = lmms_eval_specific_kwargs or {}
+    return f"{kwargs.get('pre_prompt', '')}{doc['question']} {OPEN_INSTRUCTION}{kwargs.get('post_prompt', '')}"
+
+
+def closed_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    kwargs = lmms_eval_specific_kwargs or {}
+    prompt = closed_world_prompt(doc["question"], classnames_for(doc["dataset"], _DATA_DIR))
+    return f"{kwargs.get('pre_prompt', '')}{prompt}{kwargs.get('post_prompt', '')}"
+
+
+def free_form_process_results(doc, results):
+    reply = results[0] if results else ""
+    record = {
+        "dataset": doc["dataset"],
+        "sample_key": doc["sample_key"],
+        "label": doc["label"],
+        "reply": reply,
+        "exact": exact_class(reply, classnames_for(doc["dataset"], _DATA_DIR)),
+    }
+    return {"strict_accuracy": record, "mapped_accuracy": record, "out_of_list_rate": record}
+
+
+def aggregate_strict_accuracy(records):
+    return sum(record["exact"] == record["label"] for record in records) / len(records)
+
+
+def aggregate_out_of_list_rate(records):
+    return sum(record["exact"] is None for record in records) / len(records)
+
+
+def aggregate_mapped_accuracy(records):
+    predictions = mapped_predictions(records, classnames_for(records[0]["dataset"], _DATA_DIR))
+    return sum(prediction == record["label"] for prediction, record in zip(predictions, records)) / len(records)
+
+
+# The text-only LLM test: a privileged describe step, then the usual question about a description.
+
+
+def describe_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    kwargs = lmms_eval_specific_kwargs or {}
+    return f"{kwargs.get('pre_prompt', '')}{DESCRIBE_PROMPT.format(class_name=doc['class_name'])}{kwargs.get('post_prompt', '')}"
+
+
+def describe_process_results(doc, results):
+    description = (results[0] if results else "") or ""
+    return {"described": {"sample_key": doc["sample_key"], "class_name": doc["class_name"], "description": description}}
+
+
+def aggregate_described(records):
+    return sum(bool(record["description"].strip()) for record in records) / len(records)
+
+
+def no_visual(doc):
+    return []
+
+
+def textonly_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    return TEXTONLY_PREFIX.format(description=doc["description"]) + doc_to_text(doc, lmms_eval_specific_kwargs)

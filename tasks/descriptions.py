@@ -1,0 +1,81 @@
+"""The text-only LLM test (the paper's section 5.1 and Appendix C.2): is the class knowable from words alone?
+
+1. ``cls_<dataset>_describe``: a privileged MLLM sees the image *and its class* and writes what in
+   the image identifies it (:data:`DESCRIBE_PROMPT`).
+2. ``clsbench descriptions RUN... --out ROOT`` collects those replies from lmms-eval's logged
+   samples into ``ROOT/descriptions/<dataset>.json`` (``{sample_key: description}``), replacing
+   any mention of the class name with "[the class]" so the answer is not given away.
+3. ``cls_<dataset>_textonly``: any LLM gets the usual question with the same options, and the
+   description instead of the image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from .data import DataError, data_root
+from .lmms_tasks import task_name
+from .registry import DATASETS
+
+DESCRIBE_PROMPT = (
+    "This image shows a {class_name}. In two or three sentences, describe the visual features in this "
+    "image that identify it as a {class_name}, without writing its name."
+)
+TEXTONLY_PREFIX = "Description of an image: {description}\n"
+REDACTED = "[the class]"
+
+
+def redact(text: str, class_name: str) -> str:
+    return re.sub(re.escape(class_name), REDACTED, text, flags=re.IGNORECASE)
+
+
+def descriptions_path(dataset: str, data_dir: str | os.PathLike | None = None) -> Path:
+    return data_root(data_dir) / "descriptions" / f"{dataset}.json"
+
+
+def load_descriptions(dataset: str, data_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    path = descriptions_path(dataset, data_dir)
+    if not path.is_file():
+        raise DataError(
+            f"{dataset}: no descriptions at {path}. Run the task {task_name(dataset, '_describe')} with a privileged "
+            f"MLLM and --log_samples, then\n  clsbench descriptions OUTPUT_PATH --out {data_root(data_dir)}"
+        )
+    return json.loads(path.read_text("utf-8"))
+
+
+def add_descriptions(rows, dataset: str, *, data_dir: str | os.PathLike | None = None):
+    """``process_docs`` of the text-only task: the MCQ columns plus each sample's ``description``."""
+    from .mcq import add_questions
+
+    descriptions = load_descriptions(dataset, data_dir)
+    docs = add_questions(rows, dataset, data_dir=data_dir)
+    missing = [key for key in docs["sample_key"] if key not in descriptions]
+    if missing:
+        raise DataError(f"{dataset}: {len(missing)} samples have no description (first: sample {missing[0]}); "
+                        f"run {task_name(dataset, '_describe')} on all of them")
+    return docs.add_column("description", [descriptions[key] for key in docs["sample_key"]])
+
+
+def collect_descriptions(run_dirs: Iterable[str | os.PathLike], out_root: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Gather the describe tasks' logged replies (newest run wins per sample) into description files."""
+    found: dict[str, dict[str, str]] = {}
+    for run_dir in run_dirs:
+        for key in DATASETS:
+            files = sorted(Path(run_dir).rglob(f"*_samples_{task_name(key, '_describe')}.jsonl"), key=lambda p: p.stat().st_mtime)
+            for path in files:
+                for line in path.read_text("utf-8").splitlines():
+                    record = json.loads(line)["described"]
+                    found.setdefault(key, {})[record["sample_key"]] = redact(record["description"], record["class_name"])
+    if not found:
+        raise DataError("no logged samples of a cls_<dataset>_describe task found (run it with --log_samples)")
+    written = {}
+    for key, descriptions in found.items():
+        path = descriptions_path(key, out_root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(descriptions, indent=1, ensure_ascii=False), "utf-8")
+        written[key] = path
+    return written

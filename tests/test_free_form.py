@@ -1,0 +1,133 @@
+"""Open/closed-world answers mapped to classes, and the text-only LLM test, inside lmms-eval."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from clsbench.tasks.data import load_rows
+from clsbench.tasks.fixtures import write_fixture_dataset
+from clsbench.tasks.mcq import add_questions
+from clsbench.tasks.lmms_tasks import FREE_FORM_KINDS, PACKAGE_TASK_FOLDER, kind_datasets, task_folder_for, task_name
+from clsbench.tasks.openworld import exact_class, nearest_classes, normalise_name
+from clsbench.tasks.registry import DATASETS
+
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+BRANDS = "Nike Puma Adidas Anta Erke Kappa Xtep Li-Ning New Balance 361 Degrees"
+
+
+def scripted_model(reply_for):
+    """An lmms-eval model built in the test: replies ``reply_for(doc, prompt, visuals)``."""
+    from lmms_eval.api.model import lmms
+
+    class Scripted(lmms):
+        is_simple = True
+        prompts: list[str] = []
+
+        def generate_until(self, requests):
+            replies = []
+            for request in requests:
+                prompt, _gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+                doc = self.task_dict[task][split][doc_id]
+                self.prompts.append(prompt)
+                replies.append(reply_for(doc, prompt, doc_to_visual(doc)))
+            return replies
+
+        def loglikelihood(self, requests):
+            raise NotImplementedError
+
+        def generate_until_multi_round(self, requests):
+            raise NotImplementedError
+
+    return Scripted()
+
+
+def evaluate(model, tasks, root):
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+
+    manager = TaskManager("ERROR", include_path=str(task_folder_for(root)))
+    return simple_evaluate(model=model, tasks=tasks, task_manager=manager)["results"]
+
+
+def test_kinds_and_closed_world_limit():
+    assert [spec.key for spec in kind_datasets(FREE_FORM_KINDS["_closed"])] == [
+        "caltech101", "cub200", "food101", "logo", "flowers102", "stanfordcars"]
+    for suffix, kind in FREE_FORM_KINDS.items():
+        for spec in kind_datasets(kind):
+            assert (PACKAGE_TASK_FOLDER / f"{task_name(spec.key, suffix)}.yaml").is_file()
+
+
+@pytest.mark.parametrize("reply,expected", [
+    ("Red fox", 1), ("red fox.", 1), ("**A red fox**", 1), ("the Red Fox!", 1), ("fox", None), ("tench or red fox", None),
+])
+def test_exact_match_normalises_case_punctuation_and_articles(reply, expected):
+    assert exact_class(reply, ["tench", "red fox", "kit fox"]) == expected
+    assert normalise_name("An Apple pie.") == "apple pie"
+
+
+def test_nearest_class_by_embedding(tiny_sentence_encoder):
+    names = DATASETS["food101"].classnames
+    assert nearest_classes(["apple pie", "waffles", "ramen"], names, str(tiny_sentence_encoder)) == [
+        0, 100, names.index("ramen")]
+
+
+def test_open_and_closed_world_scores(fixture_root, tiny_sentence_encoder, monkeypatch):
+    monkeypatch.setenv("CLSBENCH_TEXT_ENCODER", str(tiny_sentence_encoder))
+    right = scripted_model(lambda doc, prompt, visuals: f"**{doc['class_name'].upper()}.**")
+    results = evaluate(right, ["cls_logo_open", "cls_logo_closed"], fixture_root)
+    for task in ("cls_logo_open", "cls_logo_closed"):
+        assert results[task]["strict_accuracy,none"] == 1.0
+        assert results[task]["mapped_accuracy,none"] == 1.0
+        assert results[task]["out_of_list_rate,none"] == 0.0
+    closed = [p for p in right.prompts if "Answer with exactly one of these class names" in p]
+    open_ = [p for p in right.prompts if p.endswith("Answer with the name of the class only.")]
+    assert len(closed) == len(open_) == 6
+    assert all(closed[0].endswith("; ".join(DATASETS["logo"].classnames) + ".") for _ in closed)
+
+    rambling = scripted_model(lambda doc, prompt, visuals: f"I think this is {doc['class_name']}")
+    results = evaluate(rambling, ["cls_food101_open"], fixture_root)["cls_food101_open"]
+    assert results["strict_accuracy,none"] == 0.0 and results["out_of_list_rate,none"] == 1.0
+    assert 0.0 <= results["mapped_accuracy,none"] <= 1.0
+
+
+def test_describe_then_text_only(fixture_root, tmp_path):
+    root = tmp_path / "root"
+    write_fixture_dataset(root, "logo", 6)
+    describe = subprocess.run(
+        [*CLSBENCH, "lmms", "--data-dir", str(root), "--model", "dummy", "--model_args", f"response={BRANDS}",
+         "--tasks", "cls_logo_describe", "--log_samples", "--output_path", str(tmp_path / "describe")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert describe.returncode == 0, describe.stderr[-3000:]
+    collect = subprocess.run([*CLSBENCH, "descriptions", str(tmp_path / "describe"), "--out", str(root)],
+                             capture_output=True, text=True, timeout=300)
+    assert collect.returncode == 0, collect.stderr
+    stored = json.loads((root / "descriptions" / "logo.json").read_text())
+    assert len(stored) == 6
+    docs = add_questions(load_rows("logo", root), "logo")
+    for doc in docs:  # the reply names every brand; each sample's own class is redacted, the others stay
+        assert stored[doc["sample_key"]] == BRANDS.replace(doc["class_name"], "[the class]")
+        assert stored[doc["sample_key"]].count("[the class]") == 1
+
+    seen_visuals = []
+
+    def oracle(doc, prompt, visuals):
+        seen_visuals.append(len(visuals))
+        assert prompt.startswith(f"Description of an image: {stored[doc['sample_key']]}\n{doc['question']}")
+        return doc["answer"]
+
+    results = evaluate(scripted_model(oracle), ["cls_logo_textonly"], root)["cls_logo_textonly"]
+    assert results["accuracy,none"] == 1.0 and seen_visuals == [0] * 6
+
+
+def test_text_only_without_descriptions_names_the_command(fixture_root):
+    from clsbench.tasks.data import DataError, load_rows
+    from clsbench.tasks.lmms_tasks import process_docs_hook
+
+    with pytest.raises(DataError, match="clsbench descriptions"):
+        process_docs_hook("cub200_textonly", fixture_root / "elsewhere")(load_rows("cub200", fixture_root))
