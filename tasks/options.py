@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 DERIVATION_VERSION = "clsbench-v1"
@@ -84,49 +84,44 @@ def _stream(dataset_key: str, sample_key: str, seed: int, purpose: str) -> Itera
     return _words(f"{DERIVATION_VERSION}|{dataset_key}|{sample_key}|{seed}|{purpose}")
 
 
-def draw_negatives(
-    dataset_key: str, sample_key: str, seed: int, label: int, classnames: Sequence[str], count: int
-) -> list[int]:
-    """The first ``count`` classes, distinct by name, of a seeded shuffle of all classes but ``label``.
+def _shuffled_others(dataset_key: str, sample_key: str, seed: int, label: int, n_classes: int) -> Iterator[int]:
+    """All classes but ``label`` in a seeded Fisher-Yates order, produced lazily.
 
-    A sparse Fisher-Yates shuffle: only swapped positions are stored, so drawing 25 of 1000
-    classes costs about 25 steps, not 1000.
+    A sparse shuffle: only swapped positions are stored, so taking 25 of 1000 classes costs about
+    25 steps, not 1000.
     """
-    pool_size = len(classnames) - 1
+    pool_size = n_classes - 1
     swapped: dict[int, int] = {}
-    shown = {classnames[label]}
     words = _stream(dataset_key, sample_key, seed, "negatives")
-    drawn: list[int] = []
     for i in range(pool_size):
-        if len(drawn) == count:
-            break
         j = i + _uniform(words, pool_size - i)
         value = swapped.get(j, j)
         swapped[j] = swapped.get(i, i)
-        cls = value if value < label else value + 1  # skip the right class
-        if classnames[cls] not in shown:
-            shown.add(classnames[cls])
-            drawn.append(cls)
-    if len(drawn) < count:
-        raise ValueError(f"cannot draw {count} wrong classes with distinct names from {pool_size}")
-    return drawn
+        yield value if value < label else value + 1  # skip the right class
 
 
-def take_ranked(ranked: Sequence[int], label: int, classnames: Sequence[str], count: int) -> list[int]:
-    """The first ``count`` classes of a ranked list, skipping the right class and repeated names."""
+def first_distinct(candidates: Iterable[int], label: int, classnames: Sequence[str], count: int) -> list[int]:
+    """The first ``count`` candidates whose names differ from the right class's and from each other."""
     shown = {classnames[label]}
     drawn: list[int] = []
-    for cls in ranked:
+    for cls in candidates:
         if len(drawn) == count:
             break
         if not 0 <= cls < len(classnames):
-            raise ValueError(f"ranked negative {cls} is outside the {len(classnames)} classes")
+            raise ValueError(f"wrong class {cls} is outside the {len(classnames)} classes")
         if classnames[cls] not in shown:
             shown.add(classnames[cls])
             drawn.append(cls)
     if len(drawn) < count:
-        raise ValueError(f"the ranked list gives {len(drawn)} usable wrong classes, {count} are needed")
+        raise ValueError(f"only {len(drawn)} wrong classes with distinct names are available, {count} are needed")
     return drawn
+
+
+def draw_negatives(
+    dataset_key: str, sample_key: str, seed: int, label: int, classnames: Sequence[str], count: int
+) -> list[int]:
+    """The first ``count`` classes, distinct by name, of a seeded shuffle of all classes but ``label``."""
+    return first_distinct(_shuffled_others(dataset_key, sample_key, seed, label, len(classnames)), label, classnames, count)
 
 
 def build_question(
@@ -151,6 +146,6 @@ def build_question(
     if ranked_negatives is None:
         options = draw_negatives(dataset_key, sample_key, seed, label, classnames, n - 1)
     else:
-        options = take_ranked(ranked_negatives, label, classnames, n - 1)
+        options = first_distinct(ranked_negatives, label, classnames, n - 1)
     options.insert(position, label)
     return Question(options=tuple(options), answer_position=position, wording_index=wording_index)

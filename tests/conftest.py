@@ -32,7 +32,8 @@ def tiny_llava(tmp_path_factory) -> Path:
 def build_tiny_sentence_encoder(out: Path) -> Path:
     """A random-weight BERT sentence encoder (WordPiece over letters and digits), saved for sentence-transformers."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from tokenizers import Tokenizer, normalizers, pre_tokenizers
     from tokenizers import models as token_models
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
@@ -50,8 +51,8 @@ def build_tiny_sentence_encoder(out: Path) -> Path:
                         intermediate_size=64, max_position_embeddings=128)
     BertModel(config).save_pretrained(out / "bert")
     fast.save_pretrained(out / "bert")
-    transformer = models.Transformer(str(out / "bert"), max_seq_length=64)
-    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    transformer = Transformer(str(out / "bert"), max_seq_length=64)
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling]).save(str(out / "encoder"))
     return out / "encoder"
 

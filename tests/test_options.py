@@ -184,5 +184,5 @@ def test_bad_arguments():
         build_question("imagenet", "0", 0, IMAGENET, n_options=27)
     with pytest.raises(ValueError, match="outside"):
         build_question("imagenet", "0", 1000, IMAGENET)
-    with pytest.raises(ValueError, match="distinct names"):
+    with pytest.raises(ValueError, match="distinct names are available"):
         draw_negatives("x", "0", 0, 0, ["a", "b", "b"], 2)
