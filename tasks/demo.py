@@ -2,32 +2,38 @@
 
 Fixture copies of all ten datasets (synthetic images, real class lists), a tiny random-weight
 LLaVA-1.5 built from config classes, the ten tasks through the real lmms-eval CLI (its built-in
-``llava_hf`` model), then the paper's table with one row. A random model answers noise, so expect
-accuracy near zero and a high unparseable rate: the point is that every stage runs for real.
+``llava_hf`` model), a tiny random-weight open_clip model on the same questions, then the report:
+the paper's table with both rows, figures and per-class accuracy. Random models answer noise, so
+expect accuracy near chance (and a high unparseable rate for the LLaVA): the point is that every
+stage runs for real.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from .cli import run_lmms
 from .fixtures import write_fixture_data
-from .lmms_tasks import ALL_TASKS_GROUP, task_name
+from .lmms_tasks import ALL_TASKS_GROUP
 from .registry import DATASETS
-from .results import dataset_accuracies, markdown_table, read_results, table_row
+from .report import write_report
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def run_demo(work_dir: Path, samples: int = 8) -> int:
+    from clsbench.clip_baselines.demo import run_clip_demo
     from clsbench.models.tiny import build_tiny_llava
 
     work_dir = work_dir.resolve()
+    for stale in ("results", "clip_results", "report"):  # a demo starts clean; only the model builds are reused
+        shutil.rmtree(work_dir / stale, ignore_errors=True)
     data_dir = write_fixture_data(work_dir / "data", samples)
     model_dir = build_tiny_llava(work_dir / "tiny-llava")
     print(f"clsbench demo: {samples} fixture samples x {len(DATASETS)} datasets in {data_dir}; tiny LLaVA in {model_dir}")
-    code, written = run_lmms(
+    code, _ = run_lmms(
         [
             "--model", "llava_hf",
             "--model_args", f"pretrained={model_dir},device_map=cpu,device=cpu",
@@ -41,13 +47,9 @@ def run_demo(work_dir: Path, samples: int = 8) -> int:
     )
     if code != 0:
         return code
-    results = read_results(written[-1])
-    print(f"\nAccuracy (%) of a random-weight tiny LLaVA on the fixtures ({written[-1]}):\n")
-    print(markdown_table({"tiny-llava (random weights)": table_row(dataset_accuracies(results))}))
-    unparseable = {
-        DATASETS[key].abbreviation: results["results"][task_name(key)].get("unparseable_rate,none")
-        for key in DATASETS
-        if task_name(key) in results["results"]
-    }
-    print("\nUnparseable-answer rate: " + ", ".join(f"{name} {rate:.0%}" for name, rate in unparseable.items()))
+    print("\nclsbench demo: the tiny random-weight open_clip model on the same questions (mcq mode)")
+    run_clip_demo(work_dir, data_dir)
+    print(f"\nReport (table, figures, per-class accuracy) in {work_dir / 'report'}:\n")
+    write_report([work_dir / "results", work_dir / "clip_results"], work_dir / "report", data_dir=data_dir,
+                 rename={f"llava_hf ({model_dir.name})": "tiny-llava (random weights)"})
     return 0

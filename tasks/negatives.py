@@ -39,7 +39,7 @@ def negatives_path(dataset: str, method: str, data_dir: str | os.PathLike | None
 
 
 def _command_hint(dataset: str, method: str) -> str:
-    model = "--encoder sentence-transformers/all-MiniLM-L6-v2" if method == "text-similar" else "--model ViT-L-14 --pretrained openai"
+    model = "--encoder sentence-transformers/all-MiniLM-L6-v2" if method == "text-similar" else "--model openai-vit-l-14"
     return f"clsbench negatives {dataset} --method {method} {model}"
 
 

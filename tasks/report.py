@@ -244,6 +244,8 @@ def clip_model_name(result: dict) -> str:
         settings.append(f"seed {result['seed']}")
     if result.get("n_options") not in (None, len(LETTERS)):
         settings.append(f"{result['n_options']} options")
+    if result.get("negatives") not in (None, "random"):
+        settings.append(f"{result['negatives']} negatives")
     label = f"{model} ({short_id(str(pretrained))})" if pretrained else model
     return f"{label} [{', '.join(settings)}]"
 

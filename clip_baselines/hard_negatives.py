@@ -1,0 +1,56 @@
+"""``clip-hard`` negatives: per image, the classes an OpenCLIP model finds most similar to it.
+
+The 5-way hard protocol. Computed once (``clsbench negatives DATASET --method clip-hard``) into the
+negatives file of :mod:`clsbench.tasks.negatives`, which the ``cls_<dataset>_mcq_cliphard`` tasks and
+``clsbench clip --negatives clip-hard`` both read, so MLLMs and CLIP models answer the same questions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from clsbench.tasks.data import load_rows
+from clsbench.tasks.negatives import rank_by_similarity, write_negatives
+
+from .models import load_model, resolve_model
+from .zeroshot import ImageRows, autocast_for, class_embeddings, templates_for
+
+
+def clip_hard(
+    dataset: str,
+    classnames: Sequence[str],
+    model: str,
+    pretrained: str | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    out_root: str | os.PathLike | None = None,
+    templates: str = "ensemble",
+    batch_size: int = 64,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Rank every class for every image by image-text similarity (right class left out) and write the file."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    loaded = load_model(resolve_model(model, pretrained), device)
+    weights = class_embeddings(loaded, classnames, templates_for(dataset, templates), cache_dir=cache_dir)
+    rows = load_rows(dataset, data_dir)
+    labels = [int(label) for label in rows["label"]]
+    loader = torch.utils.data.DataLoader(
+        ImageRows(rows, dataset, [(index, True) for index in range(len(labels))], loaded.preprocess), batch_size=batch_size
+    )
+    ranked: dict[str, list[int]] = {}
+    autocast, _ = autocast_for(device, "auto")
+    with torch.no_grad():
+        for images, indices in tqdm(loader, desc=f"clip-hard {dataset}", unit="batch"):
+            with autocast:
+                features = loaded.model.encode_image(images.to(device))
+            similarity = (F.normalize(features.float(), dim=-1) @ weights.t()).cpu()
+            rows_ranked = rank_by_similarity(similarity, exclude=[labels[i] for i in indices.tolist()])
+            ranked.update({str(i): row for i, row in zip(indices.tolist(), rows_ranked)})
+    name = loaded.ref.model_name + (f" ({loaded.ref.pretrained})" if loaded.ref.pretrained else "")
+    return write_negatives(dataset, "clip-hard", name, classnames, ranked, out_root)

@@ -1,0 +1,212 @@
+"""Which CLIP model to score: the paper's six by short name, or any open_clip (model, pretrained) pair.
+
+open_clip names a model by an architecture (``ViT-L-14-336-quickgelu``, ``hf-hub:org/repo``,
+``local-dir:/path``) plus, for built-in architectures, a pretrained tag or checkpoint file. This
+module checks such a pair *before* any download so a typo fails in a second with the names to use,
+and loads it with the evaluation transform and tokenizer open_clip ships for it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ModelError(ValueError):
+    """An unknown or unloadable model; the message says how to find valid names."""
+
+
+@dataclass(frozen=True)
+class PaperModel:
+    """One CLIP-style model of the paper's Table 2, with its exact open_clip identifiers."""
+
+    key: str  # short name for ``--model``
+    title: str  # as the paper names it
+    model_name: str  # open_clip architecture
+    pretrained: str  # open_clip pretrained tag
+    towers: str  # MLLMs of the paper whose vision tower it is, where known
+    imagenet_zeroshot: float  # open_clip's published ImageNet-1k zero-shot top-1 (%), for orientation
+
+
+# The MLLMs' vision towers fix the variant: LLaVA and Phi-3-Vision use OpenAI's 336 px ViT-L/14,
+# Qwen2-VL starts from DFN's 378 px ViT-H/14, LLaVA-OneVision and MiniCPM-V use SigLIP SO400M/14 at
+# 384 px. OpenAI and DFN weights were trained with QuickGELU: their ``-quickgelu`` names load them right.
+PAPER_MODELS: dict[str, PaperModel] = {
+    model.key: model
+    for model in (
+        PaperModel("openai-vit-l-14", "OpenAI CLIP ViT-L/14", "ViT-L-14-336-quickgelu", "openai",
+                   "LLaVA-1.5, LLaVA-NeXT, Phi-3-Vision", 76.6),
+        PaperModel("eva02-clip-vit-l-14", "EVA-02-CLIP ViT-L/14", "EVA02-L-14", "merged2b_s4b_b131k",
+                   "", 79.8),
+        PaperModel("dfn-vit-h-14", "DFN ViT-H/14", "ViT-H-14-378-quickgelu", "dfn5b", "Qwen2-VL", 84.4),
+        PaperModel("openclip-convnext-xxlarge", "OpenCLIP ConvNeXt-XXLarge", "convnext_xxlarge",
+                   "laion2b_s34b_b82k_augreg_soup", "", 79.5),
+        PaperModel("openclip-vit-bigg-14", "OpenCLIP ViT-bigG/14", "ViT-bigG-14", "laion2b_s39b_b160k", "Qwen-VL", 80.1),
+        PaperModel("siglip-so400m", "SigLIP SO400M", "ViT-SO400M-14-SigLIP-384", "webli",
+                   "LLaVA-OneVision, MiniCPM-V 2.5/2.6", 83.1),
+    )
+}
+
+FIND_NAMES_HINT = (
+    "list the paper's models with `clsbench clip --list-models`, every open_clip pair with "
+    "`python -c \"import open_clip; print(open_clip.list_pretrained())\"`, or pass hf-hub:ORG/REPO or local-dir:PATH"
+)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A checked (model, pretrained) pair; ``pretrained`` is None for hub/local folders and random weights."""
+
+    model_name: str
+    pretrained: str | None
+    title: str = ""
+
+    @property
+    def schema(self) -> str | None:
+        for schema in ("hf-hub", "local-dir"):
+            if self.model_name.startswith(schema + ":"):
+                return schema
+        return None
+
+    @property
+    def pretrained_label(self) -> str:
+        """What the results call the weights: the tag, a checkpoint's file name, or where they come from."""
+        if self.pretrained:
+            return Path(self.pretrained).name if _is_path(self.pretrained) else self.pretrained
+        return {"hf-hub": "hub", "local-dir": "local"}.get(self.schema or "", "random")
+
+    @property
+    def run_label(self) -> str:
+        """``<model>__<pretrained>`` made filesystem-safe (a short hash keeps distinct paths apart)."""
+        model = self.model_name
+        if self.schema == "local-dir":
+            model = "local-dir_" + Path(model.split(":", 1)[1]).name + "-" + _short_hash(_abspath(model.split(":", 1)[1]))
+        pretrained = self.pretrained_label
+        if self.pretrained and _is_path(self.pretrained):
+            pretrained += "-" + _short_hash(_abspath(self.pretrained))
+        return f"{safe_name(model)}__{safe_name(pretrained)}"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the weights for the text-embedding cache: names, plus file size and time for local files."""
+        files = []
+        if self.pretrained and _is_path(self.pretrained):
+            files.append(self.pretrained)
+        if self.schema == "local-dir":
+            folder = Path(self.model_name.split(":", 1)[1])
+            files += sorted(str(path) for path in folder.iterdir() if path.is_file())
+        stats = [(_abspath(path), os.stat(path).st_size, os.stat(path).st_mtime_ns) for path in files]
+        return {"model": self.model_name, "pretrained": self.pretrained, "files": stats}
+
+
+def safe_name(text: str) -> str:
+    """Letters, digits, dot, dash and underscore only; everything else becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
+
+
+def _is_path(value: str) -> bool:
+    """Checked refs hold checkpoint files as absolute paths; tags never contain a separator."""
+    return os.sep in value
+
+
+def _abspath(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _suggest(name: str, candidates) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=4, cutoff=0.6)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
+def resolve_model(model: str, pretrained: str | None = None) -> ModelRef:
+    """Check a model name (a paper short name or an open_clip identifier) and its pretrained tag, offline."""
+    import open_clip
+
+    if model in PAPER_MODELS:
+        spec = PAPER_MODELS[model]
+        if pretrained not in (None, spec.pretrained):
+            raise ModelError(f"{model} is {spec.model_name} with pretrained={spec.pretrained}; drop --pretrained {pretrained}")
+        return ModelRef(spec.model_name, spec.pretrained, spec.title)
+    if model.startswith("hf-hub:"):
+        if not model[len("hf-hub:"):].strip("/"):
+            raise ModelError(f"empty repository in {model!r}; use hf-hub:ORG/REPO")
+        if pretrained:
+            raise ModelError(f"{model} brings its own weights; drop --pretrained {pretrained}")
+        return ModelRef(model, None)
+    if model.startswith("local-dir:"):
+        folder = Path(model[len("local-dir:"):]).expanduser()
+        if not (folder / "open_clip_config.json").is_file():
+            raise ModelError(f"{model}: no open_clip_config.json in {folder}")
+        if pretrained:
+            raise ModelError(f"{model} brings its own weights; drop --pretrained {pretrained}")
+        return ModelRef(f"local-dir:{folder.resolve()}", None)
+    name = model.replace("/", "-")
+    if name not in open_clip.list_models():
+        raise ModelError(
+            f"unknown model {model!r}: neither one of the paper's models ({', '.join(PAPER_MODELS)}) "
+            f"nor an open_clip architecture.{_suggest(name, [*PAPER_MODELS, *open_clip.list_models()])} "
+            f"To find names: {FIND_NAMES_HINT}."
+        )
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if pretrained is None or pretrained in tags:  # no tag: random weights, as open_clip gives them
+        return ModelRef(name, pretrained)
+    if os.path.isfile(pretrained):
+        return ModelRef(name, _abspath(pretrained))
+    known = ", ".join(tags) if tags else "none (pass a checkpoint file, or no --pretrained for random weights)"
+    raise ModelError(
+        f"unknown pretrained tag {pretrained!r} for {name}, and no such checkpoint file; its tags: {known}."
+        f"{_suggest(pretrained, tags)}"
+    )
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode with the transform and tokenizer open_clip pairs with it."""
+
+    ref: ModelRef
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+    device: Any
+
+
+def load_model(ref: ModelRef, device="cpu", cache_dir: str | None = None) -> LoadedModel:
+    """Build the model (downloading weights on first use) and move it to ``device``.
+
+    QuickGELU is switched on when the pretrained tag was trained with it but the architecture name
+    lacks ``-quickgelu``: loading OpenAI or DFN weights into GELU blocks silently costs accuracy.
+    """
+    import open_clip
+    import torch
+
+    kwargs: dict[str, Any] = {}
+    if ref.schema is None and ref.pretrained and not _is_path(ref.pretrained):
+        from open_clip.pretrained import get_pretrained_cfg
+
+        config = open_clip.get_model_config(ref.model_name) or {}
+        if get_pretrained_cfg(ref.model_name, ref.pretrained).get("quick_gelu") and not config.get("quick_gelu"):
+            kwargs["force_quick_gelu"] = True
+    try:
+        with warnings.catch_warnings():
+            if ref.pretrained is None and ref.schema is None:
+                warnings.simplefilter("ignore")  # random weights are what was asked for
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                ref.model_name, pretrained=ref.pretrained, cache_dir=cache_dir, **kwargs
+            )
+        tokenizer = open_clip.get_tokenizer(ref.model_name, cache_dir=cache_dir)
+    except (RuntimeError, OSError, ValueError) as error:
+        offline = " (offline: fill the cache on a machine with access, or pass a checkpoint file)" if os.environ.get(
+            "HF_HUB_OFFLINE"
+        ) == "1" else ""
+        raise ModelError(f"could not load {ref.model_name} pretrained={ref.pretrained}: {error}{offline}") from error
+    model = model.to(torch.device(device)).eval()
+    return LoadedModel(ref, model, preprocess, tokenizer, torch.device(device))

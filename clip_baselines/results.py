@@ -1,0 +1,201 @@
+"""The CLIP baselines' results on disk (format ``clsbench-clip-v1``): written incrementally, resumable.
+
+Layout, for ``clsbench clip ... --out OUT``::
+
+    OUT/<run_name>/<dataset>.predictions.jsonl   one line per sample, appended as batches finish
+    OUT/<run_name>/<dataset>.json                the summary, written once the dataset is complete
+
+``run_name`` is ``<model>__<pretrained>`` made filesystem-safe (characters other than letters,
+digits, ``.``, ``-``, ``_`` become ``_``; local files and ``local-dir:`` folders get their name
+plus an 8-hex hash of the absolute path; no ``--pretrained`` gives ``hub``/``local``/``random``),
+then ``__single`` with ``--templates single``, then ``__full`` in ``full`` mode, then, in ``mcq``
+mode only, ``__seed<S>`` / ``__n<N>`` when the seed or option count differ from 0 / 26. So one
+OUT holds any mix of modes and settings without collisions.
+
+A ``<dataset>.predictions.jsonl`` line is one JSON object::
+
+    {"sample_key": "17", "label": 3, "prediction": 5, "correct": 0}                 # full mode
+    {"sample_key": "17", "label": 3, "prediction": 5, "correct": 0,                 # mcq mode
+     "options": [40, 3, 5, ...], "answer": "B", "letter": "C"}
+
+``sample_key`` is the row index in the evaluation split as a string (the key every clsbench
+toolkit uses); ``label``/``prediction``/``options`` are class indices; ``answer`` is the right
+letter and ``letter`` the chosen one (position in ``options``, A first) - the very questions the
+MLLM tasks ask for the same seed and option count. Lines are flushed and fsynced as written;
+a torn last line (a crash mid-write) is dropped on resume, and resuming skips every key present.
+
+``<dataset>.json``::
+
+    {"format": "clsbench-clip-v1", "model": ..., "pretrained": ... (null when the model brings its
+     weights), "mode": "mcq"|"full", "templates": "ensemble"|"single", "seed": int, "n_options": int
+     (both null in full mode, where they do not apply), "dataset": key, "accuracy": 0..1,
+     "n_samples": int, "per_class_accuracy": {classname: 0..1}}
+
+``per_class_accuracy`` lists the classes that have samples; a class name used twice in a class
+list (ImageNet's two "missile" classes) is keyed ``"<name> [<class index>]"`` for both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from clsbench.tasks.options import LETTERS, MAX_OPTIONS
+from clsbench.tasks.registry import DATASETS
+
+FORMAT = "clsbench-clip-v1"
+PREDICTIONS_SUFFIX = ".predictions.jsonl"
+MODES = ("mcq", "full")
+TEMPLATE_CHOICES = ("ensemble", "single")
+
+
+class ResultsError(ValueError):
+    """Existing results do not match this run (other settings or other data); the message says which."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that decides the predictions, and so the run folder's name."""
+
+    model: str
+    pretrained: str | None
+    run_label: str  # ``<model>__<pretrained>``, filesystem-safe (see ModelRef.run_label)
+    mode: str = "mcq"
+    templates: str = "ensemble"
+    seed: int = 0
+    n_options: int = MAX_OPTIONS
+    negatives: str = "random"  # or a hard-negatives method (clsbench.tasks.negatives), read from its file
+
+    @property
+    def run_name(self) -> str:
+        name = self.run_label + ("__single" if self.templates == "single" else "")
+        if self.mode == "full":
+            return name + "__full"
+        if self.seed != 0:
+            name += f"__seed{self.seed}"
+        if self.n_options != MAX_OPTIONS:
+            name += f"__n{self.n_options}"
+        if self.negatives != "random":
+            name += f"__{self.negatives}"
+        return name
+
+    def header(self, dataset: str) -> dict:
+        mcq = self.mode == "mcq"
+        return {
+            "format": FORMAT, "model": self.model, "pretrained": self.pretrained, "mode": self.mode,
+            "templates": self.templates, "seed": self.seed if mcq else None,
+            "n_options": self.n_options if mcq else None, "negatives": self.negatives if mcq else None, "dataset": dataset,
+        }
+
+
+def prediction_record(sample_key: str, label: int, prediction: int, options: Sequence[int] | None, answer: str | None) -> dict:
+    """One jsonl line; ``options``/``answer`` only in mcq mode."""
+    record = {"sample_key": sample_key, "label": label, "prediction": prediction, "correct": int(prediction == label)}
+    if options is not None:
+        record.update(options=list(options), answer=answer, letter=LETTERS[list(options).index(prediction)])
+    return record
+
+
+class PredictionLog:
+    """The append-only ``<dataset>.predictions.jsonl`` of one run."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def read(self) -> dict[str, dict]:
+        """Records by sample key; a torn last line is cut off the file so appends stay valid JSONL."""
+        if not self.path.is_file():
+            return {}
+        data = self.path.read_bytes()
+        records: dict[str, dict] = {}
+        good_end = 0
+        for line in data.splitlines(keepends=True):
+            try:
+                record = json.loads(line) if line.endswith(b"\n") else None
+            except ValueError:
+                record = None
+            if record is None:
+                break
+            records[record["sample_key"]] = record
+            good_end += len(line)
+        if good_end != len(data):
+            with open(self.path, "r+b") as handle:
+                handle.truncate(good_end)
+        return records
+
+    def append(self, records: Iterable[dict]) -> None:
+        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        if not lines:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def per_class_accuracy(records: Iterable[dict], classnames: Sequence[str]) -> dict[str, float]:
+    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for record in records:
+        totals[record["label"]][0] += record["correct"]
+        totals[record["label"]][1] += 1
+    repeated = {name for name, count in Counter(classnames).items() if count > 1}
+    return {
+        (f"{classnames[label]} [{label}]" if classnames[label] in repeated else classnames[label]): correct / count
+        for label, (correct, count) in sorted(totals.items())
+    }
+
+
+def summarize(settings: RunSettings, dataset: str, records: dict[str, dict], classnames: Sequence[str]) -> dict:
+    """The ``<dataset>.json`` content for a complete set of records."""
+    ordered = [records[key] for key in sorted(records, key=int)]
+    correct = sum(record["correct"] for record in ordered)
+    return {
+        **settings.header(dataset),
+        "accuracy": correct / len(ordered) if ordered else 0.0,
+        "n_samples": len(ordered),
+        "per_class_accuracy": per_class_accuracy(ordered, list(classnames)),
+    }
+
+
+def write_json_atomic(path: Path, content: dict) -> None:
+    temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    os.replace(temporary, path)
+
+
+def summary_path(run_dir: Path, dataset: str) -> Path:
+    return run_dir / f"{dataset}.json"
+
+
+def predictions_path(run_dir: Path, dataset: str) -> Path:
+    return run_dir / f"{dataset}{PREDICTIONS_SUFFIX}"
+
+
+def read_summary(run_dir: Path, dataset: str) -> dict | None:
+    path = summary_path(run_dir, dataset)
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+
+def load_runs(out: str | os.PathLike) -> dict[str, dict[str, dict]]:
+    """Every completed dataset under OUT: ``{run_name: {dataset: summary}}`` (for tables and reports)."""
+    runs: dict[str, dict[str, dict]] = {}
+    for path in sorted(Path(out).glob("*/*.json")):
+        if path.stem not in DATASETS:
+            continue
+        try:
+            summary = json.loads(path.read_text("utf-8"))
+        except ValueError:
+            continue
+        if summary.get("format") == FORMAT:
+            runs.setdefault(path.parent.name, {})[path.stem] = summary
+    return runs
+
+
+def accuracies(run: dict[str, dict]) -> dict[str, float]:
+    """Dataset key -> accuracy (0..1), the input of :func:`clsbench.tasks.results.table_row`."""
+    return {dataset: summary["accuracy"] for dataset, summary in run.items()}

@@ -1,0 +1,258 @@
+"""Score one CLIP model on a list of datasets, data-parallel when launched on several processes.
+
+One process or many (``accelerate launch`` / ``torchrun``), the predictions are the same: the main
+process decides what is left to do (resume) and tells the others; sample ``i`` of the pending
+list goes to rank ``i % world``; every rank runs the same number of batches (padded), and the main
+process gathers each flush's predictions and appends them to the results before moving on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from clsbench.tasks.data import DataError, classnames_for, find_prepared, load_rows, missing_data_message
+from clsbench.tasks.mcq import SampleError
+from clsbench.tasks.negatives import load_negatives
+from clsbench.tasks.options import MAX_OPTIONS, build_question
+from clsbench.tasks.registry import DATASETS, get_dataset
+
+from .models import LoadedModel, ModelRef, load_model, resolve_model
+from .results import (
+    MODES, TEMPLATE_CHOICES, PredictionLog, ResultsError, RunSettings, prediction_record, predictions_path, read_summary,
+    summarize, summary_path, write_json_atomic,
+)
+from .zeroshot import ImageRows, class_embeddings, pairs, predict_batches, shard, templates_for
+
+
+@dataclass(frozen=True)
+class Split:
+    """What a dataset contributes to a run: labels, class names and, in mcq mode, each sample's options."""
+
+    key: str
+    rows: object  # datasets.Dataset
+    labels: list[int]
+    classnames: tuple[str, ...]
+    options: torch.Tensor | None  # (n_rows, n_options) class indices, A first
+    answers: list[str] | None
+
+
+def load_split(key: str, settings: RunSettings, data_dir=None) -> Split:
+    """Rows, labels and (mcq) the questions every clsbench toolkit asks for these settings."""
+    spec = get_dataset(key)
+    classnames = classnames_for(spec.key, data_dir)
+    rows = load_rows(spec.key, data_dir)
+    labels = list(rows["label"])
+    for index, label in enumerate(labels):
+        if not isinstance(label, int) or not 0 <= label < len(classnames):
+            raise SampleError(f"{key} sample {index}: label {label!r} is outside the class list (0..{len(classnames) - 1})")
+    if settings.mode == "full":
+        return Split(key, rows, labels, classnames, None, None)
+    ranked = None if settings.negatives == "random" else load_negatives(key, settings.negatives, classnames, data_dir)
+    questions = [
+        build_question(
+            key, str(index), label, classnames, seed=settings.seed, n_options=settings.n_options,
+            ranked_negatives=ranked.for_sample(str(index), label) if ranked else None,
+        )
+        for index, label in enumerate(labels)
+    ]
+    options = torch.tensor([question.options for question in questions], dtype=torch.long)
+    return Split(key, rows, labels, classnames, options, [question.answer_letter for question in questions])
+
+
+def check_data(key: str, data_dir=None) -> None:
+    """Fail before any model download when a dataset that only exists locally has not been prepared."""
+    spec = get_dataset(key)
+    if spec.is_local and find_prepared(key, data_dir) is None:
+        raise DataError(missing_data_message(spec, data_dir))
+
+
+def _check_existing(split: Split, records: dict[str, dict], path: Path) -> None:
+    """Refuse to resume on predictions made for other data or other questions."""
+    for key, record in records.items():
+        index = int(key) if key.isdigit() else -1
+        if not 0 <= index < len(split.labels) or record["label"] != split.labels[index] or (
+            split.options is not None and record.get("options") != split.options[index].tolist()
+        ):
+            raise ResultsError(
+                f"{path} has a prediction for sample {key} that does not match this data or these options; "
+                "it was written for another dataset copy or other settings: move it away to start over"
+            )
+
+
+def default_workers(device, n_items: int, batch_size: int, local_processes: int = 1) -> int:
+    """DataLoader workers: up to 4 per process within the machine's cores when a GPU does the maths.
+
+    None on CPU, where the model already uses every core and worker processes only add start-up
+    and contention (measured: 2x slower on a 2-core machine), nor for a single batch.
+    """
+    if torch.device(device).type == "cpu" or n_items <= batch_size:
+        return 0
+    return max(1, min(4, (os.cpu_count() or 1) // max(1, local_processes)))
+
+
+def evaluate_dataset(
+    loaded: LoadedModel, split: Split, settings: RunSettings, run_dir: Path, state, *,
+    cache_dir=None, batch_size: int = 64, workers: int | None = None, precision: str = "auto",
+    flush_every: int = 1024, progress: bool = True,
+) -> dict | None:
+    """Predict the samples not yet in ``run_dir`` and write the summary; returns it on the main process."""
+    from accelerate.utils import broadcast_object_list, gather_object
+    from tqdm import tqdm
+
+    log = PredictionLog(predictions_path(run_dir, split.key))
+    plan: list = [None]
+    if state.is_main_process:
+        try:
+            done = read_summary(run_dir, split.key)
+            if done is not None and {k: done.get(k) for k in settings.header(split.key)} != settings.header(split.key):
+                raise ResultsError(f"{summary_path(run_dir, split.key)} was written with other settings; move it away to rerun")
+            existing = log.read()
+            _check_existing(split, existing, log.path)
+            pending = [] if done is not None else [index for index in range(len(split.labels)) if str(index) not in existing]
+            plan = [{"done": done, "pending": pending}]
+        except (ResultsError, ValueError) as error:
+            plan = [{"error": str(error)}]
+    broadcast_object_list(plan)  # every process fails, or none does: a lone failure would hang the others
+    if "error" in plan[0]:
+        raise ResultsError(plan[0]["error"])
+    done, pending = plan[0]["done"], plan[0]["pending"]
+    if done is not None:
+        return done if state.is_main_process else None
+
+    if pending:
+        items = shard(pending, state.process_index, state.num_processes)
+        local = int(os.environ.get("LOCAL_WORLD_SIZE") or state.num_processes)
+        loader = torch.utils.data.DataLoader(
+            ImageRows(split.rows, split.key, items, loaded.preprocess),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=default_workers(loaded.device, len(items), batch_size, local) if workers is None else workers,
+            pin_memory=loaded.device.type == "cuda",
+        )
+        n_batches = len(loader)
+        images = iter(loader)  # workers start decoding now, while the text side is encoded
+        templates = templates_for(split.key, settings.templates)
+        with state.local_main_process_first():
+            weights = class_embeddings(loaded, split.classnames, templates, cache_dir=cache_dir, precision=precision)
+        batches_per_flush = max(1, flush_every // (batch_size * state.num_processes))
+        bar = tqdm(total=len(pending), desc=f"{settings.run_name} {split.key}", unit="img",
+                   disable=not (progress and state.is_main_process), file=sys.stderr)
+        buffer: list = []
+        for number, batch in enumerate(predict_batches(loaded, images, weights, split.options, precision), start=1):
+            buffer.append(batch)
+            if number % batches_per_flush and number != n_batches:
+                continue
+            mine, buffer = pairs(buffer), []
+            gathered = gather_object(mine) if state.num_processes > 1 else mine
+            if state.is_main_process:
+                log.append(_records(split, sorted(gathered)))
+                bar.update(len(gathered))
+        bar.close()
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    records = log.read()
+    missing = len(split.labels) - len(records)
+    if missing:
+        raise ResultsError(f"{log.path}: {missing} samples have no prediction after the run")
+    summary = summarize(settings, split.key, records, split.classnames)
+    write_json_atomic(summary_path(run_dir, split.key), summary)
+    return summary
+
+
+def _records(split: Split, predictions: Sequence[tuple[int, int]]) -> list[dict]:
+    return [
+        prediction_record(
+            str(index), split.labels[index], predicted,
+            None if split.options is None else split.options[index].tolist(),
+            None if split.answers is None else split.answers[index],
+        )
+        for index, predicted in predictions
+    ]
+
+
+def parse_datasets(text: str | Sequence[str]) -> list[str]:
+    """``food101,cub200``, ``all``, or a group (``general``, ``fine-grained``) -> dataset keys, checked."""
+    names = [part.strip() for part in (text.split(",") if isinstance(text, str) else text) if part.strip()]
+    keys: list[str] = []
+    for name in names:
+        if name == "all":
+            keys += list(DATASETS)
+        elif name in ("general", "fine-grained"):
+            keys += [key for key, spec in DATASETS.items() if spec.group == name]
+        else:
+            keys.append(get_dataset(name).key)
+    if not keys:
+        raise ValueError("no datasets given")
+    return list(dict.fromkeys(keys))
+
+
+def run_clip(
+    model: str | LoadedModel,
+    pretrained: str | None = None,
+    datasets: str | Sequence[str] = "all",
+    out: str | os.PathLike = "clip_results",
+    *,
+    mode: str = "mcq",
+    templates: str = "ensemble",
+    seed: int = 0,
+    n_options: int = MAX_OPTIONS,
+    negatives: str = "random",
+    data_dir=None,
+    cache_dir=None,
+    model_cache_dir: str | None = None,
+    batch_size: int = 64,
+    workers: int | None = None,
+    precision: str = "auto",
+    cpu: bool = False,
+    flush_every: int = 1024,
+    progress: bool = True,
+    on_dataset: Callable[[str, dict, Path], None] | None = None,
+) -> dict[str, dict]:
+    """Score a CLIP model on ``datasets``; ``{dataset: summary}`` on the main process, ``{}`` on others.
+
+    ``model`` is a paper short name, an open_clip name (with ``pretrained``), or a loaded model.
+    Already-completed datasets are read back, interrupted ones resume where they stopped.
+    """
+    from accelerate import PartialState
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if templates not in TEMPLATE_CHOICES:
+        raise ValueError(f"templates must be one of {TEMPLATE_CHOICES}, got {templates!r}")
+    if not 2 <= n_options <= MAX_OPTIONS:
+        raise ValueError(f"n_options must be in 2..{MAX_OPTIONS}, got {n_options}")
+    keys = parse_datasets(datasets)
+    for key in keys:
+        check_data(key, data_dir)
+    state = PartialState(cpu=cpu)
+    if isinstance(model, LoadedModel):
+        loaded = model
+    else:
+        ref: ModelRef = resolve_model(model, pretrained)
+        with state.local_main_process_first():
+            loaded = load_model(ref, state.device, cache_dir=model_cache_dir)
+    ref = loaded.ref
+    settings = RunSettings(ref.model_name, ref.pretrained, ref.run_label, mode, templates, seed, n_options, negatives)
+    run_dir = Path(out) / settings.run_name
+    if state.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    summaries: dict[str, dict] = {}
+    for key in keys:
+        with state.local_main_process_first():  # the first process builds the datasets cache, the rest reuse it
+            split = load_split(key, settings, data_dir)
+        summary = evaluate_dataset(
+            loaded, split, settings, run_dir, state, cache_dir=cache_dir, batch_size=batch_size, workers=workers,
+            precision=precision, flush_every=flush_every, progress=progress,
+        )
+        if summary is not None:
+            summaries[key] = summary
+            if on_dataset is not None:
+                on_dataset(key, summary, run_dir)
+    return summaries
