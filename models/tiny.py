@@ -1,4 +1,4 @@
-"""Tiny random-weight LLaVA-1.5 checkpoint, built fully offline.
+"""Tiny random-weight LLaVA-1.5, LLaVA-OneVision, Qwen2-VL and Qwen2.5-VL checkpoints, built fully offline.
 
 Tests and CI need a *real* multimodal architecture (so the real loaders, processors and
 lmms-eval's built-in ``llava_hf`` model are exercised) without the Hugging Face Hub and
@@ -13,8 +13,9 @@ import os
 import pathlib
 import shutil
 import tempfile
+from collections.abc import Sequence
 
-__all__ = ["CHAT_TEMPLATE", "IMAGE_SIZE", "PATCH_SIZE", "build_tiny_llava"]
+__all__ = ["CHAT_TEMPLATE", "IMAGE_SIZE", "PATCH_SIZE", "QWEN_CHAT_TEMPLATE", "build_letter_prone", "build_tiny_llava", "build_tiny_llava_onevision", "build_tiny_qwen2_5_vl", "build_tiny_qwen2_vl"]
 
 IMAGE_SIZE = 32  # pixels; 32 / 8 = 4x4 patches -> 16 image tokens per image (CLS dropped)
 PATCH_SIZE = 8
@@ -40,42 +41,53 @@ CHAT_TEMPLATE = (
 )
 
 
-def _is_complete(path: pathlib.Path, seed: int) -> bool:
+def _is_complete(path: pathlib.Path, seed: int, arch: str = "llava") -> bool:
     """A checkpoint is complete when the marker (written after every other file) matches."""
     try:
         meta = json.loads((path / _MARKER).read_text())
     except (OSError, ValueError):
         return False
-    return meta.get("seed") == seed and meta.get("version") == _FORMAT_VERSION
+    return meta.get("seed") == seed and meta.get("version") == _FORMAT_VERSION and meta.get("arch", "llava") == arch
 
 
-def _build_tokenizer():
+def _build_tokenizer(
+    special_tokens: Sequence[str] = tuple(SPECIAL_TOKENS),
+    chat_template: str = CHAT_TEMPLATE,
+    *,
+    bos_token: str | None = "<s>",
+    eos_token: str = "</s>",
+    pad_token: str = "<pad>",
+    unk_token: str = "<unk>",
+    extra_special_tokens: dict[str, str] | None = None,
+):
     """Byte-level BPE with no merges: every UTF-8 byte is one token, so any text encodes
-    and no vocabulary file is needed. Special tokens come first (ids 0..4)."""
+    and no vocabulary file is needed. Special tokens come first (ids 0..len-1); with a
+    ``bos_token`` it is prepended like Llama tokenizers do (Qwen tokenizers have none)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     byte_chars = pre_tokenizers.ByteLevel.alphabet()  # the 256 printable stand-ins for bytes
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
-    vocab.update({ch: len(SPECIAL_TOKENS) + i for i, ch in enumerate(sorted(byte_chars))})
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    vocab = {tok: i for i, tok in enumerate(special_tokens)}
+    vocab.update({ch: len(special_tokens) + i for i, ch in enumerate(sorted(byte_chars))})
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=unk_token))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens(SPECIAL_TOKENS)
-    # Prepend <s> like Llama tokenizers do, so add_special_tokens=True behaves as usual.
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])]
-    )
+    tok.add_special_tokens(list(special_tokens))
+    if bos_token is not None:
+        # Prepend <s> like Llama tokenizers do, so add_special_tokens=True behaves as usual.
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos_token} $A", pair=f"{bos_token} $A {bos_token} $B", special_tokens=[(bos_token, vocab[bos_token])]
+        )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
+        unk_token=unk_token,
+        bos_token=bos_token,
+        eos_token=eos_token,
+        pad_token=pad_token,
+        extra_special_tokens=extra_special_tokens or {"image_token": "<image>"},
         padding_side="left",  # batched generation pads on the left
         model_max_length=8192,
-        chat_template=CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
 
 
@@ -133,6 +145,14 @@ def _save(dst: pathlib.Path, seed: int) -> None:
     (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION}))
 
 
+def _fix_modes(root: pathlib.Path) -> None:
+    """mkdtemp (and safetensors) create owner-only modes; give the files the usual umask modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in (root, *root.iterdir()):
+        f.chmod((0o777 if f.is_dir() else 0o666) & ~umask)
+
+
 def build_tiny_llava(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
     """Save a random-weight LLaVA-1.5-architecture checkpoint (CLIP vision tower + Llama LM),
     its processor (image processor + byte-level tokenizer with a chat template) into out_dir,
@@ -145,18 +165,20 @@ def build_tiny_llava(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
     into place, so an interrupted or concurrent build never leaves a half-written
     checkpoint that looks complete.
     """
+    return _build_atomically(out_dir, seed, "llava", _save)
+
+
+def _build_atomically(out_dir: str | os.PathLike, seed: int, arch: str, save) -> pathlib.Path:
+    """Run ``save(tmp_dir, seed)`` in a temporary sibling of out_dir and move it into place."""
     out = pathlib.Path(out_dir).resolve()
-    if _is_complete(out, seed):
+    if _is_complete(out, seed, arch):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        _save(tmp, seed)
-        umask = os.umask(0)
-        os.umask(umask)
-        for f in (tmp, *tmp.iterdir()):  # mkdtemp (and safetensors) create owner-only modes
-            f.chmod((0o777 if f.is_dir() else 0o666) & ~umask)
-        if _is_complete(out, seed):  # a concurrent builder finished first
+        save(tmp, seed)
+        _fix_modes(tmp)
+        if _is_complete(out, seed, arch):  # a concurrent builder finished first
             return out
         try:
             os.rename(tmp, out)  # atomic; succeeds when out is absent or an empty directory
@@ -168,6 +190,195 @@ def build_tiny_llava(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
+
+# Qwen2-VL's ChatML ("<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>...<|im_end|>"),
+# without the default system prompt; it accepts string and list-of-parts content like CHAT_TEMPLATE.
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+QWEN_SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>",
+]
+QWEN_PATCH_SIZE = 4  # 32x32 px -> 8x8 patches -> 2x2 merge -> 16 image tokens
+
+
+# Vision towers of the two Qwen generations (2.5 adds windowed attention, SwiGLU and RMSNorm).
+_QWEN_VISION = {
+    "qwen2_vl": {"depth": 2, "embed_dim": 32, "hidden_size": HIDDEN, "num_heads": 4, "mlp_ratio": 2},
+    "qwen2_5_vl": {
+        "depth": 2, "hidden_size": 32, "out_hidden_size": HIDDEN, "intermediate_size": 64, "num_heads": 4,
+        "window_size": 16, "fullatt_block_indexes": [1],
+    },
+}
+
+
+def _save_qwen(dst: pathlib.Path, seed: int, arch: str) -> None:
+    """A Qwen2-VL or Qwen2.5-VL (ViT with 2x2 patch merger + Qwen2 LM with M-RoPE) and its processor."""
+    import torch
+    import transformers
+    from transformers import (
+        GenerationConfig,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    prefix = {"qwen2_vl": "Qwen2VL", "qwen2_5_vl": "Qwen2_5_VL"}[arch]
+    config_class = getattr(transformers, f"{prefix}Config")
+    model_class = getattr(transformers, f"{prefix}ForConditionalGeneration")
+    processor_class = getattr(transformers, f"{prefix}Processor")
+    tokenizer = _build_tokenizer(
+        QWEN_SPECIAL_TOKENS, QWEN_CHAT_TEMPLATE, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>", extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+    )
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    heads = 4
+    config = config_class(
+        vision_config={
+            **_QWEN_VISION[arch], "patch_size": QWEN_PATCH_SIZE, "spatial_merge_size": 2, "temporal_patch_size": 2,
+        },
+        text_config={
+            "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2, "num_attention_heads": heads, "num_key_value_heads": 2,
+            "max_position_embeddings": 8192,
+            # M-RoPE splits each head's rotary half (head_dim / 2 = 8) over time, height and width.
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+        },
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    model.generation_config = GenerationConfig(
+        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        suppress_tokens=[ids[t] for t in QWEN_SPECIAL_TOKENS if t != "<|im_end|>"],
+        do_sample=False, max_new_tokens=8,
+    )
+    model.save_pretrained(dst, safe_serialization=True)
+    sizes = {"patch_size": QWEN_PATCH_SIZE, "merge_size": 2, "temporal_patch_size": 2,
+             "min_pixels": IMAGE_SIZE * IMAGE_SIZE, "max_pixels": IMAGE_SIZE * IMAGE_SIZE}
+    processor = processor_class(
+        image_processor=Qwen2VLImageProcessor(**sizes),  # Qwen2.5-VL checkpoints ship the same image processor
+        video_processor=Qwen2VLVideoProcessor(**sizes),  # required by the processor class; videos are never used here
+        tokenizer=tokenizer, chat_template=QWEN_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(dst)
+    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": arch}))
+
+
+def build_tiny_qwen2_vl(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
+    """Save a random-weight Qwen2-VL-architecture checkpoint and processor into out_dir.
+
+    The second architecture for tests: ChatML template, no BOS, dynamic-resolution patches with
+    ``image_grid_thw`` and M-RoPE position ids (``mm_token_type_ids``), so code that only works
+    for LLaVA's fixed image tokens fails here. Same guarantees as :func:`build_tiny_llava`.
+    """
+    return _build_atomically(out_dir, seed, "qwen2_vl", lambda dst, seed: _save_qwen(dst, seed, "qwen2_vl"))
+
+
+def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
+    """Save a random-weight Qwen2.5-VL-architecture checkpoint (windowed-attention ViT) and processor into out_dir."""
+    return _build_atomically(out_dir, seed, "qwen2_5_vl", lambda dst, seed: _save_qwen(dst, seed, "qwen2_5_vl"))
+
+
+# LLaVA-OneVision's Qwen2 ChatML with the "<image>" placeholder of the -hf checkpoints.
+ONEVISION_CHAT_TEMPLATE = QWEN_CHAT_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<image>\\n")
+ONEVISION_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
+ONEVISION_PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]  # "anyres": a base view plus up to 2x2 tiles
+
+
+def _save_llava_onevision(dst: pathlib.Path, seed: int) -> None:
+    """A LLaVA-OneVision (SigLIP + Qwen2, anyres tiling) and its processor."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
+    )
+
+    tokenizer = _build_tokenizer(
+        ONEVISION_SPECIAL_TOKENS, ONEVISION_CHAT_TEMPLATE, bos_token=None, eos_token="<|im_end|>",
+        pad_token="<|endoftext|>", unk_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+    )
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ONEVISION_SPECIAL_TOKENS}
+    config = LlavaOnevisionConfig(
+        vision_config={
+            "model_type": "siglip_vision_model", "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE,
+            "vision_use_head": False,
+        },
+        text_config={
+            "model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 8192,
+            "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+        },
+        image_token_index=ids["<image>"], video_token_index=ids["<video>"], image_grid_pinpoints=ONEVISION_PINPOINTS,
+        vision_feature_select_strategy="full", vision_feature_layer=-1, vision_aspect_ratio="anyres_max_9",
+    )
+    torch.manual_seed(seed)
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        suppress_tokens=[ids[t] for t in ONEVISION_SPECIAL_TOKENS if t != "<|im_end|>"],
+        do_sample=False, max_new_tokens=8,
+    )
+    model.save_pretrained(dst, safe_serialization=True)
+    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    processor = LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=ONEVISION_PINPOINTS),
+        video_processor=LlavaOnevisionVideoProcessor(size=size),  # required by the processor class; never used
+        tokenizer=tokenizer, num_image_tokens=(IMAGE_SIZE // PATCH_SIZE) ** 2, vision_feature_select_strategy="full",
+        chat_template=ONEVISION_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(dst)
+    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": "llava_onevision"}))
+
+
+def build_tiny_llava_onevision(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
+    """Save a random-weight LLaVA-OneVision-architecture checkpoint (anyres tiles, several pixel tensors per image)."""
+    return _build_atomically(out_dir, seed, "llava_onevision", _save_llava_onevision)
+
+def build_letter_prone(src_dir: str | os.PathLike, out_dir: str | os.PathLike, scale: float = 20.0) -> pathlib.Path:
+    """A copy of a tiny checkpoint whose LM-head rows for the letters A-Z are multiplied by ``scale``.
+
+    A random model almost never starts its reply with a capital letter, so letter scoring could
+    not be compared with greedy generation. Scaling those rows makes the first greedy token a
+    letter for most prompts while *which* letter still depends on the prompt, so score-vs-greedy
+    and batch-invariance tests compare real, varying decisions.
+    """
+    src = pathlib.Path(src_dir).resolve()
+    src_meta = json.loads((src / _MARKER).read_text())
+    arch = f"{src_meta.get('arch', 'llava')}+letters{scale:g}"
+
+    def save(dst: pathlib.Path, seed: int) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from .scoring import letter_token_ids
+
+        processor = AutoProcessor.from_pretrained(src)
+        model = AutoModelForImageTextToText.from_pretrained(src, dtype=torch.float32).eval()
+        rows = sorted(i for ids in letter_token_ids(processor.tokenizer).values() for i in ids)
+        with torch.no_grad():
+            model.get_output_embeddings().weight[rows] *= scale
+        model.save_pretrained(dst, safe_serialization=True)
+        processor.save_pretrained(dst)
+        (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": arch}))
+
+    return _build_atomically(out_dir, src_meta["seed"], arch, save)
 
 if __name__ == "__main__":  # python models/tiny.py OUT_DIR [SEED]
     import sys

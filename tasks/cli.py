@@ -109,6 +109,35 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_negatives(args: argparse.Namespace) -> int:
+    from . import negatives
+
+    classnames = classnames_for(args.dataset, args.data_dir)
+    if args.method == "text-similar":
+        path = negatives.text_similar(args.dataset, classnames, args.encoder, args.out or args.data_dir)
+    else:
+        from clsbench.clip_baselines.hard_negatives import clip_hard
+
+        path = clip_hard(args.dataset, classnames, args.model, args.pretrained, data_dir=args.data_dir, out_root=args.out or args.data_dir)
+    print(f"{args.dataset}: {args.method} negatives written to {path}")
+    return 0
+
+
+def cmd_descriptions(args: argparse.Namespace) -> int:
+    from .descriptions import collect_descriptions
+
+    for key, path in collect_descriptions(args.runs, args.out).items():
+        print(f"{key}: descriptions written to {path}")
+    return 0
+
+
+def cmd_multilabel(args: argparse.Namespace) -> int:
+    from .multilabel import markdown, rescore
+
+    print(markdown(rescore(args.runs, args.labels, args.dataset, args.data_dir, with_data=args.with_data)))
+    return 0
+
+
 def cmd_tasks_path(args: argparse.Namespace) -> int:
     from .lmms_tasks import task_folder_for
 
@@ -142,6 +171,9 @@ def run_lmms(lmms_args: list[str], data_dir: str | None = None, env: dict | None
     if code == 0 and not written:
         print(f"clsbench: lmms-eval wrote no results under {output_path}: the evaluation failed (see its log above)", file=sys.stderr)
         code = 1
+    if code != 0:
+        print("clsbench: if a dataset could not be loaded, `clsbench list` shows what is reachable; README "
+              "'Local data' says how to prepare it or run offline", file=sys.stderr)
     return code, written
 
 
@@ -186,6 +218,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", help="gldv2: a file of test image ids to keep (e.g. the paper's subset)")
     p.set_defaults(run=cmd_prepare)
 
+    p = commands.add_parser("negatives", help="precompute hard negatives into the file the hard-negative tasks read")
+    p.add_argument("dataset", choices=list(DATASETS))
+    p.add_argument("--method", required=True, choices=["text-similar", "clip-hard"])
+    p.add_argument("--encoder", default="sentence-transformers/all-MiniLM-L6-v2", help="text-similar: a sentence-transformers model id or path")
+    p.add_argument("--model", default="openai-vit-l-14", help="clip-hard: a paper CLIP model (clsbench clip --list-models) or an open_clip name")
+    p.add_argument("--pretrained", help="clip-hard: open_clip pretrained tag (paper models bring their own)")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("--out", help="data root to write negatives/<dataset>.<method>.json into (default: the data root)")
+    p.set_defaults(run=cmd_negatives)
+
+    p = commands.add_parser("descriptions", help="collect cls_<dataset>_describe replies for the text-only tasks")
+    p.add_argument("runs", nargs="+", help="lmms-eval --output_path folders of describe runs made with --log_samples")
+    p.add_argument("--out", help="data root to write descriptions/<dataset>.json into (default: the data root)")
+    p.set_defaults(run=cmd_descriptions)
+
+    p = commands.add_parser("multilabel", help="single- and multi-label accuracy (ReGT, ReaL) of logged predictions")
+    p.add_argument("runs", nargs="+", help="lmms-eval --output_path folders (with --log_samples) or clsbench clip outputs")
+    p.add_argument("--labels", required=True, help="valid labels per image: JSON list (ReaL order), JSON object or CSV")
+    p.add_argument("--dataset", default="imagenet", choices=list(DATASETS))
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("--with-data", action="store_true", help="read image ids from the data for predictions that lack them (CLIP)")
+    p.set_defaults(run=cmd_multilabel)
+
     p = commands.add_parser("tasks-path", help="the folder to pass to lmms-eval --include_path")
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(run=cmd_tasks_path)
@@ -203,6 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default="clsbench_demo", help="where fixtures, the tiny model and results go")
     p.add_argument("--samples", type=int, default=8, help="fixture samples per dataset")
     p.set_defaults(run=cmd_demo)
+
+    from clsbench.clip_baselines.cli import add_clip_parser
+
+    add_clip_parser(commands)
+    from .report import add_report_command
+    add_report_command(commands)
+    from clsbench.models.commands import add_commands as add_mllm_commands
+    add_mllm_commands(commands)
     return parser
 
 

@@ -1,11 +1,11 @@
 """``clsbench demo``: the whole benchmark path, offline, in about a minute on a laptop CPU.
 
 Fixture copies of all ten datasets (synthetic images, real class lists), a tiny random-weight
-LLaVA-1.5 built from config classes, the ten tasks through the real lmms-eval CLI (its built-in
-``llava_hf`` model), a tiny random-weight open_clip model on the same questions, then the report:
-the paper's table with both rows, figures and per-class accuracy. Random models answer noise, so
-expect accuracy near chance (and a high unparseable rate for the LLaVA): the point is that every
-stage runs for real.
+LLaVA-1.5 built from config classes, the ten tasks through the real lmms-eval CLI (as
+``clsbench_hf`` in ``score`` mode: one forward pass, argmax over the option letters), a tiny
+random-weight open_clip model on the same questions, then the report: the paper's table with both
+rows, figures and per-class accuracy. Random models answer noise, so expect accuracy near chance:
+the point is that every stage runs for real.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ def run_demo(work_dir: Path, samples: int = 8) -> int:
     from clsbench.models.tiny import build_tiny_llava
 
     work_dir = work_dir.resolve()
-    for stale in ("results", "clip_results", "report"):  # a demo starts clean; only the model builds are reused
+    for stale in ("results", "clip_results", "report", "model_logs"):  # a demo starts clean; only the model builds are reused
         shutil.rmtree(work_dir / stale, ignore_errors=True)
     data_dir = write_fixture_data(work_dir / "data", samples)
     model_dir = build_tiny_llava(work_dir / "tiny-llava")
     print(f"clsbench demo: {samples} fixture samples x {len(DATASETS)} datasets in {data_dir}; tiny LLaVA in {model_dir}")
     code, _ = run_lmms(
         [
-            "--model", "llava_hf",
-            "--model_args", f"pretrained={model_dir},device_map=cpu,device=cpu",
+            "--model", "clsbench_hf",
+            "--model_args", f"pretrained={model_dir},mode=score,log_dir={work_dir / 'model_logs'}",
             "--tasks", ALL_TASKS_GROUP,
-            "--batch_size", "1",
+            "--batch_size", "8",
             "--output_path", str(work_dir / "results"),
             "--log_samples",
         ],
@@ -51,5 +51,5 @@ def run_demo(work_dir: Path, samples: int = 8) -> int:
     run_clip_demo(work_dir, data_dir)
     print(f"\nReport (table, figures, per-class accuracy) in {work_dir / 'report'}:\n")
     write_report([work_dir / "results", work_dir / "clip_results"], work_dir / "report", data_dir=data_dir,
-                 rename={f"llava_hf ({model_dir.name})": "tiny-llava (random weights)"})
+                 rename={f"clsbench_hf ({model_dir.name})": "tiny LLaVA-1.5, clsbench_hf score (random weights)"})
     return 0

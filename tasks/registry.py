@@ -54,6 +54,11 @@ class DatasetSpec:
     note: str = ""
 
     @property
+    def vlmeval_name(self) -> str:
+        """The dataset's name in VLMEvalKit (avoids every substring that switches on special behaviour there)."""
+        return f"ClsBench_{self.key}"
+
+    @property
     def is_local(self) -> bool:
         return isinstance(self.source, LocalSource)
 

@@ -62,3 +62,11 @@ def test_lmms_exits_non_zero_when_lmms_eval_fails(tmp_path):
     run = clsbench("lmms", "--data-dir", str(tmp_path), "--model", "dummy", "--tasks", "cls_no_such_task",
                    "--output_path", str(tmp_path / "out"))
     assert run.returncode != 0
+
+
+def test_unreachable_hub_says_how_to_run_offline(tmp_path):
+    run = clsbench("options", "cub200", "0", "--data-dir", str(tmp_path))  # conftest sets HF_HUB_OFFLINE=1
+    assert run.returncode == 2
+    assert "could not load bentrevett/caltech-ucsd-birds-200-2011@1ef09e0" in run.stderr
+    assert "huggingface-cli download --repo-type dataset bentrevett/caltech-ucsd-birds-200-2011 --revision 1ef09e0" in run.stderr
+    assert "clsbench prepare cub200 --source SNAPSHOT" in run.stderr

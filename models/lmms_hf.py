@@ -1,0 +1,160 @@
+"""lmms-eval model ``clsbench_hf``: any transformers image-text model, with letter scoring and option ranking.
+
+Registered through the ``lmms_eval.models`` entry point (see ``clsbench.models.lmms_registration``),
+so ``lmms-eval --model clsbench_hf --model_args pretrained=...,mode=score`` works with no flag.
+Model args (lm-eval-harness style ``key=value``):
+
+=================  ==========================================================================
+``pretrained``     Hub id or local folder of a transformers-native checkpoint (required)
+``mode``           ``generate`` (greedy reply), ``score`` (one forward per batch, argmax over the
+                   option letters' next-token logits) or ``loglik`` (rank the options' class names
+                   by log-likelihood given image and question)
+``loglik_norm``    ``sum`` (default) or ``mean`` over the class name's tokens
+``cfg_weight``     classifier-free guidance weight for ``loglik`` (0 = off)
+``loglik_context`` ``question`` (default: the bare question, an open-ended query with no option
+                   list) or ``prompt`` (the full multiple-choice prompt)
+``log_dir``        where the letter distributions / option log-likelihoods go as JSONL
+                   (default ``clsbench_model_logs``; ``none`` turns it off)
+``dtype``          ``auto`` (bf16 on GPU, float32 on CPU), ``bfloat16``, ``float16``, ``float32``
+``device``, ``device_map``, ``revision``, ``trust_remote_code``, ``attn_implementation``,
+``chat_template`` (file or Jinja text), ``system_prompt``, ``max_new_tokens``, ``loglik_chunk``
+=================  ==========================================================================
+
+In ``score`` and ``loglik`` modes the options come from the task's document
+(``self.task_dict[task][split][doc_id]["options"]``, as the clsbench tasks provide); for other
+multiple-choice tasks ``score`` falls back to the ``A. ...`` lines of the prompt.
+"""
+
+from __future__ import annotations
+
+import time
+
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from loguru import logger as eval_logger
+from tqdm import tqdm
+
+from .answering import Answerer, DecisionLog, Query
+from .hf_vlm import HFVisionLanguageModel, VisualPrompt
+
+DEFAULT_LOG_DIR = "clsbench_model_logs"
+
+
+class ClsbenchHF(lmms):
+    """Simple (non-chat) lmms-eval model over :class:`HFVisionLanguageModel`."""
+
+    is_simple = True
+
+    def __init__(
+        self,
+        pretrained: str,
+        mode: str = "generate",
+        batch_size: int | str = 1,
+        device: str | None = None,
+        dtype: str = "auto",
+        device_map: str | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        attn_implementation: str | None = None,
+        chat_template: str | None = None,
+        system_prompt: str | None = None,
+        max_new_tokens: int | None = None,
+        loglik_norm: str = "sum",
+        cfg_weight: float = 0.0,
+        loglik_context: str = "question",
+        loglik_chunk: int = 32,
+        log_dir: str | None = DEFAULT_LOG_DIR,
+        max_batch_size: int | None = None,  # passed by lmms-eval's CLI; batches here are fixed-size
+        **unknown,
+    ) -> None:
+        super().__init__()
+        if unknown:
+            raise ValueError(f"clsbench_hf: unknown model_args {sorted(unknown)}")
+        from accelerate import Accelerator
+
+        accelerator = Accelerator()
+        if accelerator.num_processes > 1:  # data parallel: one model copy per process
+            device, device_map = f"cuda:{accelerator.local_process_index}", f"cuda:{accelerator.local_process_index}"
+            self._rank, self._world_size = accelerator.local_process_index, accelerator.num_processes
+        self.accelerator = accelerator
+        self.engine = HFVisionLanguageModel(
+            str(pretrained), device=device, dtype=dtype, device_map=device_map, revision=revision,
+            trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
+            chat_template=chat_template, system_prompt=system_prompt,
+        )
+        self.answerer = Answerer(
+            self.engine, mode, loglik_norm=loglik_norm, cfg_weight=float(cfg_weight),
+            loglik_context=loglik_context, loglik_chunk=int(loglik_chunk), max_new_tokens=max_new_tokens,
+        )
+        self.mode = mode
+        self.batch_size_per_gpu = int(batch_size)
+        off = log_dir is None or str(log_dir).lower() in ("", "none", "false")
+        self.decision_log = DecisionLog(None if off else log_dir, f"{pretrained}_{mode}_rank{self._rank}")
+        self.inference_seconds = 0.0  # time inside the model, for throughput reports
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_size_per_gpu
+
+    @property
+    def device(self):
+        return self.engine.input_device
+
+    def _query(self, request: Instance) -> Query:
+        context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]
+        options = doc.get("options")
+        meta = {"task": task, "doc_id": doc_id}
+        meta.update({key: doc[key] for key in ("dataset", "sample_key", "label", "answer") if key in doc})
+        until = gen_kwargs.get("until") or ()
+        return Query(
+            images=tuple(doc_to_visual(doc)),
+            prompt=context,
+            options=tuple(options) if options is not None else None,
+            question=doc.get("question"),
+            max_new_tokens=int(gen_kwargs.get("max_new_tokens", 16)),
+            stop=(until,) if isinstance(until, str) else tuple(until),
+            meta=meta,
+        )
+
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        """Replies in request order; requests are batched longest-first to waste little padding."""
+        order = sorted(range(len(requests)), key=lambda i: -len(requests[i].args[0]))
+        size = 1 if self.mode == "loglik" else max(1, self.batch_size)
+        replies: list[str | None] = [None] * len(requests)
+        progress = tqdm(total=len(requests), disable=self.rank != 0, desc=f"clsbench_hf {self.mode}")
+        for start in range(0, len(order), size):
+            batch = order[start:start + size]
+            queries = [self._query(requests[i]) for i in batch]
+            began = time.perf_counter()
+            answers = self.answerer.answer(queries)
+            self.inference_seconds += time.perf_counter() - began
+            for index, query, answer in zip(batch, queries, answers):
+                replies[index] = answer.text
+                self.cache_hook.add_partial("generate_until", (requests[index].args[0], requests[index].args[1]), answer.text)
+            records = [answer.record for answer in answers if answer.record is not None]
+            by_task: dict[str, list[dict]] = {}
+            for record in records:
+                by_task.setdefault(str(record.get("task", "all")), []).append(record)
+            for task, task_records in by_task.items():
+                self.decision_log.write(task, task_records)
+            progress.update(len(batch))
+        progress.close()
+        if self.decision_log.folder is not None and self.mode != "generate":
+            eval_logger.info(f"clsbench_hf: decision records in {self.decision_log.folder.resolve()}")
+        return replies  # type: ignore[return-value]
+
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        """``(sum log p(continuation | image, context), is_greedy)`` per request, for loglikelihood tasks."""
+        results = []
+        for request in tqdm(requests, disable=self.rank != 0, desc="clsbench_hf loglikelihood"):
+            context, continuation, doc_to_visual, doc_id, task, split = request.args
+            doc = self.task_dict[task][split][doc_id]
+            text = continuation if isinstance(continuation, str) else continuation(doc)
+            prompt = VisualPrompt(tuple(doc_to_visual(doc)), context)
+            logprob, _, greedy = self.engine.continuation_scores(prompt, [text])[0]
+            results.append((logprob, greedy))
+        return results
+
+    def generate_until_multi_round(self, requests) -> list[str]:
+        raise NotImplementedError("clsbench_hf answers single-turn questions; multi-round generation is not supported")

@@ -1,0 +1,23 @@
+"""The README's main command, end to end: `clsbench demo` offline."""
+
+import subprocess
+import sys
+
+
+def test_demo_runs_everything_offline_and_ends_with_the_report(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "clsbench.tasks.cli", "demo", "--work-dir", str(tmp_path), "--samples", "3"],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = (tmp_path / "report" / "table.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| tiny")]
+    assert len(rows) == 2 and any("clsbench_hf score" in row for row in rows) and any("clip mcq" in row for row in rows)
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
+        assert len(cells) == 12 and all(cell != "—" for cell in cells)  # ten datasets and both averages
+        assert all(0.0 <= float(cell) <= 100.0 for cell in cells)
+    assert "Missing datasets: none" in run.stdout
+    for name in ("bars.png", "bars.svg", "table.csv", "table.tex", "per_class.csv"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+    # score mode always answers with a letter, so nothing is unparseable
+    logs = list((tmp_path / "model_logs").glob("*.jsonl"))
+    assert len(logs) == 10

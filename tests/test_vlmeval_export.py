@@ -1,0 +1,125 @@
+"""VLMEvalKit TSV export (no VLMEvalKit needed): schema, byte-identical images, the lmms-eval tasks' exact questions."""
+
+from __future__ import annotations
+
+import base64
+
+import datasets
+import pandas as pd
+import pytest
+from clsbench.tasks.cli import main
+from clsbench.tasks.data import load_rows
+from clsbench.tasks.fixtures import GLDV2_FIXTURE_CLASSES
+from clsbench.tasks.lmms_tasks import task_folder_for, task_name
+from clsbench.tasks.options import LETTERS
+from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.vlmeval import (
+    NAME_TO_KEY,
+    prompt_message,
+    score_rows,
+    tsv_columns,
+    vlmeval_name,
+    write_tsv,
+)
+
+KEYS = ["logo", "food101", "imagenet"]  # 10 options, 26 options, a split named "validation"
+
+
+@pytest.fixture(scope="module")
+def exported(fixture_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lmu")
+    assert main(["export-vlmeval", *KEYS, "--out", str(out), "--data-dir", str(fixture_root)]) == 0
+    return {key: pd.read_csv(out / f"{vlmeval_name(key)}.tsv", sep="\t") for key in KEYS}  # VLMEvalKit's own reader
+
+
+@pytest.fixture(scope="module")
+def lmms_docs(fixture_root):
+    """The docs the lmms-eval tasks really build (process_docs applied), and the tasks themselves."""
+    from lmms_eval.tasks import TaskManager, get_task_dict
+
+    manager = TaskManager("ERROR", include_path=str(task_folder_for(fixture_root)))
+    tasks = get_task_dict([task_name(key) for key in KEYS], manager)
+    return {key: tasks[task_name(key)] for key in KEYS}
+
+
+def test_names_are_unique_and_avoid_vlmevalkit_special_cases():
+    names = [vlmeval_name(key) for key in DATASETS]
+    assert len(set(names)) == len(names) and NAME_TO_KEY == dict(zip(names, DATASETS))
+    for name in names:  # substrings that switch on special behaviour in VLMEvalKit (circular eval, MMT/MMSci reports, ...)
+        assert not any(bad in name.lower() for bad in ("mmbench", "ccbench", "circular", "mmcr"))
+        assert not any(bad in name for bad in ("MMT", "MMSci", "MMMU", "LEGO", "MMVP"))
+
+
+def test_tsv_schema(exported, fixture_root):
+    for key, table in exported.items():
+        n_options = min(26, len(DATASETS[key].classnames))
+        assert list(table.columns) == tsv_columns(n_options)
+        assert table["index"].dtype.kind == "i" and table["index"].is_unique
+        assert set(table["answer"]) <= set(LETTERS[:n_options])
+        assert table[list(LETTERS[:n_options])].notna().all().all()
+        assert set(table["category"]) == {DATASETS[key].group}
+        assert set(table["split"]) == {getattr(DATASETS[key].source, "split", "test")}
+        rows = load_rows(key, fixture_root).cast_column("image", datasets.Image(decode=False))
+        assert len(table) == len(rows)
+        for row, stored in zip(table.itertuples(), rows):
+            assert base64.b64decode(row.image) == stored["image"]["bytes"]  # never re-encoded
+
+
+def test_questions_equal_the_lmms_eval_tasks_questions(exported, lmms_docs):
+    for key, table in exported.items():
+        task = lmms_docs[key]
+        docs = list(task.test_docs())
+        assert len(docs) == len(table)
+        for (_, row), doc in zip(table.iterrows(), docs):
+            assert str(row["sample_key"]) == doc["sample_key"] and row["index"] == int(doc["sample_key"])
+            assert row["question"] == doc["question"] and row["answer"] == doc["answer"] and row["label"] == doc["label"]
+            assert [row[letter] for letter in LETTERS[: len(doc["options"])]] == doc["options"]
+            # the exact text each toolkit puts in front of the model
+            text = prompt_message(row, ["img.png"])[-1]["value"]
+            assert text == task.doc_to_text(doc)
+
+
+def test_class_names_survive_the_tsv_round_trip():
+    # pandas turns these strings into NaN when VLMEvalKit reads a TSV; no class name may be one of them
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    names = {name for spec in DATASETS.values() for name in (spec.classnames or ())} | set(GLDV2_FIXTURE_CLASSES)
+    assert len(names) > 1000
+    for name in names:
+        assert name not in STR_NA_VALUES and name == name.strip() and "\t" not in name and "\n" not in name
+        assert not name.replace(".", "", 1).isdigit(), name
+
+
+def test_scoring_uses_our_parser_not_vlmevalkits_fallback_letter():
+    options = {letter: f"class {letter.lower()}" for letter in LETTERS}
+    rows = [
+        {**options, "answer": "Z", "prediction": "I don't know"},  # VLMEvalKit's can_infer returns "Z": a hit
+        {**options, "answer": "C", "prediction": "I would say C"},  # there "I" is a choice letter
+        {**options, "answer": "C", "prediction": "The answer is (C)."},
+        {**options, "answer": "Q", "prediction": "class q"},
+        {**options, "answer": "A", "prediction": float("nan")},  # an empty cell read back from xlsx
+    ]
+    assert score_rows(rows) == [
+        {"parsed": "", "hit": 0, "unparseable": 1},
+        {"parsed": "", "hit": 0, "unparseable": 1},
+        {"parsed": "C", "hit": 1, "unparseable": 0},
+        {"parsed": "Q", "hit": 1, "unparseable": 0},
+        {"parsed": "", "hit": 0, "unparseable": 1},
+    ]
+
+
+def test_export_of_an_unknown_or_missing_dataset_says_what_to_do(tmp_path, capsys):
+    assert main(["export-vlmeval", "imagenet-21k", "--out", str(tmp_path)]) == 2
+    assert "unknown dataset 'imagenet-21k'" in capsys.readouterr().err
+    assert main(["export-vlmeval", "logo", "--out", str(tmp_path), "--data-dir", str(tmp_path / "empty")]) == 2
+    assert "clsbench prepare logo" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.tsv")) and not list(tmp_path.glob(".*partial"))
+
+
+def test_groups_expand_to_their_datasets(fixture_root, tmp_path):
+    assert main(["export-vlmeval", "cls_general_mcq", "--out", str(tmp_path), "--data-dir", str(fixture_root)]) == 0
+    assert sorted(path.name for path in tmp_path.glob("*.tsv")) == sorted(
+        f"{vlmeval_name(key)}.tsv" for key, spec in DATASETS.items() if spec.group == "general"
+    )
+    write_tsv("logo", tmp_path, fixture_root)  # rewriting replaces the file atomically
+    assert len(pd.read_csv(tmp_path / f"{vlmeval_name('logo')}.tsv", sep="\t")) == 6
