@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from clsbench.tasks.lmms_tasks import ALL_TASKS_GROUP
 
 TINY_LLAVA = ("tiny LLaVA-1.5 (same `LlavaForConditionalGeneration` code path): generate, score, loglik through lmms-eval "
-              "(CLI and in-process), VLMEvalKit run giving the same letters; built-in `llava_hf` in the demo and bench")
+              "(CLI and in-process), VLMEvalKit run giving the same letters; built-in `llava_hf` in the tests and bench")
 TINY_QWEN2_VL = "tiny Qwen2-VL (same `Qwen2VLForConditionalGeneration` code path: dynamic patches, M-RoPE): score = greedy first letter, batch invariance, loglik"
 TINY_QWEN25_VL = "tiny Qwen2.5-VL (same `Qwen2_5_VLForConditionalGeneration` code path): score = greedy first letter, loglik"
 TINY_ONEVISION = "tiny LLaVA-OneVision (same `LlavaOnevisionForConditionalGeneration` code path: anyres tiles): score = greedy first letter, loglik"

@@ -1,4 +1,4 @@
-"""The ``clsbench`` command: list, options, prepare, tasks-path, lmms, demo."""
+"""The ``clsbench`` command: one entry point for the benchmark, its toolkits and its reports."""
 
 from __future__ import annotations
 

@@ -67,3 +67,10 @@ def test_clsbench_models_prints_the_table(capsys):
     assert printed == markdown_table()
     assert len(printed.splitlines()) == 2 + len(ROUTES)
     assert "clsbench lmms --model clsbench_hf --model_args pretrained=Qwen/Qwen2-VL-7B-Instruct,mode=score" in printed
+
+
+def test_readme_shows_the_current_table():
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert markdown_table() in readme.read_text("utf-8"), "README's model table is stale: paste `clsbench models`"
