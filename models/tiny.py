@@ -221,12 +221,25 @@ _QWEN_VISION = {
 }
 
 
+
+def _save_chatml_model(model_class, config, seed: int, ids: dict[str, int], special_tokens, dst) -> None:
+    """Seeded random weights, saved with greedy defaults that end on <|im_end|> and never emit other specials."""
+    import torch
+    from transformers import GenerationConfig
+
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    model.generation_config = GenerationConfig(
+        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        suppress_tokens=[ids[t] for t in special_tokens if t != "<|im_end|>"],
+        do_sample=False, max_new_tokens=8,
+    )
+    model.save_pretrained(dst, safe_serialization=True)
+
 def _save_qwen(dst: pathlib.Path, seed: int, arch: str) -> None:
     """A Qwen2-VL or Qwen2.5-VL (ViT with 2x2 patch merger + Qwen2 LM with M-RoPE) and its processor."""
-    import torch
     import transformers
     from transformers import (
-        GenerationConfig,
         Qwen2VLImageProcessor,
         Qwen2VLVideoProcessor,
     )
@@ -256,14 +269,7 @@ def _save_qwen(dst: pathlib.Path, seed: int, arch: str) -> None:
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
     )
-    torch.manual_seed(seed)
-    model = model_class(config).eval()
-    model.generation_config = GenerationConfig(
-        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
-        suppress_tokens=[ids[t] for t in QWEN_SPECIAL_TOKENS if t != "<|im_end|>"],
-        do_sample=False, max_new_tokens=8,
-    )
-    model.save_pretrained(dst, safe_serialization=True)
+    _save_chatml_model(model_class, config, seed, ids, QWEN_SPECIAL_TOKENS, dst)
     sizes = {"patch_size": QWEN_PATCH_SIZE, "merge_size": 2, "temporal_patch_size": 2,
              "min_pixels": IMAGE_SIZE * IMAGE_SIZE, "max_pixels": IMAGE_SIZE * IMAGE_SIZE}
     processor = processor_class(
@@ -298,9 +304,7 @@ ONEVISION_PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]  # "anyres": a ba
 
 def _save_llava_onevision(dst: pathlib.Path, seed: int) -> None:
     """A LLaVA-OneVision (SigLIP + Qwen2, anyres tiling) and its processor."""
-    import torch
     from transformers import (
-        GenerationConfig,
         LlavaOnevisionConfig,
         LlavaOnevisionForConditionalGeneration,
         LlavaOnevisionImageProcessor,
@@ -328,14 +332,7 @@ def _save_llava_onevision(dst: pathlib.Path, seed: int) -> None:
         image_token_index=ids["<image>"], video_token_index=ids["<video>"], image_grid_pinpoints=ONEVISION_PINPOINTS,
         vision_feature_select_strategy="full", vision_feature_layer=-1, vision_aspect_ratio="anyres_max_9",
     )
-    torch.manual_seed(seed)
-    model = LlavaOnevisionForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
-        suppress_tokens=[ids[t] for t in ONEVISION_SPECIAL_TOKENS if t != "<|im_end|>"],
-        do_sample=False, max_new_tokens=8,
-    )
-    model.save_pretrained(dst, safe_serialization=True)
+    _save_chatml_model(LlavaOnevisionForConditionalGeneration, config, seed, ids, ONEVISION_SPECIAL_TOKENS, dst)
     size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     processor = LlavaOnevisionProcessor(
         image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=ONEVISION_PINPOINTS),
