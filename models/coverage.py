@@ -16,6 +16,10 @@ TINY_LLAVA = ("tiny LLaVA-1.5 (same `LlavaForConditionalGeneration` code path): 
 TINY_QWEN2_VL = "tiny Qwen2-VL (same `Qwen2VLForConditionalGeneration` code path: dynamic patches, M-RoPE): score = greedy first letter, batch invariance, loglik"
 TINY_QWEN25_VL = "tiny Qwen2.5-VL (same `Qwen2_5_VLForConditionalGeneration` code path): score = greedy first letter, loglik"
 TINY_ONEVISION = "tiny LLaVA-OneVision (same `LlavaOnevisionForConditionalGeneration` code path: anyres tiles): score = greedy first letter, loglik"
+TINY_LLAVA_NEXT = ("tiny LLaVA-NeXT (same `LlavaNextForConditionalGeneration` code path: anyres tiles, image_newline): "
+                   "score = greedy first letter, loglik")
+TINY_QWEN3_VL = ("tiny Qwen3-VL (same `Qwen3VLForConditionalGeneration` code path: deepstack ViT, interleaved M-RoPE): "
+                 "score = greedy first letter, loglik")
 STAND_IN_MINICPM = ("`clsbench_minicpm` checked against a stand-in remote-code model with the same `chat()` API "
                     "(100 % on fixtures); the real model not run")
 UNTESTED_NATIVE = "not run here: same `clsbench_hf` code, architecture not built tiny; needs the real weights"
@@ -66,7 +70,7 @@ ROUTES: tuple[ModelRoute, ...] = (
         verified=UNTESTED_REMOTE,
     ),
     _native("LLaVA-1.5-7B", "llava-hf/llava-1.5-7b-hf", "llava", TINY_LLAVA, "llava_v1.5_7b"),
-    _native("LLaVA-1.6-7B", "llava-hf/llava-v1.6-vicuna-7b-hf", "llava_next", UNTESTED_NATIVE, "llava_next_vicuna_7b"),
+    _native("LLaVA-1.6-7B", "llava-hf/llava-v1.6-vicuna-7b-hf", "llava_next", TINY_LLAVA_NEXT, "llava_next_vicuna_7b"),
     _native("DeepSeek-VL-7B", "deepseek-community/deepseek-vl-7b-chat", "deepseek_vl", UNTESTED_NATIVE, "deepseek_vl_7b",
             needs="base install (transformers-native conversion of deepseek-ai/deepseek-vl-7b-chat)"),
     ModelRoute(
@@ -96,7 +100,7 @@ ROUTES: tuple[ModelRoute, ...] = (
     _native("Qwen2-VL-7B", "Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl", TINY_QWEN2_VL, "Qwen2-VL-7B-Instruct"),
     _native("Qwen2.5-VL-7B", "Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl", TINY_QWEN25_VL, "Qwen2.5-VL-7B-Instruct",
             in_paper=False),
-    _native("Qwen3-VL-2B (current small)", "Qwen/Qwen3-VL-2B-Instruct", "qwen3_vl", UNTESTED_NATIVE, in_paper=False),
+    _native("Qwen3-VL-2B (current small)", "Qwen/Qwen3-VL-2B-Instruct", "qwen3_vl", TINY_QWEN3_VL, in_paper=False),
 )
 
 

@@ -1,4 +1,4 @@
-"""Tiny random-weight LLaVA-1.5, LLaVA-OneVision, Qwen2-VL and Qwen2.5-VL checkpoints, built fully offline.
+"""Tiny random-weight LLaVA-1.5, LLaVA-NeXT, LLaVA-OneVision, Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Idefics3 and Gemma 3 checkpoints, built fully offline.
 
 Tests and CI need a *real* multimodal architecture (so the real loaders, processors and
 lmms-eval's built-in ``llava_hf`` model are exercised) without the Hugging Face Hub and
@@ -15,7 +15,8 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 
-__all__ = ["CHAT_TEMPLATE", "IMAGE_SIZE", "PATCH_SIZE", "QWEN_CHAT_TEMPLATE", "build_letter_prone", "build_tiny_llava", "build_tiny_llava_onevision", "build_tiny_qwen2_5_vl", "build_tiny_qwen2_vl"]
+__all__ = ["CHAT_TEMPLATE", "IMAGE_SIZE", "PATCH_SIZE", "QWEN_CHAT_TEMPLATE", "build_letter_prone", "build_tiny_gemma3", "build_tiny_idefics3", "build_tiny_llava", "build_tiny_llava_next",
+           "build_tiny_llava_onevision", "build_tiny_qwen2_5_vl", "build_tiny_qwen2_vl", "build_tiny_qwen3_vl"]
 
 IMAGE_SIZE = 32  # pixels; 32 / 8 = 4x4 patches -> 16 image tokens per image (CLS dropped)
 PATCH_SIZE = 8
@@ -347,6 +348,252 @@ def _save_llava_onevision(dst: pathlib.Path, seed: int) -> None:
 def build_tiny_llava_onevision(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
     """Save a random-weight LLaVA-OneVision-architecture checkpoint (anyres tiles, several pixel tensors per image)."""
     return _build_atomically(out_dir, seed, "llava_onevision", _save_llava_onevision)
+
+
+# LLaVA-NeXT (1.6): LLaVA-1.5's CLIP + Llama with anyres tiles and an image_newline row separator.
+NEXT_PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]  # a base view plus up to 2x2 tiles of 32 px
+
+
+def _save_llava_next(dst: pathlib.Path, seed: int) -> None:
+    """A LLaVA-NeXT (CLIP + Llama, anyres tiling, llava-1.5 style template) and its processor."""
+    import torch
+    from transformers import (
+        CLIPVisionConfig,
+        GenerationConfig,
+        LlamaConfig,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessor,
+        LlavaNextProcessor,
+    )
+
+    tokenizer = _build_tokenizer()
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    vision = CLIPVisionConfig(
+        hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=2, num_attention_heads=4,
+        image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, projection_dim=HIDDEN,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
+        bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"],
+    )
+    config = LlavaNextConfig(
+        vision_config=vision, text_config=text, image_token_index=ids["<image>"], image_grid_pinpoints=NEXT_PINPOINTS,
+        image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2, vision_feature_select_strategy="default", vision_feature_layer=-2,
+    )
+    torch.manual_seed(seed)
+    model = LlavaNextForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"],
+        suppress_tokens=[ids[t] for t in ("<unk>", "<s>", "<pad>", "<image>")],
+        do_sample=False, max_new_tokens=8,
+    )
+    model.save_pretrained(dst, safe_serialization=True)
+    image_processor = LlavaNextImageProcessor(
+        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        image_grid_pinpoints=NEXT_PINPOINTS,
+    )
+    processor = LlavaNextProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH_SIZE,
+        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(dst)
+    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": "llava_next"}))
+
+
+def build_tiny_llava_next(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
+    """Save a random-weight LLaVA-NeXT-architecture checkpoint (anyres tiles + image_newline) and processor."""
+    return _build_atomically(out_dir, seed, "llava_next", _save_llava_next)
+
+
+QWEN3_PATCH_SIZE = 8  # 32x32 px -> 4x4 patches -> 2x2 merge -> 4 image tokens
+
+
+def _save_qwen3_vl(dst: pathlib.Path, seed: int) -> None:
+    """A Qwen3-VL (ViT with learned position embeddings + deepstack features, Qwen3 LM with interleaved M-RoPE)."""
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
+
+    tokenizer = _build_tokenizer(
+        QWEN_SPECIAL_TOKENS, QWEN_CHAT_TEMPLATE, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>", extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+    )
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    config = Qwen3VLConfig(
+        vision_config={
+            "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4, "out_hidden_size": HIDDEN,
+            "patch_size": QWEN3_PATCH_SIZE, "spatial_merge_size": 2, "temporal_patch_size": 2,
+            "num_position_embeddings": 16, "deepstack_visual_indexes": [0],
+        },
+        text_config={
+            "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+            "max_position_embeddings": 8192,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
+                                "mrope_interleaved": True},
+            "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+        },
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    _save_chatml_model(Qwen3VLForConditionalGeneration, config, seed, ids, QWEN_SPECIAL_TOKENS, dst)
+    sizes = {"patch_size": QWEN3_PATCH_SIZE, "merge_size": 2, "temporal_patch_size": 2,
+             "min_pixels": IMAGE_SIZE * IMAGE_SIZE, "max_pixels": IMAGE_SIZE * IMAGE_SIZE}
+    processor = Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**sizes),  # what Qwen3-VL checkpoints ship (auto class maps to it)
+        video_processor=Qwen3VLVideoProcessor(**sizes),  # required by the processor class; never used
+        tokenizer=tokenizer, chat_template=QWEN_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(dst)
+    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": "qwen3_vl"}))
+
+
+def build_tiny_qwen3_vl(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
+    """Save a random-weight Qwen3-VL-architecture checkpoint (deepstack ViT, interleaved M-RoPE) and processor."""
+    return _build_atomically(out_dir, seed, "qwen3_vl", _save_qwen3_vl)
+
+
+# Idefics3 / SmolVLM: "<|im_start|>User:<image>...<end_of_utterance>\nAssistant:"; the processor expands
+# <image> into <fake_token_around_image><row_i_col_j><image>*n ... <global-img> tile sequences.
+IDEFICS3_CHAT_TEMPLATE = (
+    "{{ '<|im_start|>' }}"
+    "{% for message in messages %}"
+    "{{ message['role'] | capitalize }}{{ ':' }}"
+    "{% if message['content'] is string %}{{ ' ' + message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<image>' }}"
+    "{% elif part['type'] == 'text' %}{{ ' ' + part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<end_of_utterance>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+IDEFICS3_SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>", "<global-img>",
+    *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)),
+]
+
+
+def _save_idefics3(dst: pathlib.Path, seed: int) -> None:
+    """An Idefics3 / SmolVLM (SigLIP-style ViT, pixel-shuffle connector, Llama LM, image splitting) and its processor."""
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+    )
+
+    tokenizer = _build_tokenizer(
+        IDEFICS3_SPECIAL_TOKENS, IDEFICS3_CHAT_TEMPLATE, bos_token=None, eos_token="<end_of_utterance>",
+        pad_token="<|endoftext|>", unk_token="<|endoftext|>", extra_special_tokens={"image_token": "<image>"},
+    )
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in IDEFICS3_SPECIAL_TOKENS}
+    scale_factor = 2
+    config = Idefics3Config(
+        vision_config={
+            "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE,
+        },
+        text_config={
+            "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 8192,
+            "bos_token_id": None, "eos_token_id": ids["<end_of_utterance>"], "pad_token_id": ids["<|endoftext|>"],
+        },
+        image_token_id=ids["<image>"], scale_factor=scale_factor, pad_token_id=ids["<|endoftext|>"],
+    )
+    # reuse the ChatML saver's conventions: greedy, stop at the end-of-turn token, never emit other specials
+    eot = {"<|im_end|>": ids["<end_of_utterance>"], "<|endoftext|>": ids["<|endoftext|>"]}
+    _save_chatml_model(Idefics3ForConditionalGeneration, config, seed, {**ids, **eot},
+                       [t for t in IDEFICS3_SPECIAL_TOKENS if t != "<end_of_utterance>"] + ["<|im_end|>"], dst)
+    processor = Idefics3Processor(
+        image_processor=Idefics3ImageProcessor(
+            size={"longest_edge": 2 * IMAGE_SIZE}, max_image_size={"longest_edge": IMAGE_SIZE},  # up to 2x2 tiles + global
+        ),
+        tokenizer=tokenizer, image_seq_len=(IMAGE_SIZE // PATCH_SIZE) ** 2 // scale_factor**2,
+        chat_template=IDEFICS3_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(dst)
+    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": "idefics3"}))
+
+
+def build_tiny_idefics3(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
+    """Save a random-weight Idefics3 (SmolVLM) checkpoint (image splitting into tiles + global image) and processor."""
+    return _build_atomically(out_dir, seed, "idefics3", _save_idefics3)
+
+
+# Gemma 3: "<start_of_turn>user\n<start_of_image>...<end_of_turn>\n<start_of_turn>model\n" after the tokenizer's <bos>;
+# the processor expands <start_of_image> into <start_of_image><image_soft_token>*n<end_of_image>.
+GEMMA3_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<start_of_image>' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<end_of_turn>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+GEMMA3_SPECIAL_TOKENS = [
+    "<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>",
+    "<image_soft_token>",
+]
+GEMMA3_MM_TOKENS = 4  # 4x4 SigLIP patches average-pooled to 2x2 image tokens
+
+
+def _save_gemma3(dst: pathlib.Path, seed: int) -> None:
+    """A Gemma 3 (SigLIP + pooled projector, Gemma 3 LM with sliding/global layers) and its processor."""
+    from transformers import (
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        Gemma3ImageProcessor,
+        Gemma3Processor,
+    )
+
+    tokenizer = _build_tokenizer(
+        GEMMA3_SPECIAL_TOKENS, GEMMA3_CHAT_TEMPLATE, bos_token="<bos>", eos_token="<end_of_turn>", pad_token="<pad>",
+        unk_token="<unk>", extra_special_tokens={
+            "image_token": "<image_soft_token>", "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+        },
+    )
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in GEMMA3_SPECIAL_TOKENS}
+    config = Gemma3Config(
+        vision_config={
+            "model_type": "siglip_vision_model", "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE,
+            "vision_use_head": False,
+        },
+        text_config={
+            "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+            "query_pre_attn_scalar": 16, "sliding_window": 512, "layer_types": ["sliding_attention", "full_attention"],
+            "max_position_embeddings": 8192,
+            "bos_token_id": ids["<bos>"], "eos_token_id": ids["<end_of_turn>"], "pad_token_id": ids["<pad>"],
+        },
+        mm_tokens_per_image=GEMMA3_MM_TOKENS, boi_token_index=ids["<start_of_image>"],
+        eoi_token_index=ids["<end_of_image>"], image_token_index=ids["<image_soft_token>"],
+    )
+    eot = {"<|im_end|>": ids["<end_of_turn>"], "<|endoftext|>": ids["<pad>"]}
+    _save_chatml_model(Gemma3ForConditionalGeneration, config, seed, {**ids, **eot},
+                       [t for t in GEMMA3_SPECIAL_TOKENS if t != "<end_of_turn>"] + ["<|im_end|>"], dst)
+    processor = Gemma3Processor(
+        image_processor=Gemma3ImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}),
+        tokenizer=tokenizer, image_seq_length=GEMMA3_MM_TOKENS, chat_template=GEMMA3_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(dst)
+    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": "gemma3"}))
+
+
+def build_tiny_gemma3(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
+    """Save a random-weight Gemma 3 image-text checkpoint (bidirectional attention over image tokens) and processor."""
+    return _build_atomically(out_dir, seed, "gemma3", _save_gemma3)
 
 def build_letter_prone(src_dir: str | os.PathLike, out_dir: str | os.PathLike, scale: float = 20.0) -> pathlib.Path:
     """A copy of a tiny checkpoint whose LM-head rows for the letters A-Z are multiplied by ``scale``.

@@ -1,4 +1,5 @@
-"""``clsbench_hf`` on tiny real architectures (LLaVA-1.5, LLaVA-OneVision, Qwen2-VL, Qwen2.5-VL): score vs greedy,
+"""``clsbench_hf`` on tiny real architectures (LLaVA-1.5, LLaVA-NeXT, LLaVA-OneVision, Qwen2-VL, Qwen2.5-VL, Qwen3-VL,
+Idefics3, Gemma 3): score vs greedy,
 batch invariance, loglik, lmms-eval.
 
 The tiny models have random weights; ``build_letter_prone`` scales their letter rows so the first
@@ -20,9 +21,13 @@ from clsbench.models.hf_vlm import HFVisionLanguageModel, VisualPrompt
 from clsbench.models.scoring import rank_options
 from clsbench.models.tiny import (
     build_letter_prone,
+    build_tiny_gemma3,
+    build_tiny_idefics3,
+    build_tiny_llava_next,
     build_tiny_llava_onevision,
     build_tiny_qwen2_5_vl,
     build_tiny_qwen2_vl,
+    build_tiny_qwen3_vl,
 )
 from clsbench.tasks.data import load_rows
 from clsbench.tasks.lmms_tasks import task_folder_for
@@ -53,6 +58,26 @@ def tiny_onevision(models_root) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llava_next(models_root) -> Path:
+    return build_tiny_llava_next(models_root / "tiny-llava-next")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3(models_root) -> Path:
+    return build_tiny_qwen3_vl(models_root / "tiny-qwen3-vl", seed=1)  # seeds 0, 2-4 answer (almost) one letter
+
+
+@pytest.fixture(scope="session")
+def tiny_idefics3(models_root) -> Path:
+    return build_tiny_idefics3(models_root / "tiny-idefics3", seed=3)  # seeds 0-2, 4 answer (almost) one letter
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3(models_root) -> Path:
+    return build_tiny_gemma3(models_root / "tiny-gemma3")
+
+
+@pytest.fixture(scope="session")
 def letter_llava(tiny_llava, models_root) -> Path:
     return build_letter_prone(tiny_llava, models_root / "llava-letters")
 
@@ -68,6 +93,17 @@ def engines(letter_llava, letter_qwen, tiny_qwen25, tiny_onevision, models_root)
     letter_onevision = build_letter_prone(tiny_onevision, models_root / "onevision-letters")
     return {name: HFVisionLanguageModel(str(path)) for name, path in
             (("llava", letter_llava), ("qwen2_vl", letter_qwen), ("qwen2_5_vl", letter_qwen25), ("llava_onevision", letter_onevision))}
+
+
+@pytest.fixture(scope="module")
+def more_engines(tiny_llava_next, tiny_qwen3, tiny_idefics3, tiny_gemma3, models_root) -> dict[str, HFVisionLanguageModel]:
+    """Letter-prone LLaVA-NeXT, Qwen3-VL, Idefics3 and Gemma 3 (kept apart so the older tests do not build them)."""
+    sources = {"llava_next": tiny_llava_next, "qwen3_vl": tiny_qwen3, "idefics3": tiny_idefics3, "gemma3": tiny_gemma3}
+    return {name: HFVisionLanguageModel(str(build_letter_prone(path, models_root / f"{name}-letters")))
+            for name, path in sources.items()}
+
+
+NEW_ARCHS = ["llava_next", "qwen3_vl", "idefics3", "gemma3"]
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +129,9 @@ def prompts_of(queries: list[Query]) -> list[VisualPrompt]:
     return [VisualPrompt(query.images, query.prompt) for query in queries]
 
 
-@pytest.mark.parametrize("arch", ["llava", "qwen2_vl", "qwen2_5_vl", "llava_onevision"])
-def test_score_picks_the_greedy_first_token_whenever_it_is_an_option_letter(engines, fixture_root, arch):
-    engine = engines[arch]
+@pytest.mark.parametrize("arch", ["llava", "qwen2_vl", "qwen2_5_vl", "llava_onevision", *NEW_ARCHS])
+def test_score_picks_the_greedy_first_token_whenever_it_is_an_option_letter(request, fixture_root, arch):
+    engine = request.getfixturevalue("more_engines" if arch in NEW_ARCHS else "engines")[arch]
     queries = fixture_queries(fixture_root, ["food101", "cub200", "imagenet", "logo"])
     scored = []
     for start in range(0, len(queries), 8):  # batched, left-padded
@@ -164,10 +200,11 @@ def test_lmms_eval_batch_1_and_batch_8_give_the_same_letters(letter_llava, task_
         assert record["correct"] == (record["pred"] == record["answer"])
 
 
-@pytest.mark.parametrize("arch", ["llava", "qwen2_vl", "qwen2_5_vl", "llava_onevision"])
-def test_continuation_scores_match_a_plain_forward_pass(tiny_llava, tiny_qwen, tiny_qwen25, tiny_onevision, fixture_root, arch):
-    paths = {"llava": tiny_llava, "qwen2_vl": tiny_qwen, "qwen2_5_vl": tiny_qwen25, "llava_onevision": tiny_onevision}
-    engine = HFVisionLanguageModel(str(paths[arch]))
+@pytest.mark.parametrize("arch", ["llava", "qwen2_vl", "qwen2_5_vl", "llava_onevision", *NEW_ARCHS])
+def test_continuation_scores_match_a_plain_forward_pass(request, fixture_root, arch):
+    fixtures = {"llava": "tiny_llava", "qwen2_vl": "tiny_qwen", "qwen2_5_vl": "tiny_qwen25", "llava_onevision": "tiny_onevision",
+                "llava_next": "tiny_llava_next", "qwen3_vl": "tiny_qwen3", "idefics3": "tiny_idefics3", "gemma3": "tiny_gemma3"}
+    engine = HFVisionLanguageModel(str(request.getfixturevalue(fixtures[arch])))
     query = fixture_queries(fixture_root, ["logo"])[1]
     prompt = VisualPrompt(query.images, query.question)
     names = list(query.options)
