@@ -143,7 +143,6 @@ def _save(dst: pathlib.Path, seed: int) -> None:
         chat_template=CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
-    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION}))
 
 
 def _fix_modes(root: pathlib.Path) -> None:
@@ -170,7 +169,7 @@ def build_tiny_llava(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
 
 
 def _build_atomically(out_dir: str | os.PathLike, seed: int, arch: str, save) -> pathlib.Path:
-    """Run ``save(tmp_dir, seed)`` in a temporary sibling of out_dir and move it into place."""
+    """Run ``save(tmp_dir, seed)`` in a temporary sibling of out_dir, mark it complete, move it into place."""
     out = pathlib.Path(out_dir).resolve()
     if _is_complete(out, seed, arch):
         return out
@@ -178,6 +177,7 @@ def _build_atomically(out_dir: str | os.PathLike, seed: int, arch: str, save) ->
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         save(tmp, seed)
+        (tmp / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": arch}))  # last
         _fix_modes(tmp)
         if _is_complete(out, seed, arch):  # a concurrent builder finished first
             return out
@@ -279,7 +279,6 @@ def _save_qwen(dst: pathlib.Path, seed: int, arch: str) -> None:
         tokenizer=tokenizer, chat_template=QWEN_CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
-    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": arch}))
 
 
 def build_tiny_qwen2_vl(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
@@ -342,7 +341,6 @@ def _save_llava_onevision(dst: pathlib.Path, seed: int) -> None:
         chat_template=ONEVISION_CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
-    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": "llava_onevision"}))
 
 
 def build_tiny_llava_onevision(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
@@ -399,7 +397,6 @@ def _save_llava_next(dst: pathlib.Path, seed: int) -> None:
         vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
-    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": "llava_next"}))
 
 
 def build_tiny_llava_next(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
@@ -451,7 +448,6 @@ def _save_qwen3_vl(dst: pathlib.Path, seed: int) -> None:
         tokenizer=tokenizer, chat_template=QWEN_CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
-    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": "qwen3_vl"}))
 
 
 def build_tiny_qwen3_vl(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
@@ -519,7 +515,6 @@ def _save_idefics3(dst: pathlib.Path, seed: int) -> None:
         chat_template=IDEFICS3_CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
-    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": "idefics3"}))
 
 
 def build_tiny_idefics3(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
@@ -588,7 +583,6 @@ def _save_gemma3(dst: pathlib.Path, seed: int) -> None:
         tokenizer=tokenizer, image_seq_length=GEMMA3_MM_TOKENS, chat_template=GEMMA3_CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
-    (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": "gemma3"}))
 
 
 def build_tiny_gemma3(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
@@ -620,7 +614,6 @@ def build_letter_prone(src_dir: str | os.PathLike, out_dir: str | os.PathLike, s
             model.get_output_embeddings().weight[rows] *= scale
         model.save_pretrained(dst, safe_serialization=True)
         processor.save_pretrained(dst)
-        (dst / _MARKER).write_text(json.dumps({"seed": seed, "version": _FORMAT_VERSION, "arch": arch}))
 
     return _build_atomically(out_dir, src_meta["seed"], arch, save)
 

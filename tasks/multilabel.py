@@ -124,12 +124,11 @@ def clip_predictions(root: Path, dataset: str, image_ids: dict[str, str] | None)
 
 def sample_image_ids(dataset: str, data_dir: str | os.PathLike | None) -> dict[str, str]:
     """Sample key -> image id, read from the data (for predictions that do not carry the image id)."""
-    from .data import load_rows
-
-    rows = load_rows(dataset, data_dir)
     import datasets
 
-    rows = rows.cast_column("image", datasets.Image(decode=False))
+    from .data import load_rows
+
+    rows = load_rows(dataset, data_dir).cast_column("image", datasets.Image(decode=False))
     source_ids = rows["source_id"] if "source_id" in rows.column_names else [None] * len(rows)
     return {str(i): image_id({"image": image, "source_id": source}) for i, (image, source) in enumerate(zip(rows["image"], source_ids))}
 
