@@ -34,12 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--datasets", default="all", help="comma-separated keys, 'all', 'general' or 'fine-grained' (default: all)")
     parser.add_argument("--mode", choices=MODES, default="mcq",
                         help="mcq: choose among each sample's options (the MLLM questions); full: all classes")
-    parser.add_argument("--templates", choices=TEMPLATE_CHOICES, default="ensemble",
-                        help="ensemble: the dataset's CLIP prompts, averaged; single: 'a photo of a {}.'")
+    parser.add_argument("--templates", choices=TEMPLATE_CHOICES,
+                        help="ensemble: the dataset's CLIP prompts, averaged; single: 'a photo of a {}.' "
+                        "(default: single with --negatives clip-hard, as the 5-way protocol; else ensemble, as the paper)")
     parser.add_argument("--seed", type=int, default=0, help="question seed (mcq), as for the MLLM tasks")
     parser.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="options per question (mcq), 2..26")
     parser.add_argument("--negatives", choices=("random", "text-similar", "clip-hard"), default="random",
                         help="mcq wrong classes: random, or read from `clsbench negatives` file (as the _textsim/_cliphard tasks)")
+    parser.add_argument("--class-names", default="paper", metavar="SET",
+                        help="class-name set shown, as in the MLLM questions: paper (default) or, for imagenet, openai")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"results root; the run goes to OUT/<run name>/ (default: ./{DEFAULT_OUT})")
     parser.add_argument("--data-dir", help="root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)")
     parser.add_argument("--cache-dir", help="text-embedding cache (default: $CLSBENCH_CLIP_CACHE or ~/.cache/clsbench/clip_text)")
@@ -92,11 +95,14 @@ def cmd_clip(args: argparse.Namespace) -> int:
     def report(key: str, summary: dict, run_dir: Path) -> None:
         print(f"{key}: accuracy {summary['accuracy']:.2%} on {summary['n_samples']} samples -> {run_dir / (key + '.json')}", flush=True)
 
+    if args.templates is None:
+        args.templates = "single" if args.negatives == "clip-hard" else "ensemble"
     state = PartialState(cpu=args.cpu)
     try:
         summaries = run_clip(
             args.model, args.pretrained, args.datasets, args.out, mode=args.mode, templates=args.templates,
-            seed=args.seed, n_options=args.n_options, negatives=args.negatives, data_dir=args.data_dir, cache_dir=args.cache_dir,
+            seed=args.seed, n_options=args.n_options, negatives=args.negatives, class_names=args.class_names,
+            data_dir=args.data_dir, cache_dir=args.cache_dir,
             model_cache_dir=args.model_cache_dir, batch_size=args.batch_size, workers=args.workers,
             precision=args.precision, cpu=args.cpu, flush_every=args.flush_every, progress=not args.no_progress,
             on_dataset=report,

@@ -1,6 +1,10 @@
 """``clip-hard`` negatives: per image, the classes an OpenCLIP model finds most similar to it.
 
-The 5-way hard protocol. Computed once (``clsbench negatives DATASET --method clip-hard``) into the
+The 5-way hard protocol of "Understanding the Fine-Grained Knowledge Capabilities of Vision-Language
+Models": the wrong options are the top 4 *incorrect* classes of a full zero-shot classification by an
+OpenCLIP ViT-L/14 trained on LAION (chosen so as not to favour models built on OpenAI CLIP, SigLIP or
+DFN), here :data:`DEFAULT_MODEL` with :data:`DEFAULT_PRETRAINED` and the single template
+"a photo of a {}." (the protocol's CLIP prompt). Computed once (``clsbench negatives DATASET --method clip-hard``) into the
 negatives file of :mod:`clsbench.tasks.negatives`, which the ``cls_<dataset>_mcq_cliphard`` tasks and
 ``clsbench clip --negatives clip-hard`` both read, so MLLMs and CLIP models answer the same questions.
 """
@@ -21,16 +25,20 @@ from clsbench.tasks.negatives import rank_by_similarity, write_negatives
 from .models import load_model, resolve_model
 from .zeroshot import ImageRows, autocast_for, class_embeddings, templates_for
 
+DEFAULT_MODEL = "ViT-L-14"
+DEFAULT_PRETRAINED = "laion2b_s32b_b82k"  # OpenCLIP ViT-L/14 trained on LAION-2B
+DEFAULT_TEMPLATES = "single"
+
 
 def clip_hard(
     dataset: str,
     classnames: Sequence[str],
-    model: str,
-    pretrained: str | None = None,
+    model: str = DEFAULT_MODEL,
+    pretrained: str | None = DEFAULT_PRETRAINED,
     *,
     data_dir: str | os.PathLike | None = None,
     out_root: str | os.PathLike | None = None,
-    templates: str = "ensemble",
+    templates: str = DEFAULT_TEMPLATES,
     batch_size: int = 64,
     cache_dir: str | os.PathLike | None = None,
 ) -> Path:

@@ -8,7 +8,7 @@ Layout, for ``clsbench clip ... --out OUT``::
 ``run_name`` is ``<model>__<pretrained>`` made filesystem-safe (characters other than letters,
 digits, ``.``, ``-``, ``_`` become ``_``; local files and ``local-dir:`` folders get their name
 plus an 8-hex hash of the absolute path; no ``--pretrained`` gives ``hub``/``local``/``random``),
-then ``__single`` with ``--templates single``, then ``__full`` in ``full`` mode, then, in ``mcq``
+then ``__single`` with ``--templates single``, ``__names-<set>`` with another ``--class-names`` set, then ``__full`` in ``full`` mode, then, in ``mcq``
 mode only, ``__seed<S>`` / ``__n<N>`` when the seed or option count differ from 0 / 26. So one
 OUT holds any mix of modes and settings without collisions.
 
@@ -28,7 +28,8 @@ a torn last line (a crash mid-write) is dropped on resume, and resuming skips ev
 
     {"format": "clsbench-clip-v1", "model": ..., "pretrained": ... (null when the model brings its
      weights), "mode": "mcq"|"full", "templates": "ensemble"|"single", "seed": int, "n_options": int
-     (both null in full mode, where they do not apply), "dataset": key, "accuracy": 0..1,
+     (both null in full mode, where they do not apply), "dataset": key, "class_names": "paper"|"openai",
+     "accuracy": 0..1,
      "n_samples": int, "per_class_accuracy": {classname: 0..1}}
 
 ``per_class_accuracy`` lists the classes that have samples; a class name used twice in a class
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clsbench.tasks.options import LETTERS, MAX_OPTIONS
-from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.registry import DATASETS, DEFAULT_NAMES
 
 FORMAT = "clsbench-clip-v1"
 PREDICTIONS_SUFFIX = ".predictions.jsonl"
@@ -69,10 +70,13 @@ class RunSettings:
     seed: int = 0
     n_options: int = MAX_OPTIONS
     negatives: str = "random"  # or a hard-negatives method (clsbench.tasks.negatives), read from its file
+    class_names: str = DEFAULT_NAMES  # the class-name set shown (registry name sets; ImageNet also has "openai")
 
     @property
     def run_name(self) -> str:
         name = self.run_label + ("__single" if self.templates == "single" else "")
+        if self.class_names != DEFAULT_NAMES:
+            name += f"__names-{self.class_names}"
         if self.mode == "full":
             return name + "__full"
         if self.seed != 0:
@@ -89,6 +93,7 @@ class RunSettings:
             "format": FORMAT, "model": self.model, "pretrained": self.pretrained, "mode": self.mode,
             "templates": self.templates, "seed": self.seed if mcq else None,
             "n_options": self.n_options if mcq else None, "negatives": self.negatives if mcq else None, "dataset": dataset,
+            "class_names": self.class_names,
         }
 
 

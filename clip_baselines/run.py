@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 
+from clsbench.tasks.environment import write_versions
 from clsbench.tasks.data import DataError, classnames_for, find_prepared, load_rows, missing_data_message
 from clsbench.tasks.mcq import SampleError
 from clsbench.tasks.negatives import load_negatives
 from clsbench.tasks.options import MAX_OPTIONS, build_question
-from clsbench.tasks.registry import DATASETS, get_dataset
+from clsbench.tasks.registry import DATASETS, DEFAULT_NAMES, get_dataset
 
 from .models import LoadedModel, ModelRef, load_model, resolve_model
 from .results import (
@@ -45,7 +46,7 @@ class Split:
 def load_split(key: str, settings: RunSettings, data_dir=None) -> Split:
     """Rows, labels and (mcq) the questions every clsbench toolkit asks for these settings."""
     spec = get_dataset(key)
-    classnames = classnames_for(spec.key, data_dir)
+    classnames = classnames_for(spec.key, data_dir, settings.class_names)
     rows = load_rows(spec.key, data_dir)
     labels = list(rows["label"])
     for index, label in enumerate(labels):
@@ -204,6 +205,7 @@ def run_clip(
     seed: int = 0,
     n_options: int = MAX_OPTIONS,
     negatives: str = "random",
+    class_names: str = DEFAULT_NAMES,
     data_dir=None,
     cache_dir=None,
     model_cache_dir: str | None = None,
@@ -231,6 +233,8 @@ def run_clip(
     keys = parse_datasets(datasets)
     for key in keys:
         check_data(key, data_dir)
+        if class_names not in get_dataset(key).name_sets:
+            raise ValueError(f"{key} has no class-name set {class_names!r} (it offers: {', '.join(get_dataset(key).name_sets)})")
     state = PartialState(cpu=cpu)
     if isinstance(model, LoadedModel):
         loaded = model
@@ -239,10 +243,13 @@ def run_clip(
         with state.local_main_process_first():
             loaded = load_model(ref, state.device, cache_dir=model_cache_dir)
     ref = loaded.ref
-    settings = RunSettings(ref.model_name, ref.pretrained, ref.run_label, mode, templates, seed, n_options, negatives)
+    settings = RunSettings(
+        ref.model_name, ref.pretrained, ref.run_label, mode, templates, seed, n_options, negatives, class_names
+    )
     run_dir = Path(out) / settings.run_name
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
+        write_versions(run_dir, {"settings": settings.header("*")})
     summaries: dict[str, dict] = {}
     for key in keys:
         with state.local_main_process_first():  # the first process builds the datasets cache, the rest reuse it

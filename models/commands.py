@@ -53,11 +53,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_export_vlmeval(args: argparse.Namespace) -> int:
+    from clsbench.tasks.environment import write_versions
     from clsbench.tasks.vlmeval import write_tsv
 
     for key in dataset_keys(args.datasets):
-        path = write_tsv(key, args.out, args.data_dir)
+        path = write_tsv(key, args.out, args.data_dir, args.class_names)
         print(f"{key}: {path}")
+    write_versions(args.out)
     return 0
 
 
@@ -70,13 +72,17 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
         )
         return 2
     from clsbench.tasks.vlmeval import (
+        VLMEVAL_DATASETS,
         parse_model_args,
         print_table,
         run_vlmeval,
         vlmeval_name,
     )
 
-    names = [vlmeval_name(key) for key in dataset_keys(args.data)]
+    names: list[str] = []
+    for item in args.data:  # an exact VLMEvalKit name keeps its class-name set (ClsBench_imagenet_openai)
+        found = [item] if item in VLMEVAL_DATASETS else [vlmeval_name(key) for key in dataset_keys([item])]
+        names += [name for name in found if name not in names]
     extra = [arg for arg in args.passthrough if arg != "--"]
     try:
         code = run_vlmeval(
@@ -99,6 +105,8 @@ def add_commands(commands) -> None:
     p.add_argument("datasets", nargs="+", help="dataset keys (food101), names (ClsBench_food101, cls_food101_mcq) or groups (cls_mcq = all ten)")
     p.add_argument("--out", required=True, help="folder for ClsBench_<dataset>.tsv (VLMEvalKit reads $LMUData/<name>.tsv)")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
+    p.add_argument("--class-names", default="paper", metavar="SET",
+                   help="class-name set shown: paper (default) or, for imagenet, openai (written as ClsBench_imagenet_openai)")
     p.set_defaults(run=cmd_export_vlmeval)
 
     p = commands.add_parser(

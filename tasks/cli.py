@@ -65,7 +65,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_options(args: argparse.Namespace) -> int:
     spec = get_dataset(args.dataset)
-    classnames = classnames_for(spec.key, args.data_dir)
+    classnames = classnames_for(spec.key, args.data_dir, args.class_names)
     if args.label is not None:
         label = args.label
     else:
@@ -80,7 +80,8 @@ def cmd_options(args: argparse.Namespace) -> int:
                 "dataset": spec.key,
                 "sample_key": sample.sample_key,
                 "seed": args.seed,
-                "n_options": args.n_options,
+                "n_options": len(sample.options),  # fewer than asked when the dataset has fewer classes
+                "class_names": args.class_names,
                 "label": sample.label,
                 "class": classnames[sample.label],
                 "question": sample.question,
@@ -116,9 +117,11 @@ def cmd_negatives(args: argparse.Namespace) -> int:
     if args.method == "text-similar":
         path = negatives.text_similar(args.dataset, classnames, args.encoder, args.out or args.data_dir)
     else:
-        from clsbench.clip_baselines.hard_negatives import clip_hard
+        from clsbench.clip_baselines.hard_negatives import DEFAULT_MODEL, DEFAULT_PRETRAINED, clip_hard
 
-        path = clip_hard(args.dataset, classnames, args.model, args.pretrained, data_dir=args.data_dir, out_root=args.out or args.data_dir)
+        pretrained = args.pretrained if args.pretrained or args.model != DEFAULT_MODEL else DEFAULT_PRETRAINED
+        path = clip_hard(args.dataset, classnames, args.model, pretrained, data_dir=args.data_dir,
+                         out_root=args.out or args.data_dir, templates=args.templates)
     print(f"{args.dataset}: {args.method} negatives written to {path}")
     return 0
 
@@ -168,6 +171,10 @@ def run_lmms(lmms_args: list[str], data_dir: str | None = None, env: dict | None
     started = time.time()
     code = subprocess.call([sys.executable, "-m", "lmms_eval", *args], env=env)
     written = results_files(output_path, newer_than=started)
+    if written:
+        from .environment import write_versions
+
+        write_versions(output_path, {"lmms_eval_args": args})
     if code == 0 and not written:
         print(f"clsbench: lmms-eval wrote no results under {output_path}: the evaluation failed (see its log above)", file=sys.stderr)
         code = 1
@@ -177,7 +184,35 @@ def run_lmms(lmms_args: list[str], data_dir: str | None = None, env: dict | None
     return code, written
 
 
+def stop_on_known_bad(command: str) -> bool:
+    """Print the environment's known-bad combinations (as ``clsbench doctor`` does); True when any was found.
+
+    ``CLSBENCH_SKIP_DOCTOR=1`` turns the check off (at your own risk).
+    """
+    from .environment import environment_errors
+
+    if os.environ.get("CLSBENCH_SKIP_DOCTOR") == "1":
+        return False
+    errors = environment_errors()
+    for message in errors:
+        print(f"clsbench {command}: error: {message}", file=sys.stderr)
+    if errors:
+        print(f"clsbench {command}: stopped before running lmms-eval; `clsbench doctor` shows every installed version "
+              "(CLSBENCH_SKIP_DOCTOR=1 skips this check)", file=sys.stderr)
+    return bool(errors)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .environment import doctor_report
+
+    text, has_errors = doctor_report()
+    print(text)
+    return 1 if has_errors else 0
+
+
 def cmd_lmms(args: argparse.Namespace) -> int:
+    if stop_on_known_bad("lmms"):
+        return 3
     code, written = run_lmms(args.lmms_args, args.data_dir)
     for path in written:
         print(f"clsbench: results in {path}", file=sys.stderr)
@@ -187,11 +222,17 @@ def cmd_lmms(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    if stop_on_known_bad("demo"):
+        return 3
+
     return run_demo(Path(args.work_dir), samples=args.samples)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .environment import clsbench_version
+
     parser = argparse.ArgumentParser(prog="clsbench", description=__doc__, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"clsbench {clsbench_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     data_dir_help = "root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)"
 
@@ -207,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
     p.add_argument("--label", type=int, help="the sample's label, to skip loading the data")
+    p.add_argument("--class-names", default="paper", metavar="SET",
+                   help="class-name set shown: paper (default; ImageNet's first WordNet lemmas) or, for imagenet, openai")
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(run=cmd_options)
 
@@ -222,8 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", choices=list(DATASETS))
     p.add_argument("--method", required=True, choices=["text-similar", "clip-hard"])
     p.add_argument("--encoder", default="sentence-transformers/all-MiniLM-L6-v2", help="text-similar: a sentence-transformers model id or path")
-    p.add_argument("--model", default="openai-vit-l-14", help="clip-hard: a paper CLIP model (clsbench clip --list-models) or an open_clip name")
-    p.add_argument("--pretrained", help="clip-hard: open_clip pretrained tag (paper models bring their own)")
+    p.add_argument("--model", default="ViT-L-14",
+                   help="clip-hard: an open_clip name or a paper CLIP model (default: ViT-L-14, the protocol's OpenCLIP ViT-L/14)")
+    p.add_argument("--pretrained",
+                   help="clip-hard: open_clip pretrained tag (default with ViT-L-14: laion2b_s32b_b82k, trained on LAION-2B)")
+    p.add_argument("--templates", choices=("single", "ensemble"), default="single",
+                   help="clip-hard: zero-shot prompts for ranking (default: single, 'a photo of a {}.', as the protocol)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("--out", help="data root to write negatives/<dataset>.<method>.json into (default: the data root)")
     p.set_defaults(run=cmd_negatives)
@@ -253,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(run=cmd_lmms)
+
+    p = commands.add_parser("doctor", help="installed versions of clsbench's dependencies and every known-bad combination")
+    p.set_defaults(run=cmd_doctor)
 
     p = commands.add_parser("demo", help="the whole path offline: fixture data, a tiny model, real lmms-eval, a table")
     p.add_argument("--work-dir", default="clsbench_demo", help="where fixtures, the tiny model and results go")

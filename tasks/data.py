@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import DatasetSpec, HubSource, get_dataset
+from .registry import DEFAULT_NAMES, DatasetSpec, HubSource, get_dataset
 
 META_FILE = "clsbench.json"
 SCHEMA_VERSION = 1
@@ -30,6 +30,10 @@ MISSING_DATA_COLUMN = "clsbench_missing_local_data"
 
 class DataError(RuntimeError):
     """A dataset is missing, unreachable or malformed; the message says what to do."""
+
+
+class PartialSplitWarning(UserWarning):
+    """A local copy is not the paper's size (a fixture, a subset, a partial prepare): its numbers do not compare."""
 
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
@@ -86,22 +90,18 @@ def missing_data_message(spec: DatasetSpec, data_dir: str | os.PathLike | None =
 def hub_offline_message(spec: DatasetSpec, error: BaseException) -> str:
     source = spec.source
     assert isinstance(source, HubSource)
+    gated = " (gated: accept its terms on the Hub, then `hf auth login`)" if spec.key == "imagenet" else ""
     return (
-        f"{spec.key}: could not load {source.repo_id}@{source.revision[:7]} from the Hugging Face Hub ({error}).\n"
-        "To run offline, on a machine with access run\n"
-        f"  huggingface-cli download --repo-type dataset {source.repo_id} --revision {source.revision} --local-dir SNAPSHOT\n"
+        f"{spec.key}: could not load {source.repo_id}@{source.revision[:7]} from the Hugging Face Hub{gated} ({error}).\n"
+        "To run offline, on a machine with access download just this split's files:\n"
+        f"  {source.download_command()}\n"
         f"then here `clsbench prepare {spec.key} --source SNAPSHOT`, or set HF_HUB_OFFLINE=1 with a filled HF cache."
     )
 
 
 def hub_load_kwargs(source: HubSource) -> dict:
-    """Arguments for ``datasets.load_dataset`` that read exactly the pinned split."""
-    if source.data_files:
-        return {
-            "path": "parquet",
-            "data_files": {source.split: f"hf://datasets/{source.repo_id}@{source.revision}/{source.data_files}"},
-        }
-    return {"path": source.repo_id, "revision": source.revision}
+    """Arguments for ``datasets.load_dataset`` that read exactly the pinned split's files (and download no other)."""
+    return {"path": source.builder, "data_files": {source.split: source.data_url}}
 
 
 def load_rows(key: str, data_dir: str | os.PathLike | None = None):
@@ -115,7 +115,10 @@ def load_rows(key: str, data_dir: str | os.PathLike | None = None):
     spec = get_dataset(key)
     prepared = find_prepared(key, data_dir)
     if prepared is not None:
-        return datasets.load_dataset("parquet", data_files={"test": prepared.parquet_glob}, split="test")
+        rows = datasets.load_dataset("parquet", data_files={"test": prepared.parquet_glob}, split="test")
+        check_label_names(key, getattr(rows.features["label"], "names", None), f"the prepared copy {prepared.root}")
+        check_row_count(key, rows.num_rows, f"the prepared copy {prepared.root}", strict=False)
+        return rows
     if spec.is_local:
         raise DataError(missing_data_message(spec, data_dir))
     source = spec.source
@@ -123,7 +126,57 @@ def load_rows(key: str, data_dir: str | os.PathLike | None = None):
         rows = datasets.load_dataset(**hub_load_kwargs(source), split=source.split)
     except (ConnectionError, OSError, ValueError) as error:  # datasets raises all three when offline
         raise DataError(hub_offline_message(spec, error)) from error
-    return to_standard_columns(rows, source)
+    rows = to_standard_columns(rows, source)
+    check_label_names(key, getattr(rows.features["label"], "names", None), f"{source.repo_id}@{source.revision[:7]}")
+    check_row_count(key, rows.num_rows, f"{source.repo_id}@{source.revision[:7]} [{source.split}]", strict=True)
+    return rows
+
+
+def _comparable(name: str) -> str:
+    """Case, ``_``/``-`` and spacing do not make two label names differ."""
+    return " ".join(name.replace("_", " ").replace("-", " ").split()).casefold()
+
+
+def check_label_names(key: str, feature_names, where: str) -> None:
+    """Fail when a split's ClassLabel names do not match, index for index, the names clsbench records for it.
+
+    A split's names are accepted when each equals (case, ``_``/``-`` and spacing aside) either the Hub's
+    label name recorded at the pinned revision (``data/hub_labels/<key>.json``) or one of the
+    dataset's class-name sets (a prepared copy stores the display names). The first index that
+    matches neither is named with both names: a swapped label order never scores silently.
+    """
+    if feature_names is None:
+        return
+    spec = get_dataset(key)
+    hub = spec.hub_labels or {}
+    accepted: list[list[str]] = [list(hub["names"])] if hub.get("names") else []
+    accepted += [list(names) for names in (spec.names(name_set) for name_set in spec.name_sets) if names is not None]
+    if not accepted:
+        return  # gldv2: the prepared copy's own names are the only names there are
+    expected = accepted[0]
+    if len(feature_names) != len(expected):
+        raise DataError(f"{key}: {where} has {len(feature_names)} label names, clsbench expects {len(expected)}")
+    for index, name in enumerate(feature_names):
+        if not any(_comparable(name) == _comparable(names[index]) for names in accepted):
+            raise DataError(
+                f"{key}: label {index} of {where} is named {name!r}, but clsbench expects {expected[index]!r} for "
+                f"label {index} (Hub label order recorded in data/hub_labels/{key}.json). The split's label order "
+                "differs from the class list; refusing to score against swapped names."
+            )
+
+
+def check_row_count(key: str, rows: int, where: str, *, strict: bool) -> None:
+    """A split whose size is not the registry's says so: an error for a pinned Hub split, a warning otherwise."""
+    expected = get_dataset(key).expected_size
+    if rows == expected:
+        return
+    message = f"{key}: {where} has {rows:,} rows, the paper's split {expected:,}"
+    if strict:
+        raise DataError(message + "; the pinned revision should never change size (corrupt download?)")
+    import warnings
+
+    warnings.warn(message + " (a partial or fixture copy: results are not comparable with the paper's)",
+                  PartialSplitWarning, stacklevel=2)
 
 
 def to_standard_columns(rows, source: HubSource):
@@ -136,11 +189,12 @@ def to_standard_columns(rows, source: HubSource):
     return rows.rename_columns(renames) if renames else rows
 
 
-def classnames_for(key: str, data_dir: str | os.PathLike | None = None) -> tuple[str, ...]:
+def classnames_for(key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES) -> tuple[str, ...]:
     """Class names in label order: package data, or the prepared copy's list where the package has none."""
     spec = get_dataset(key)
-    if spec.classnames is not None:
-        return spec.classnames
+    names = spec.names(name_set)
+    if names is not None:
+        return names
     prepared = find_prepared(key, data_dir)
     if prepared is None:
         raise DataError(missing_data_message(spec, data_dir))

@@ -20,13 +20,24 @@ from .lmms_tasks import ALL_TASKS_GROUP
 from .registry import DATASETS
 from .report import write_report
 
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    # The fixtures are small on purpose: no warning that they are not the paper's size.
+    "PYTHONWARNINGS": "ignore::clsbench.tasks.data.PartialSplitWarning",
+}
 
 
 def run_demo(work_dir: Path, samples: int = 8) -> int:
     from clsbench.clip_baselines.demo import run_clip_demo
     from clsbench.models.tiny import build_tiny_llava
 
+    import warnings
+
+    from .data import PartialSplitWarning
+
+    warnings.filterwarnings("ignore", category=PartialSplitWarning)
     work_dir = work_dir.resolve()
     for stale in ("results", "clip_results", "report", "model_logs"):  # a demo starts clean; only the model builds are reused
         shutil.rmtree(work_dir / stale, ignore_errors=True)

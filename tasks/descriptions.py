@@ -1,12 +1,12 @@
 """The text-only LLM test (the paper's section 5.1 and Appendix C.2): is the class knowable from words alone?
 
 1. ``cls_<dataset>_describe``: a privileged MLLM sees the image *and its class* and writes what in
-   the image identifies it (:data:`DESCRIBE_PROMPT`).
+   the image identifies it (:data:`DESCRIBE_PROMPT`, the paper's Appendix C.2 prompt).
 2. ``clsbench descriptions RUN... --out ROOT`` collects those replies from lmms-eval's logged
    samples into ``ROOT/descriptions/<dataset>.json`` (``{sample_key: description}``), replacing
    any mention of the class name with "[the class]" so the answer is not given away.
-3. ``cls_<dataset>_textonly``: any LLM gets the usual question with the same options, and the
-   description instead of the image.
+3. ``cls_<dataset>_textonly``: any LLM gets the paper's section 5.1 question
+   (:data:`TEXTONLY_QUESTION`) with the description, the usual instruction and the same options, and no image.
 """
 
 from __future__ import annotations
@@ -21,11 +21,24 @@ from .data import DataError, data_root
 from .lmms_tasks import task_name
 from .registry import DATASETS
 
+# P1 Appendix C.2, verbatim: the privileged MLLM justifies the (given) class without naming it.
 DESCRIBE_PROMPT = (
-    "This image shows a {class_name}. In two or three sentences, describe the visual features in this "
-    "image that identify it as a {class_name}, without writing its name."
+    "You will be given a {class_name} image. Your task is to identify the {class_name} in it and summarize the "
+    "reason for this judgment. You should focus on several aspects, including:\n"
+    "- Appearance: Describe the object's shape, color, texture, and any distinct features.\n"
+    "- Context or environment: Where is this object commonly found or used? Describe its typical environment or "
+    "surroundings.\n"
+    "- Function or behavior: Explain how this object is typically used or behaves (if it's an animal or device, "
+    "for example).\n"
+    "- Any other relevant information: Mention any notable facts or characteristics that help define this object "
+    "class.\n"
+    "NOTE:\n"
+    "- Keep the reason concise, with one or two sentences for each aspect.\n"
+    "- Do not use the category or synonym names of {class_name} in your answer, instead using 'it'.\n"
+    "- Just output the reason."
 )
-TEXTONLY_PREFIX = "Description of an image: {description}\n"
+# P1 section 5.1, verbatim: the question the bare LLM gets, followed by the usual instruction and options.
+TEXTONLY_QUESTION = "Here is a description of someone object. {description} Can you tell me what object it describes?"
 REDACTED = "[the class]"
 
 

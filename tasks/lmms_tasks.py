@@ -24,12 +24,15 @@ from pathlib import Path
 
 from .data import MISSING_DATA_SENTINEL, PreparedData, data_root, find_prepared
 from .options import MAX_OPTIONS
-from .registry import DATASETS, GROUPS, DatasetSpec, HubSource
+from .registry import DATASETS, DEFAULT_NAMES, GROUPS, DatasetSpec, HubSource
 
 PACKAGE_TASK_FOLDER = Path(__file__).with_name("cls_mcq")
 GROUP_TASKS = {"general": "cls_general_mcq", "fine-grained": "cls_finegrained_mcq"}
 ALL_TASKS_GROUP = "cls_mcq"
 DATA_ROOT_MARKER = "clsbench_data_root.txt"  # in a materialized folder: where its hooks find negatives files
+# Bumped whenever a question, prompt or score changes (2.0: Food-101 label order fixed, ImageNet shows the
+# paper's WordNet names, the papers' verbatim free-form prompts).
+TASK_VERSION = "2.0"
 _HEADER = "# Generated from clsbench.tasks.registry by `python -m clsbench.tasks.lmms_tasks`: edit the registry, not this file.\n"
 
 
@@ -40,6 +43,15 @@ class McqVariant:
     suffix: str
     n_options: int = MAX_OPTIONS
     negatives: str = "random"  # or a method of clsbench.tasks.negatives
+    name_set: str = DEFAULT_NAMES  # another class-name set: only datasets that offer it get the variant, no groups
+    question: str | None = None  # one question for every sample instead of the dataset's ten wordings
+
+    def applies_to(self, spec: DatasetSpec) -> bool:
+        return self.name_set in spec.name_sets
+
+    @property
+    def has_groups(self) -> bool:
+        return self.name_set == DEFAULT_NAMES
 
 
 MCQ_VARIANTS: dict[str, McqVariant] = {
@@ -50,7 +62,9 @@ MCQ_VARIANTS: dict[str, McqVariant] = {
         McqVariant("_8opt", 8),
         McqVariant("_16opt", 16),
         McqVariant("_textsim", MAX_OPTIONS, "text-similar"),  # Appendix B.3
-        McqVariant("_cliphard", 5, "clip-hard"),  # the 5-way hard protocol
+        # The 5-way hard protocol of "Understanding the Fine-Grained Knowledge Capabilities of VLMs".
+        McqVariant("_cliphard", 5, "clip-hard", question="What type of object is in this photo?"),
+        McqVariant("_openai", name_set="openai"),  # ImageNet with OpenAI's CLIP class names instead of the paper's
     )
 }
 
@@ -67,7 +81,7 @@ class FreeFormKind:
     max_classes: int | None = None  # closed world lists every class name in the prompt
 
 
-_FREE_FORM_METRICS = ("strict_accuracy", "mapped_accuracy", "out_of_list_rate")
+_FREE_FORM_METRICS = ("strict_accuracy", "mapped_accuracy", "contains_accuracy", "out_of_list_rate")
 FREE_FORM_KINDS: dict[str, FreeFormKind] = {
     kind.suffix: kind
     for kind in (
@@ -75,6 +89,10 @@ FREE_FORM_KINDS: dict[str, FreeFormKind] = {
         FreeFormKind(
             "_closed", "_open_template_yaml", _FREE_FORM_METRICS, "cls_closed",
             overrides=("doc_to_text: !function utils.closed_doc_to_text",), max_classes=256,
+        ),
+        FreeFormKind(
+            "_closed_p2", "_open_template_yaml", _FREE_FORM_METRICS, "cls_closed_p2",
+            overrides=("doc_to_text: !function utils.closed_p2_doc_to_text",), max_classes=256,
         ),
         FreeFormKind("_describe", "_describe_template_yaml", ("described",), None),
         FreeFormKind(
@@ -113,7 +131,8 @@ def process_docs_hook(name: str, data_dir: str | os.PathLike | None = None) -> C
         if suffix in MCQ_VARIANTS:
             variant = MCQ_VARIANTS[suffix]
             return partial(
-                add_questions, dataset=key, n_options=variant.n_options, negatives=variant.negatives, data_dir=data_dir
+                add_questions, dataset=key, n_options=variant.n_options, negatives=variant.negatives,
+                name_set=variant.name_set, question=variant.question, data_dir=data_dir,
             )
         if suffix == "_textonly":
             return partial(add_descriptions, dataset=key, data_dir=data_dir)
@@ -128,10 +147,13 @@ def _data_lines(spec: DatasetSpec, prepared: PreparedData | None) -> list[str]:
     source = spec.source
     if not isinstance(source, HubSource):
         return ["dataset_path: parquet", "dataset_kwargs:", "  data_files:", f"    test: {MISSING_DATA_SENTINEL}", "test_split: test"]
-    if source.data_files:
-        url = f"hf://datasets/{source.repo_id}@{source.revision}/{source.data_files}"
-        return ["dataset_path: parquet", "dataset_kwargs:", "  data_files:", f"    {source.split}: {url}", f"test_split: {source.split}"]
-    return [f"dataset_path: {source.repo_id}", "dataset_kwargs:", f"  revision: {source.revision}", f"test_split: {source.split}"]
+    return [
+        f"dataset_path: {source.builder}",
+        "dataset_kwargs:",
+        "  data_files:",
+        f"    {source.split}: {source.data_url}",
+        f"test_split: {source.split}",
+    ]
 
 
 def task_yaml(spec: DatasetSpec, prepared: PreparedData | None = None, variant: McqVariant | FreeFormKind = MCQ_VARIANTS[""]) -> str:
@@ -145,7 +167,8 @@ def task_yaml(spec: DatasetSpec, prepared: PreparedData | None = None, variant: 
     if isinstance(variant, FreeFormKind):
         lines += list(variant.overrides)
     elif variant.suffix:
-        lines += ["metadata:", "  version: 1.0", "  seed: 0", f"  n_options: {variant.n_options}", f"  negatives: {variant.negatives}"]
+        lines += ["metadata:", f"  version: {TASK_VERSION}", "  seed: 0", f"  n_options: {variant.n_options}", f"  negatives: {variant.negatives}",
+                  f"  class_names: {variant.name_set}"]
     return _HEADER + "\n".join(lines) + "\n"
 
 
@@ -154,7 +177,7 @@ def _group_yaml(name: str, members: list[str], metrics: tuple[str, ...] = ("accu
     lines += ["aggregate_metric_list:"]
     for metric in metrics:
         lines += [f"  - metric: {metric}", "    aggregation: mean", "    weight_by_size: false"]
-    lines += ["metadata:", "  version: 1.0"]
+    lines += ["metadata:", f"  version: {TASK_VERSION}"]
     return _HEADER + "\n".join(lines) + "\n"
 
 
@@ -164,7 +187,10 @@ def generated_files(data_dir: str | os.PathLike | None = None, *, use_prepared: 
     prepared = {key: find_prepared(key, data_dir) if use_prepared else None for key in DATASETS}
     for suffix, variant in MCQ_VARIANTS.items():
         for spec in DATASETS.values():
-            files[f"{task_name(spec.key, suffix)}.yaml"] = task_yaml(spec, prepared[spec.key], variant)
+            if variant.applies_to(spec):
+                files[f"{task_name(spec.key, suffix)}.yaml"] = task_yaml(spec, prepared[spec.key], variant)
+        if not variant.has_groups:
+            continue
         for group in GROUPS:
             members = [task_name(spec.key, suffix) for spec in DATASETS.values() if spec.group == group]
             files[f"{group_name(group, suffix)}.yaml"] = _group_yaml(group_name(group, suffix), members)

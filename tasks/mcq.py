@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from .negatives import Negatives, load_negatives
 from .options import LETTERS, MAX_OPTIONS, build_question
 from .parsing import parse_answer
-from .registry import get_dataset
+from .registry import DEFAULT_NAMES, get_dataset
 
 DEFAULT_SEED = 0
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
@@ -59,23 +59,28 @@ def make_sample(
     seed: int = DEFAULT_SEED,
     n_options: int = MAX_OPTIONS,
     ranked_negatives: Sequence[int] | None = None,
+    question: str | None = None,
 ) -> McqSample:
-    """The question for one sample (options from :func:`options.build_question`)."""
+    """The question for one sample (options from :func:`options.build_question`).
+
+    ``question`` replaces the drawn wording (the 5-way protocol asks every sample the same question).
+    """
     if not isinstance(label, int) or not 0 <= label < len(classnames):
         raise SampleError(
             f"{dataset} sample {sample_key}: label {label!r} is outside the class list (0..{len(classnames) - 1})"
         )
-    question = build_question(
+    wording = question
+    drawn = build_question(
         dataset, sample_key, label, classnames, seed=seed, n_options=n_options, ranked_negatives=ranked_negatives
     )
     return McqSample(
         dataset=dataset,
         sample_key=sample_key,
         label=label,
-        question=get_dataset(dataset).questions[question.wording_index],
-        options=tuple(classnames[index] for index in question.options),
-        answer=question.answer_letter,
-        option_labels=question.options,
+        question=wording if wording is not None else get_dataset(dataset).questions[drawn.wording_index],
+        options=tuple(classnames[index] for index in drawn.options),
+        answer=drawn.answer_letter,
+        option_labels=drawn.options,
     )
 
 
@@ -87,12 +92,14 @@ def make_samples(
     seed: int = DEFAULT_SEED,
     n_options: int = MAX_OPTIONS,
     negatives: Negatives | None = None,
+    question: str | None = None,
 ) -> list[McqSample]:
     """Questions for a whole split; the sample key of row ``i`` is ``str(i)``."""
     samples = []
     for index, label in enumerate(labels):
         ranked = negatives.for_sample(str(index), label) if negatives is not None and label is not None else None
-        samples.append(make_sample(dataset, str(index), label, classnames, seed=seed, n_options=n_options, ranked_negatives=ranked))
+        samples.append(make_sample(dataset, str(index), label, classnames, seed=seed, n_options=n_options,
+                                   ranked_negatives=ranked, question=question))
     return samples
 
 
@@ -142,36 +149,48 @@ def add_questions(
     seed: int = DEFAULT_SEED,
     n_options: int = MAX_OPTIONS,
     negatives: str = "random",
+    name_set: str = DEFAULT_NAMES,
+    question: str | None = None,
     data_dir: str | os.PathLike | None = None,
 ):
     """Give every row its question: columns dataset, sample_key, question, options, answer, option_labels, class_name.
 
     ``negatives`` other than "random" reads the hard-negatives file from the data root
-    (see :mod:`clsbench.tasks.negatives`).
+    (see :mod:`clsbench.tasks.negatives`); ``name_set`` picks the class names shown (the paper's by default).
 
     Works on any ``datasets.Dataset`` from :mod:`clsbench.tasks.data` (a prepared copy or the Hub
-    split). Reads only the label column; images stay undecoded (``Image(decode=False)``) so a
-    corrupt one fails in :func:`open_image`, naming its sample, instead of deep in the loader.
+    split). Checks the split's label names against the recorded Hub label order and its size
+    against the paper's, then reads only the label column; images stay undecoded
+    (``Image(decode=False)``) so a corrupt one fails in :func:`open_image`, naming its sample,
+    instead of deep in the loader.
     """
     import datasets
 
-    from .data import MISSING_DATA_COLUMN, DataError, missing_data_message, to_standard_columns
+    from .data import (
+        MISSING_DATA_COLUMN,
+        DataError,
+        check_label_names,
+        check_row_count,
+        missing_data_message,
+        to_standard_columns,
+    )
 
     spec = get_dataset(dataset)
     if MISSING_DATA_COLUMN in rows.column_names:
         raise DataError(missing_data_message(spec))
     if "label" not in rows.column_names and not spec.is_local:
         rows = to_standard_columns(rows, spec.source)
-    label_feature = rows.features.get("label")
-    feature_names = getattr(label_feature, "names", None)
-    classnames = spec.classnames or feature_names
+    from_hub = "source_id" not in rows.column_names  # prepared copies carry source_id, Hub splits do not
+    where = "the Hub split" if from_hub else "the prepared copy"
+    feature_names = getattr(rows.features.get("label"), "names", None)
+    check_label_names(dataset, feature_names, where)
+    check_row_count(dataset, rows.num_rows, where, strict=from_hub and not spec.is_local)
+    classnames = spec.names(name_set) or feature_names
     if classnames is None:
         raise DataError(f"{dataset}: no class names in the package or in the data's label feature")
-    if feature_names is not None and len(feature_names) != len(classnames):
-        raise DataError(f"{dataset}: the data has {len(feature_names)} classes, the registry {len(classnames)}")
     ranked = None if negatives == "random" else load_negatives(dataset, negatives, classnames, data_dir)
     labels = [int(label) if label is not None else None for label in rows["label"]]
-    samples = make_samples(dataset, labels, classnames, seed=seed, n_options=n_options, negatives=ranked)
+    samples = make_samples(dataset, labels, classnames, seed=seed, n_options=n_options, negatives=ranked, question=question)
     rows = rows.cast_column("image", datasets.Image(decode=False))
     for column in ("dataset", "sample_key", "question", "options", "answer", "option_labels"):
         values = [getattr(sample, column) for sample in samples]

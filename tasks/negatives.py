@@ -5,8 +5,8 @@ questions (:func:`clsbench.tasks.options.build_question` with ``ranked_negatives
 
 * ``text-similar`` (the paper's Appendix B.3, BERT there; any Hub sentence encoder here): for each
   class, the other classes ranked by cosine similarity of their name embeddings. Per class.
-* ``clip-hard`` (the 5-way hard protocol): for each image, the classes ranked by OpenCLIP
-  image-text similarity (template ensemble), the right class left out. Per sample.
+* ``clip-hard`` (the 5-way hard protocol): for each image, the classes ranked by a full zero-shot
+  pass of OpenCLIP ViT-L/14 (LAION-2B, single template), the right class left out. Per sample.
 
 File: ``<data root>/negatives/<dataset>.<method>.json`` =
 ``{"format": "clsbench-negatives-v1", "dataset", "method", "model", "classnames_sha256",
@@ -39,7 +39,7 @@ def negatives_path(dataset: str, method: str, data_dir: str | os.PathLike | None
 
 
 def _command_hint(dataset: str, method: str) -> str:
-    model = "--encoder sentence-transformers/all-MiniLM-L6-v2" if method == "text-similar" else "--model openai-vit-l-14"
+    model = "--encoder sentence-transformers/all-MiniLM-L6-v2" if method == "text-similar" else "--model ViT-L-14"
     return f"clsbench negatives {dataset} --method {method} {model}"
 
 

@@ -1,10 +1,15 @@
-"""Free-form answers mapped to classes ('MLLMs as image classifiers'): open- and closed-world tasks.
+"""Free-form answers: open- and closed-world tasks with the papers' own prompts and success rules.
+
+Prompts (verbatim): :data:`OPEN_PROMPT` and :data:`CLOSED_PROMPT` are P1's Appendix B.1 ("Revisiting
+MLLMs"), :data:`P2_CLOSED_PROMPT` is P2's section 2.3 ("Why are Visually-Grounded Language Models Bad
+at Image Classification?").
 
 A reply is first matched exactly to a class name (after normalising case, punctuation and a
 leading article); replies that match none are "out of list" and, for the mapped score, assigned to
 the class whose name embedding is nearest to the reply's (a sentence encoder: ``$CLSBENCH_TEXT_ENCODER``,
-else :data:`clsbench.tasks.negatives.DEFAULT_TEXT_ENCODER`). Reported: strict accuracy (exact
-matches only), mapped accuracy (exact, else nearest) and the out-of-list rate.
+else :data:`clsbench.tasks.negatives.DEFAULT_TEXT_ENCODER`; P4's CW+ protocol). Reported: strict
+accuracy (exact matches only), mapped accuracy (exact, else nearest), contains accuracy (the right
+class name appears in the reply: P2's success rule) and the out-of-list rate.
 """
 
 from __future__ import annotations
@@ -15,24 +20,20 @@ from collections.abc import Sequence
 from functools import cache
 
 from .negatives import DEFAULT_TEXT_ENCODER
+from .parsing import match_name
 
 MAX_CLOSED_WORLD_CLASSES = 256  # listing more class names than this does not fit a typical context
-OPEN_INSTRUCTION = "Answer with the name of the class only."
-CLOSED_INSTRUCTION = "Answer with exactly one of these class names, and nothing else:"
-_ARTICLE = re.compile(r"^(?:a|an|the)\s+")
-
-
-def normalise_name(text: str) -> str:
-    text = re.sub(r"[*`\"'“”‘’]", "", text or "").strip().casefold()
-    text = " ".join(re.sub(r"[.!?,;:]+$", "", text).split())
-    return _ARTICLE.sub("", text)
-
-
+# P1 Appendix B.1, open world (no class list).
+OPEN_PROMPT = "Please identify the main object in the given image and output the category name."
+# P1 Appendix B.1, closed world: every class name, as a bracketed list on its own line.
+CLOSED_PROMPT = (
+    "Please identify the main object in the given image and select the category name from the following list.\n[{names}]"
+)
+# P2 section 2.3, closed world; success = the right class name is contained in the reply.
+P2_CLOSED_PROMPT = "What type of object is in this photo? Choose one from {names}"
 def exact_class(reply: str | None, classnames: Sequence[str]) -> int | None:
-    """The class whose normalised name equals the normalised reply, when exactly one does."""
-    wanted = normalise_name(reply or "")
-    hits = [index for index, name in enumerate(classnames) if normalise_name(name) == wanted]
-    return hits[0] if len(hits) == 1 else None
+    """The class the reply names, by the MCQ parser's name rules (:func:`clsbench.tasks.parsing.match_name`)."""
+    return match_name(reply, classnames)
 
 
 def text_encoder_name() -> str:
@@ -59,8 +60,22 @@ def nearest_classes(replies: Sequence[str], classnames: Sequence[str], encoder: 
     return torch.argmax(texts @ names.T, dim=1).tolist()
 
 
-def closed_world_prompt(question: str, classnames: Sequence[str]) -> str:
-    return f"{question} {CLOSED_INSTRUCTION} {'; '.join(classnames)}."
+def closed_world_prompt(classnames: Sequence[str]) -> str:
+    """P1's closed-world prompt with every class name listed."""
+    return CLOSED_PROMPT.format(names=", ".join(classnames))
+
+
+def p2_closed_world_prompt(classnames: Sequence[str]) -> str:
+    """P2's closed-world prompt with every class name listed."""
+    return P2_CLOSED_PROMPT.format(names=", ".join(classnames))
+
+
+def contains_class(reply: str | None, class_name: str) -> bool:
+    """P2's success rule: the class name occurs in the reply (case, punctuation and spacing aside)."""
+    def simple(text: str) -> str:
+        return " " + " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split()) + " "
+
+    return simple(class_name) in simple(reply or "")
 
 
 def mapped_predictions(records: Sequence[dict], classnames: Sequence[str], encoder: str | None = None) -> list[int]:

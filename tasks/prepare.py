@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import unquote
 
-from .data import DataError, PreparedData, data_root, to_standard_columns, write_prepared
+from .data import DataError, PreparedData, check_label_names, data_root, to_standard_columns, write_prepared
 from .registry import DatasetSpec, HubSource, LocalSource, get_dataset
 
 Record = tuple[str, bytes, int]
@@ -101,10 +101,7 @@ def _expected_source(spec: DatasetSpec) -> str:
     if isinstance(spec.source, LocalSource):
         return spec.source.raw_form
     hub = spec.source
-    return (
-        f"a local snapshot of {hub.repo_id}@{hub.revision[:7]} (huggingface-cli download --repo-type dataset "
-        f"{hub.repo_id} --revision {hub.revision} --local-dir SNAPSHOT)"
-    )
+    return f"a local snapshot of {hub.repo_id}@{hub.revision[:7]}'s {hub.split} split ({hub.download_command()})"
 
 
 def _require(spec: DatasetSpec, path: Path, *, folder: bool = False) -> Path:
@@ -337,7 +334,7 @@ def _logo(spec: DatasetSpec, src: Path) -> RawData:
 
 
 def _snapshot_revisions(src: Path) -> set[str]:
-    """Commits recorded by ``huggingface-cli download --local-dir`` (first line of each .metadata file)."""
+    """Commits recorded by ``hf download --local-dir`` (first line of each .metadata file)."""
     metadata = src / ".cache" / "huggingface" / "download"
     if not metadata.is_dir():
         return set()
@@ -360,10 +357,7 @@ def _hub_snapshot(spec: DatasetSpec, src: Path, cache_dir: Path) -> RawData:
             f"{spec.key}: {src} was downloaded at revision(s) {sorted(revisions)}, but the benchmark pins "
             f"{hub.revision}; row order may differ. Expected {_expected_source(spec)}"
         )
-    if hub.data_files:
-        kwargs = {"path": "parquet", "data_files": {hub.split: str(src / hub.data_files)}}
-    else:
-        kwargs = {"path": str(src)}
+    kwargs = {"path": hub.builder, "data_files": {hub.split: str(src / hub.data_files)}}
     try:
         rows = datasets.load_dataset(**kwargs, split=hub.split, cache_dir=str(cache_dir))
     except (datasets.exceptions.DatasetsError, FileNotFoundError, ValueError, RuntimeError) as error:
@@ -373,12 +367,7 @@ def _hub_snapshot(spec: DatasetSpec, src: Path, cache_dir: Path) -> RawData:
     rows = to_standard_columns(rows, hub).select_columns(["image", "label"])
     rows = rows.cast_column("image", datasets.Image(decode=False))
     classnames = _classnames(spec)
-    label_feature = rows.features["label"]
-    if isinstance(label_feature, datasets.ClassLabel) and label_feature.num_classes != len(classnames):
-        raise DataError(
-            f"{spec.key}: {src} has {label_feature.num_classes} classes, the registry {len(classnames)}; "
-            f"expected {_expected_source(spec)}"
-        )
+    check_label_names(spec.key, getattr(rows.features["label"], "names", None), f"the snapshot {src}")
 
     def records() -> Iterator[Record]:
         index = 0
@@ -395,7 +384,7 @@ def _hub_snapshot(spec: DatasetSpec, src: Path, cache_dir: Path) -> RawData:
             "source": str(src.resolve()),
             "repo_id": hub.repo_id,
             "revision": hub.revision,
-            "snapshot_revision": next(iter(revisions)) if revisions else "unverified (no huggingface-cli metadata)",
+            "snapshot_revision": next(iter(revisions)) if revisions else "unverified (no hf download metadata)",
             "split": hub.split,
             "data_files": hub.data_files,
             "rule": "row i is row i of the pinned split; source_id = row index",

@@ -14,23 +14,42 @@ from importlib import resources
 from typing import Literal
 
 Group = Literal["general", "fine-grained"]
+DEFAULT_NAMES = "paper"  # the class-name set every protocol uses unless asked otherwise
 GROUPS: tuple[Group, ...] = ("general", "fine-grained")
 
 
 @dataclass(frozen=True)
 class HubSource:
-    """A split on the Hugging Face Hub, pinned to a commit so the rows never move."""
+    """A split on the Hugging Face Hub, pinned to a commit so the rows never move.
+
+    ``data_files`` names the split's own files (a glob inside the repo) and ``builder`` the
+    ``datasets`` builder that reads them, so a load or a download fetches that split and nothing
+    else (``load_dataset(repo)`` would download and prepare every split of the repo).
+    """
 
     repo_id: str
     revision: str
     split: str
+    data_files: str
+    builder: str = "parquet"
     image_column: str = "image"
     label_column: str = "label"
-    data_files: str | None = None  # a glob inside the repo, for repos whose loading script datasets>=4 refuses
 
     @property
     def url(self) -> str:
         return f"https://huggingface.co/datasets/{self.repo_id}/tree/{self.revision}"
+
+    @property
+    def data_url(self) -> str:
+        """The split's files as an ``hf://`` glob at the pinned revision."""
+        return f"hf://datasets/{self.repo_id}@{self.revision}/{self.data_files}"
+
+    def download_command(self, local_dir: str = "SNAPSHOT") -> str:
+        """The ``hf`` command (huggingface_hub >= 1) that mirrors exactly this split's files."""
+        return (
+            f"hf download {self.repo_id} --repo-type dataset --revision {self.revision} "
+            f"--include '{self.data_files}' --local-dir {local_dir}"
+        )
 
 
 @dataclass(frozen=True)
@@ -48,15 +67,24 @@ class DatasetSpec:
     title: str
     group: Group
     expected_size: int  # Table 1 of the paper
-    class_file: str  # in data/classes/
+    class_file: str  # in data/classes/: the class names shown by default (the paper's) and the CLIP templates
     source: HubSource | LocalSource
     questions: tuple[str, ...] = field(repr=False)
     note: str = ""
+    # Other class-name sets for the same label indices, name -> file in data/classes/ (e.g. ImageNet's
+    # OpenAI CLIP names beside the paper's WordNet lemmas). Each becomes a task variant and a CLI choice.
+    alternative_names: dict[str, str] = field(default_factory=dict, repr=False)
+    template_file: str | None = None  # where the CLIP templates are, when class_file has none
+    in_paper: bool = True  # one of the paper's ten (False: an extra dataset outside its groups)
 
     @property
     def vlmeval_name(self) -> str:
         """The dataset's name in VLMEvalKit (avoids every substring that switches on special behaviour there)."""
         return f"ClsBench_{self.key}"
+
+    def vlmeval_name_for(self, name_set: str = DEFAULT_NAMES) -> str:
+        """The VLMEvalKit name of this dataset shown with another class-name set (``ClsBench_imagenet_openai``)."""
+        return self.vlmeval_name if name_set == DEFAULT_NAMES else f"{self.vlmeval_name}_{name_set}"
 
     @property
     def is_local(self) -> bool:
@@ -69,19 +97,45 @@ class DatasetSpec:
     @property
     def classnames(self) -> tuple[str, ...] | None:
         """Class names in label order, or None where they come with the prepared data (gldv2)."""
-        names = self.class_data.get("classnames")
+        return self.names(DEFAULT_NAMES)
+
+    @property
+    def name_sets(self) -> tuple[str, ...]:
+        """The class-name sets this dataset offers, the default first."""
+        return (DEFAULT_NAMES, *self.alternative_names)
+
+    def names(self, name_set: str = DEFAULT_NAMES) -> tuple[str, ...] | None:
+        """Class names of one name set, in label order (None where they come with the prepared data)."""
+        if name_set == DEFAULT_NAMES:
+            names = self.class_data.get("classnames")
+        elif name_set in self.alternative_names:
+            names = _class_file(self.alternative_names[name_set])["classnames"]
+        else:
+            choices = ", ".join(self.name_sets)
+            raise KeyError(f"{self.key} has no class-name set {name_set!r}; choose one of: {choices}")
         return tuple(names) if names is not None else None
 
     @property
     def templates(self) -> tuple[str, ...]:
         """CLIP prompt templates with a ``{}`` placeholder (ImageNet's 80 where none was published)."""
-        data = self.class_data
+        data = _class_file(self.template_file) if self.template_file else self.class_data
         return tuple(data.get("templates") or data["templates_alt_imagenet80"])
+
+    @property
+    def hub_labels(self) -> dict | None:
+        """Evidence of the Hub split's label names at the pinned revision (data/hub_labels/), if recorded."""
+        return _hub_labels(self.key) if isinstance(self.source, HubSource) else None
 
 
 @cache
 def _class_file(name: str) -> dict:
     return json.loads(resources.files(__package__).joinpath("data", "classes", name).read_text("utf-8"))
+
+
+@cache
+def _hub_labels(key: str) -> dict | None:
+    path = resources.files(__package__).joinpath("data", "hub_labels", f"{key}.json")
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None
 
 
 def _q(*questions: str) -> tuple[str, ...]:
@@ -111,7 +165,11 @@ DATASETS: dict[str, DatasetSpec] = {
             title="ImageNet-1k (val)",
             group="general",
             expected_size=50_000,
-            class_file="imagenet1k.json",
+            # The paper showed ImageNet classes by their first WordNet lemma (its Appendix D food list and
+            # Table 8 use those strings); OpenAI's CLIP names stay one choice away.
+            class_file="imagenet1k_paper_wordnet.json",
+            alternative_names={"openai": "imagenet1k.json"},
+            template_file="imagenet1k.json",
             source=HubSource(
                 "ILSVRC/imagenet-1k",
                 "49e2ee26f3810fb5a7536bbf732a7b07389a47b5",
@@ -119,7 +177,7 @@ DATASETS: dict[str, DatasetSpec] = {
                 data_files="data/validation-*.parquet",
             ),
             questions=_OBJECT_QUESTIONS,
-            note="Gated on the Hub: accept the terms and log in (huggingface-cli login). Read as parquet files "
+            note="Gated on the Hub: accept the terms and log in (hf auth login). Read as parquet files "
             "so that no loading script is ever run.",
         ),
         DatasetSpec(
@@ -133,6 +191,8 @@ DATASETS: dict[str, DatasetSpec] = {
                 "djghosh/wds_imagenetv2_test",
                 "622aa95311079dde7d64d541c411f7c8b796e6b5",
                 "test",
+                data_files="test/*.tar",
+                builder="webdataset",  # named: with nshards.txt beside the shards, inference may pick "text"
                 image_column="webp",
                 label_column="cls",
             ),
@@ -186,7 +246,12 @@ DATASETS: dict[str, DatasetSpec] = {
             group="fine-grained",
             expected_size=5_794,
             class_file="cub200.json",
-            source=HubSource("bentrevett/caltech-ucsd-birds-200-2011", "1ef09e021b0b65b40337f6f285909656f407f6e0", "test"),
+            source=HubSource(
+                "bentrevett/caltech-ucsd-birds-200-2011",
+                "1ef09e021b0b65b40337f6f285909656f407f6e0",
+                "test",
+                data_files="data/test-*.parquet",
+            ),
             questions=_q(
                 "What species is the bird in this photo?",
                 "Which bird species is shown in this image?",
@@ -286,7 +351,12 @@ DATASETS: dict[str, DatasetSpec] = {
             group="fine-grained",
             expected_size=6_149,
             class_file="flowers102.json",
-            source=HubSource("dpdl-benchmark/oxford_flowers102", "544b55c9af69a05742ead7571cd7ae23cfcd758b", "test"),
+            source=HubSource(
+                "dpdl-benchmark/oxford_flowers102",
+                "544b55c9af69a05742ead7571cd7ae23cfcd758b",
+                "test",
+                data_files="data/test-*.parquet",
+            ),
             questions=_q(
                 "What species of flower is shown in this photo?",
                 "Which flower is shown in this image?",
@@ -307,7 +377,12 @@ DATASETS: dict[str, DatasetSpec] = {
             group="fine-grained",
             expected_size=8_041,
             class_file="stanford_cars.json",
-            source=HubSource("tanganke/stanford_cars", "9abf6cf7d6dfa7b95152a0d6e791ea9435b47a40", "test"),
+            source=HubSource(
+                "tanganke/stanford_cars",
+                "9abf6cf7d6dfa7b95152a0d6e791ea9435b47a40",
+                "test",
+                data_files="data/test-*.parquet",  # the repo also holds train and 7 corruption splits (~5 GB)
+            ),
             questions=_q(
                 "Which car model is shown in this image?",
                 "What is the make, model and year of this car?",

@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 
 from .data import DataError, classnames_for
+from .environment import write_versions
 from .lmms_tasks import task_name
 from .options import LETTERS
 from .parsing import parse_answer
@@ -763,6 +764,7 @@ def write_report(
     files["table.md"] = "\n\n".join([table, missing, *(f"Note: {n}" for n in notes)]) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     written = _write(out, files)
+    written.append(write_versions(out, {"report_inputs": [str(run) for run in runs]}))
     if figures:
         written += bar_figure(models, rows, out) + (scatter_figure(models, rows, out) if scatter else [])
     if echo is not None:

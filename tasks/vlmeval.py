@@ -48,7 +48,7 @@ from .mcq import (
     score_reply,
 )
 from .options import LETTERS
-from .registry import DATASETS, get_dataset
+from .registry import DATASETS, DEFAULT_NAMES, get_dataset
 
 RESULT_SUFFIX = "_clsbench_result"
 
@@ -58,7 +58,11 @@ def vlmeval_name(key: str) -> str:
     return get_dataset(key).vlmeval_name
 
 
-NAME_TO_KEY = {vlmeval_name(key): key for key in DATASETS}
+# Every VLMEvalKit name: the paper's questions per dataset, plus one per alternative class-name set.
+VLMEVAL_DATASETS: dict[str, tuple[str, str]] = {
+    spec.vlmeval_name_for(name_set): (key, name_set) for key, spec in DATASETS.items() for name_set in spec.name_sets
+}
+NAME_TO_KEY = {name: key for name, (key, _) in VLMEVAL_DATASETS.items()}
 
 
 def _image_bytes(image: dict, key: str, sample_key: str) -> bytes:
@@ -76,10 +80,10 @@ def tsv_columns(n_options: int) -> list[str]:
     return ["index", "question", *LETTERS[:n_options], "answer", "category", "split", "dataset", "sample_key", "label", "image"]
 
 
-def tsv_rows(key: str, data_dir: str | os.PathLike | None = None) -> Iterator[dict]:
+def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES) -> Iterator[dict]:
     """The dataset's questions as VLMEvalKit MCQ rows (the same docs the lmms-eval task builds)."""
     spec = get_dataset(key)
-    docs = add_questions(load_rows(key, data_dir), key)
+    docs = add_questions(load_rows(key, data_dir), key, name_set=name_set)
     split = getattr(spec.source, "split", "test")
     for doc in docs:
         row = {
@@ -97,13 +101,15 @@ def tsv_rows(key: str, data_dir: str | os.PathLike | None = None) -> Iterator[di
         yield row
 
 
-def write_tsv(key: str, out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
-    """Write ``<out_dir>/<vlmeval_name(key)>.tsv``, streaming (ImageNet's is several GB); returns its path."""
+def write_tsv(
+    key: str, out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES
+) -> Path:
+    """Write ``<out_dir>/<VLMEvalKit name>.tsv``, streaming (ImageNet's is several GB); returns its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    target = out / f"{vlmeval_name(key)}.tsv"
+    target = out / f"{get_dataset(key).vlmeval_name_for(name_set)}.tsv"
     partial = target.with_name(f".{target.name}.partial")
-    rows = tsv_rows(key, data_dir)
+    rows = tsv_rows(key, data_dir, name_set)
     first = next(rows, None)
     if first is None:
         raise SampleError(f"{key}: the split has no rows")
@@ -235,8 +241,9 @@ def dataset_classes() -> dict[str, type]:
 
     ClsbenchMCQDataset.__module__ = __name__
     classes = {}
-    for key, name in ((key, vlmeval_name(key)) for key in DATASETS):
-        class_name = f"ClsBench{key[0].upper()}{key[1:]}Dataset"
+    for name, (key, name_set) in VLMEVAL_DATASETS.items():
+        suffix = "" if name_set == DEFAULT_NAMES else name_set.capitalize()
+        class_name = f"ClsBench{key[0].upper()}{key[1:]}{suffix}Dataset"
         cls = type(class_name, (ClsbenchMCQDataset,), {"DATASET_URL": {name: ""}, "DATASET_MD5": {}, "__module__": __name__})
         classes[name] = cls
         globals()[class_name] = cls  # importable by name (pickling, --config "class")
@@ -315,7 +322,8 @@ def run_vlmeval(
     for name in data:
         if not (root / f"{name}.tsv").is_file():
             print(f"clsbench vlmeval: exporting {name}.tsv to {root}", file=sys.stderr)
-            write_tsv(NAME_TO_KEY[name], root, data_dir)
+            key, name_set = VLMEVAL_DATASETS[name]
+            write_tsv(key, root, data_dir, name_set)
     register({name: model_args for name in models} if model_args else None)
     script = find_run_py(run_py)
     argv = [str(script), "--model", *models, "--data", *data, "--work-dir", work_dir, *extra_args]

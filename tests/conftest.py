@@ -60,3 +60,23 @@ def build_tiny_sentence_encoder(out: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_sentence_encoder(tmp_path_factory) -> Path:
     return build_tiny_sentence_encoder(tmp_path_factory.mktemp("encoder"))
+
+
+_PARSER_STATS: list[tuple[str, int, int, int]] = []
+
+
+@pytest.fixture
+def record_parser_stats():
+    """Tests of the answer parser report (what, replies, wrong letters, needless Nones) for the summary."""
+
+    def record(what: str, replies: int, wrong: int, needless: int) -> None:
+        _PARSER_STATS.append((what, replies, wrong, needless))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _PARSER_STATS:
+        terminalreporter.section("answer parser")
+        for what, replies, wrong, needless in _PARSER_STATS:
+            terminalreporter.write_line(f"{what}: {replies} replies, {wrong} wrong letters, {needless} needless None")

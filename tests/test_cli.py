@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 import subprocess
 import sys
@@ -40,6 +41,24 @@ def test_options_prints_the_question_as_json(fixture_root):
     assert question["prompt"].endswith(f"H. {names[expected.options[7]]}")
 
 
+@pytest.mark.parametrize("dataset,label,name_set,expected", [
+    ("imagenet", 7, None, "cock"),  # the paper's first WordNet lemma
+    ("imagenet", 7, "openai", "rooster"),  # OpenAI's CLIP name, one choice away
+    ("imagenetv2", 389, None, "snoek fish"),  # the paper used OpenAI names for ImageNetV2
+    ("food101", 16, None, "cheesecake"),  # the Hub's label order (official classes.txt), not sorted()
+])
+def test_options_names_classes_as_the_paper(tmp_path, dataset, label, name_set, expected):
+    extra = ["--class-names", name_set] if name_set else []
+    run = clsbench("options", dataset, "0", "--label", str(label), "--data-dir", str(tmp_path), *extra)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["class"] == expected
+
+
+def test_options_reports_the_options_actually_shown(tmp_path):
+    run = clsbench("options", "logo", "0", "--label", "1", "--data-dir", str(tmp_path))
+    assert json.loads(run.stdout)["n_options"] == 10  # Logo has ten classes, whatever was asked
+
+
 def test_options_without_data_needs_a_label_or_says_what_to_run(tmp_path):
     with_label = clsbench("options", "cub200", "0", "--label", "12", "--data-dir", str(tmp_path))
     assert json.loads(with_label.stdout)["class"] == DATASETS["cub200"].classnames[12]
@@ -68,5 +87,6 @@ def test_unreachable_hub_says_how_to_run_offline(tmp_path):
     run = clsbench("options", "cub200", "0", "--data-dir", str(tmp_path))  # conftest sets HF_HUB_OFFLINE=1
     assert run.returncode == 2
     assert "could not load bentrevett/caltech-ucsd-birds-200-2011@1ef09e0" in run.stderr
-    assert "huggingface-cli download --repo-type dataset bentrevett/caltech-ucsd-birds-200-2011 --revision 1ef09e0" in run.stderr
+    assert ("hf download bentrevett/caltech-ucsd-birds-200-2011 --repo-type dataset --revision 1ef09e0"
+            in run.stderr and "--include 'data/test-*.parquet'" in run.stderr)
     assert "clsbench prepare cub200 --source SNAPSHOT" in run.stderr

@@ -23,7 +23,7 @@ from clsbench.tasks.data import DataError, classnames_for, load_rows
 from clsbench.tasks.mcq import add_questions, open_image
 
 KEYS = ["food101", "caltech101"]  # one prompt / 34 prompts; 101 classes each
-SUMMARY_KEYS = {"format", "model", "pretrained", "mode", "templates", "seed", "n_options", "negatives", "dataset", "accuracy",
+SUMMARY_KEYS = {"format", "class_names", "model", "pretrained", "mode", "templates", "seed", "n_options", "negatives", "dataset", "accuracy",
                 "n_samples", "per_class_accuracy"}
 
 
@@ -298,7 +298,7 @@ def test_cli_writes_results_and_a_table(tiny, fixture_root, tmp_path, capsys):
     assert main(args) == 0
     output = capsys.readouterr().out
     assert "logo: accuracy" in output and "| Model | IMN |" in output
-    assert {path.name for path in tmp_path.glob("*/*") if "_cache" not in path.parts} == {"logo.json", "logo.predictions.jsonl", "cub200.json", "cub200.predictions.jsonl"}
+    assert {path.name for path in tmp_path.glob("*/*") if "_cache" not in path.parts} == {"logo.json", "logo.predictions.jsonl", "cub200.json", "cub200.predictions.jsonl", "clsbench_versions.json"}
 
 
 def free_port() -> int:

@@ -37,7 +37,7 @@ def test_clip_hard_file_feeds_tasks_and_clip_alike(tmp_path):
     # The ranking is the image's similarity order, right class left out (checked independently).
     loaded = load_model(resolve_model(model))
     names = DATASETS["logo"].classnames
-    weights = class_embeddings(loaded, names, templates_for("logo"), cache_dir=tmp_path / "cache")
+    weights = class_embeddings(loaded, names, templates_for("logo", "single"), cache_dir=tmp_path / "cache")  # the protocol's prompt
     rows = load_rows("logo", fixture_root)
     for index, row in enumerate(rows):
         pixels = loaded.preprocess(open_image(row["image"], dataset="logo", sample_key=str(index))).unsqueeze(0)

@@ -18,6 +18,10 @@ def test_demo_runs_everything_offline_and_ends_with_the_report(tmp_path):
     assert "Missing datasets: none" in run.stdout
     for name in ("bars.png", "bars.svg", "table.csv", "table.tex", "per_class.csv"):
         assert (tmp_path / "report" / name).stat().st_size > 0
+    # every output folder records the versions that produced it
+    assert (tmp_path / "report" / "clsbench_versions.json").is_file()
+    assert (tmp_path / "results" / "clsbench_versions.json").is_file()
+    assert len(list((tmp_path / "clip_results").glob("*/clsbench_versions.json"))) == 1
     # score mode always answers with a letter, so nothing is unparseable
     logs = list((tmp_path / "model_logs").glob("*.jsonl"))
     assert len(logs) == 10

@@ -1,50 +1,155 @@
-"""The 26-letter answer parser, including the traps generic extractors fall into."""
+"""The 26-letter answer parser: a graded table of reply forms, a generated sweep, and outside references.
+
+Each row is a reply form MLLMs produce for the paper's prompt ("Answer with the option's letter from
+the given choices directly."), written from the forms, not copied from any model's output, and the
+letter a careful grader gives (None: a grader could not be sure). The parser may say None where a
+grader has a letter (counted as needless), but must never give a letter the grader would not.
+"""
+
+from __future__ import annotations
 
 import pytest
 
 from clsbench.tasks.parsing import parse_answer
 
+from parsing_sweep import sweep
+
 OPTIONS = ["tench", "goldfish", "red fox", "great white shark", "tiger shark", "hammerhead shark", "electric ray",
            "stingray", "rooster", "hen", "ostrich", "brambling", "goldfinch", "house finch", "junco",
            "indigo bunting", "American robin", "bulbul", "jay", "magpie", "chickadee", "American dipper",
            "kite (bird of prey)", "bald eagle", "vulture", "great grey owl"]
+# A tench, B goldfish, C red fox, ... I rooster, J hen, ... W kite (bird of prey), ... Z great grey owl
 
-CASES = [
-    # plain letters
-    ("C", "C"), ("C.", "C"), ("(C)", "C"), ("C)", "C"), ("[C]", "C"), ("  C  ", "C"), ("**C**", "C"),
-    ("Z", "Z"), ("A", "A"), ("I", "I"),
-    # letter with its class or more text
-    ("C. red fox", "C"), ("(C) red fox", "C"), ("C: red fox", "C"), ("C. Red Fox.", "C"),
-    ("C\nThe animal has orange fur.", "C"), ("I. rooster", "I"), ("I. hen", None),
-    # answer phrases
-    ("The answer is C", "C"), ("The answer is C.", "C"), ("Answer: C", "C"), ("answer: (C)", "C"),
-    ("The correct answer is (C) red fox.", "C"), ("Answer: **C**", "C"), ("The best option is Z.", "Z"),
-    # exact class name
-    ("red fox", "C"), ("Red fox.", "C"), ("GREAT GREY OWL", "Z"), ("kite (bird of prey)", "W"),
-    # unparseable: the pronoun I, two letters, contradictions, lower case, refusals, empty
-    ("I think it is C", None), ("I am not sure.", None), ("I", "I"),
-    ("A or B", None), ("A, B", None), ("AB", None), ("A and C", None),
-    ("C. tench", None),  # the text names option A: the reply contradicts itself
-    ("c", None), ("the answer is c", None), ("a fox", None), ("fox", None),
-    ("", None), ("   ", None), (None, None),
-    ("I'm sorry, I cannot identify this image.", None), ("This is a photo of an animal.", None),
-    ("Answer:", None), ("The answer is", None),
+GRADED: list[tuple[str | None, str | None]] = [
+    # --- Bare letters, as instruction-following 7B models answer "directly" (LLaVA-1.5/1.6, Qwen-VL, LLaVA-OV).
+    ("C", "C"), ("C.", "C"), ("(C)", "C"), ("C)", "C"), ("[C]", "C"), ("  C  ", "C"), ("C\n", "C"), ("\nC", "C"),
+    ("A", "A"), ("A.", "A"), ("Z", "Z"), ("Z.", "Z"), ("I", "I"), ("I.", "I"), ("(I)", "I"), ("M", "M"),
+    ("C!", "C"), ("C .", "C"), ("C:", "C"), ("C,", "C"), ("C;", "C"), ("C</s>", None), ("C.\n\n", "C"),
+    # lower case, as small models and some chat templates emit
+    ("c", "C"), ("c.", "C"), ("c)", "C"), ("(c)", "C"), ("z", "Z"), ("a", "A"), ("i", "I"),
+    # --- Letter and the option's text, as InternVL2 and MiniCPM-V often echo the option line.
+    ("C. red fox", "C"), ("C. Red fox", "C"), ("C. Red Fox.", "C"), ("C) red fox", "C"), ("(C) red fox", "C"),
+    ("C: red fox", "C"), ("C - red fox", "C"), ("C – red fox", "C"), ("C (red fox)", "C"), ("C red fox", "C"),
+    ("c. red fox", "C"), ("c) red fox", "C"), ("C. red foxes", "C"), ("C. a red fox", "C"), ("C. The red fox", "C"),
+    ("W. kite (bird of prey)", "W"), ("W. kite", "W"), ("I. rooster", "I"), ("I) rooster", "I"),
+    ("Q. American robin", "Q"), ("Q. american robin", "Q"), ("V. American dipper.", "V"), ("Z. great grey owl", "Z"),
+    ("Z. great gray owl", "Z"), ("D. great white shark", "D"), ("D. great-white shark", "D"),
+    ("J. hen", "J"), ("F. hammerhead shark", "F"), ("F. hammerhead", "F"),
+    # --- Answer phrases, as API models (GPT-4o, Claude, Gemini) and Phi-3-Vision write them.
+    ("The answer is C", "C"), ("The answer is C.", "C"), ("The answer is (C).", "C"), ("The answer is: C", "C"),
+    ("The answer is C. red fox", "C"), ("The answer is C) red fox.", "C"), ("Answer: C", "C"), ("Answer: (C)", "C"),
+    ("Answer: C. red fox", "C"), ("answer: c", "C"), ("ANSWER: C", "C"), ("Answer:C", "C"), ("**Answer:** C", "C"),
+    ("**Answer: C**", "C"), ("Answer: **C**", "C"), ("**C**", "C"), ("**C. red fox**", "C"), ("`C`", "C"),
+    ("The correct answer is C.", "C"), ("The correct answer is (C) red fox.", "C"), ("The correct option is C.", "C"),
+    ("The best answer is C", "C"), ("The best option is Z.", "Z"), ("Final answer: C", "C"), ("Final Answer: C", "C"),
+    ("The final answer is C.", "C"), ("My answer is C.", "C"), ("Option C", "C"), ("Option C.", "C"),
+    ("Option C: red fox", "C"), ("Option (C)", "C"), ("The answer is option C", "C"), ("The answer is option C.", "C"),
+    ("Correct answer: C", "C"), ("Choice C", "C"), ("The right answer is C.", "C"), ("The answer would be C.", "C"),
+    ("C is the answer.", "C"), ("C is correct.", "C"), ("C is the correct answer.", "C"), ("C is the correct option", "C"),
+    ("It's C.", "C"), ("It's C", "C"), ("It is C.", "C"), ("This is C.", "C"), ("That's C.", "C"),
+    ("I think it's C.", "C"), ("I think it is C", "C"), ("I think the answer is C.", "C"), ("I believe it's C", "C"),
+    ("I believe the answer is C.", "C"), ("I'd say C.", "C"), ("I would say C", "C"), ("I would say C.", "C"),
+    ("I'll go with C.", "C"), ("I choose C.", "C"), ("So the answer is C.", "C"), ("The answer is c", "C"),
+    ("The answer is C because the animal has orange fur.", "C"), ("Answer: C, the red fox.", "C"),
+    ("The answer is C, red fox.", "C"), ("The answer is (C) because of the bushy tail.", "C"),
+    # --- Letter first, then an explanation, as Phi-3-Vision and MiniCPM-V do when not held to one letter.
+    ("C\nThe animal has orange fur.", "C"), ("C\n\nThe image shows a red fox in the snow.", "C"),
+    ("C. The image shows a red fox standing in the snow.", "C"), ("C. red fox\nIt has orange fur and a bushy tail.", "C"),
+    ("C) red fox - note the white-tipped tail.", "C"), ("C: The animal is a red fox.", "C"),
+    ("C. This is a red fox, not a dog.", "C"), ("C. It is clearly a fox.", "C"),
+    ("I. The bird is a rooster with a red comb.", "I"), ("A. tench, a freshwater fish", "A"),
+    # --- Reasoning models and wrappers: think blocks, answer tags, LaTeX.
+    ("<think>The fur is orange.</think>\nC", "C"), ("<think>Could be A or C.</think>\nC", "C"),
+    ("<think>\nLet me look.\n</think>\n\nThe answer is C.", "C"), ("<answer>C</answer>", "C"),
+    ("<answer> C </answer>", "C"), ("Reasoning: orange fur.\n<answer>C</answer>", "C"), ("\\boxed{C}", "C"),
+    ("$\\boxed{C}$", "C"), ("The answer is $\\boxed{C}$.", "C"), ("\\boxed{\\text{C}}", "C"),
+    ("<think>unfinished thoughts about C", None), ("<answer>C</answer><answer>D</answer>", None),
+    # --- Quotes, punctuation, full-width and emoji.
+    ("'C'", "C"), ('"C"', "C"), ("“C”", "C"), ("The answer is 'C'.", "C"), ("Ｃ", "C"), ("（Ｃ）", "C"),
+    ("Ｃ．red fox", "C"), ("C 👍", "C"), ("C!!", "C"), ("C?", "C"),
+    # --- Chinese answer phrases (Qwen-VL, InternVL, MiniCPM-V answering in Chinese).
+    ("答案是C", "C"), ("答案是C。", "C"), ("答案：C", "C"), ("答案:C", "C"), ("答案是 C", "C"), ("选C", "C"),
+    ("答案是（C）", "C"),
+    # --- The class name instead of a letter (models that ignore the instruction; LLaVA in open-ended style).
+    ("red fox", "C"), ("Red fox.", "C"), ("RED FOX", "C"), ("red foxes", "C"), ("Red foxes.", "C"), ("red-fox", "C"),
+    ("A red fox.", "C"), ("a red fox", "C"), ("A red fox", "C"), ("The red fox", "C"), ("It's a red fox.", "C"),
+    ("It is a red fox.", "C"), ("This is a red fox.", "C"), ("The image shows a red fox.", "C"),
+    ("This looks like a red fox.", "C"), ("It looks like a red fox", "C"), ("Answer: red fox", "C"),
+    ("The answer is red fox.", "C"), ("GREAT GREY OWL", "Z"), ("great grey owls", "Z"), ("kite (bird of prey)", "W"),
+    ("Kite (bird of prey).", "W"), ("a rooster", "I"), ("A rooster.", "I"), ("An ostrich.", "K"), ("an ostrich", "K"),
+    ("hens", "J"), ("Hen.", "J"), ("The image shows an American robin.", "Q"), ("american robin", "Q"),
+    ("bald eagle", "X"), ("A bald eagle.", "X"), ("It's a junco.", "O"), ("goldfish", "B"), ("tench", "A"),
+    # --- Conclusions after a description (API models asked to explain, MiniCPM-V's long form).
+    ("The animal has orange fur and a bushy tail, so the answer is C.", "C"),
+    ("It has a white-tipped tail. Therefore, the answer is C.", "C"),
+    ("Looking at the ears and the snout, the correct answer is C.", None),  # no "so": not a conclusion form
+    ("The bird has a red comb and wattles, so the answer is I.", "I"),
+    ("The image shows a canine with orange fur.\nAnswer: C", "C"),
+    ("Orange fur, pointed ears.\nFinal answer: C", "C"), ("The tail is bushy. Thus the answer is (C).", "C"),
+    ("It could be A or C, so the answer is C.", "C"),
+    ("Option A is a fish and option C is a fox; the animal is a fox, so the answer is C.", None),
+    ("The answer is A. Wait, no, so the answer is C.", None),
+    # --- Ambiguous, self-contradicting or echoed replies: a grader gives no letter.
+    ("A or B", None), ("A, B", None), ("AB", None), ("A and C", None), ("C or D", None), ("C/D", None), ("C, D", None),
+    ("C\nD", None), ("(C) or (D)", None), ("C. red fox, D. great white shark", None), ("C. red fox\nD. great white shark", None),
+    ("A. tench\nB. goldfish\nC. red fox", None), ("C. tench", None), ("C. goldfish", None), ("C) tench", None),
+    ("C. a tench", None), ("C. tenches", None), ("B. red fox", None), ("I. hen", None),
+    ("H. Actually, looking again, it is C. red fox.", None), ("C. Actually, the answer is D.", None),
+    ("C, no wait, D.", None), ("C or maybe D", None), ("Either C or D.", None), ("The answer is C or D.", None),
+    ("Answer: C\nAnswer: D", None), ("Q: What is in the image?\nA: C", None), ("I.e. a red fox", None),
+    ("red fox or tench", None), ("Either a red fox or a tench.", None), ("CD", None), ("C.D.", None),
+    ("Not C.", None), ("Not sure, maybe C or D.", None),
+    # --- The pronoun I, refusals and empty replies (VLMEvalKit's can_infer reads some of these as a letter).
+    ("I am not sure.", None), ("I don't know.", None), ("I cannot determine the answer.", None),
+    ("I'm sorry, I cannot identify this image.", None), ("I need more information.", None),
+    ("I think so.", None), ("This is a photo of an animal.", None), ("It is an animal.", None),
+    ("A dog.", None), ("a fox", None), ("fox", None), ("The animal in the image.", None), ("Answer:", None),
+    ("The answer is", None), ("", None), ("   ", None), (None, None), ("\x17\x8f q9", None), ("???", None),
+    ("zzz", None), ("....", None), ("ZZ", None), ("None of the above.", None), ("N/A", None),
+    ("Sorry, I can't help with that.", None), ("As an AI, I cannot see images.", None),
 ]
 
 
-@pytest.mark.parametrize("reply,expected", CASES)
-def test_parse_answer_table(reply, expected):
+@pytest.mark.parametrize("reply,expected", GRADED)
+def test_graded_table(reply, expected):
     assert parse_answer(reply, OPTIONS) == expected
 
 
-def test_table_is_large_enough():
-    assert len(CASES) >= 30
+def test_table_is_large_and_has_no_wrong_letter(record_parser_stats):
+    assert len(GRADED) >= 250
+    wrong = [(r, e, g) for r, e in GRADED if (g := parse_answer(r, OPTIONS)) not in (e, None)]
+    needless = sum(1 for r, e in GRADED if e is not None and parse_answer(r, OPTIONS) is None)
+    record_parser_stats("graded table", len(GRADED), len(wrong), needless)
+    assert wrong == []
+
+
+def test_generated_sweep_gives_no_wrong_letter(record_parser_stats):
+    wrong, needless, tried = sweep(parse_answer)
+    record_parser_stats("generated sweep", tried, len(wrong), needless)
+    assert tried > 20_000
+    assert wrong == [], wrong[:10]
+    assert needless <= tried // 1000
+
+
+def test_the_sweep_has_teeth_against_lmms_evals_extractor(record_parser_stats):
+    """lmms-eval's shared extractor, on the same sweep, gives wrong letters: the sweep can fail."""
+    from lmms_eval.tasks._task_utils.mcq_extract import extract_mcq_answer
+
+    from clsbench.tasks.options import LETTERS
+
+    def lmms(reply, options):
+        return extract_mcq_answer(reply, list(LETTERS[: len(options)])) or None
+
+    wrong, needless, tried = sweep(lmms, per_dataset=2)
+    record_parser_stats("lmms-eval extract_mcq_answer (same sweep, fewer lists)", tried, len(wrong), needless)
+    assert len(wrong) > 100
 
 
 def test_letter_outside_the_options_is_unparseable():
     assert parse_answer("Z", OPTIONS[:10]) is None
     assert parse_answer("J", OPTIONS[:10]) == "J"
     assert parse_answer("K.", OPTIONS[:10]) is None
+    assert parse_answer("The answer is K.", OPTIONS[:10]) is None
 
 
 def test_no_sentinel_letter_for_garbage():
@@ -55,3 +160,10 @@ def test_no_sentinel_letter_for_garbage():
 
 def test_class_name_repeated_in_options_is_ambiguous():
     assert parse_answer("missile", ["missile", "tench", "missile"]) is None
+
+
+def test_a_name_that_looks_like_a_letter_wins_when_it_is_the_whole_reply():
+    options = ["E. coli", "S. aureus", "tench"]
+    assert parse_answer("E. coli", options) == "A"
+    assert parse_answer("S. aureus", options) == "B"
+    assert parse_answer("B", options) == "B"

@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 import pytest
 from clsbench.tasks.lmms_tasks import task_name
 from clsbench.tasks.registry import DATASETS
-from clsbench.tasks.report import ReportError, load_subset, write_report
+from clsbench.tasks.report import load_subset, write_report
 
 CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 NAMES = {key: spec.classnames for key, spec in DATASETS.items()}
@@ -270,9 +270,13 @@ def test_figures_are_valid_png_and_svg(report, stem):
 # ---------------------------------------------------------------- the built-in food subset and the CLI
 
 
-def test_food_subset_is_unavailable_with_a_clear_message():
-    with pytest.raises(ReportError, match=r"not shipped.*--subset FILE"):
-        load_subset("food")
+def test_food_subset_is_the_papers_appendix_d():
+    food = load_subset("food")
+    assert (food.inside, food.outside) == ("F", "NF")
+    assert len(food.classes["imagenet"]) == 83 and len(food.classes["imagenetv2"]) == 86
+    for key in ("imagenet", "imagenetv2"):
+        names = [name.casefold() for name in DATASETS[key].classnames]
+        assert all(names.count(name) == 1 for name in food.classes[key]), key
 
 
 def test_cli_report_prints_table_and_fails_cleanly(runs, tmp_path):
@@ -285,7 +289,8 @@ def test_cli_report_prints_table_and_fails_cleanly(runs, tmp_path):
     assert "Missing datasets: InternVL2 (8B): IMNv2, ONet, CUB, GLMK, Logo, Flower, SCar" in ok.stdout
     food = subprocess.run([*CLSBENCH, "report", str(runs["vlmeval"]), "--out", str(tmp_path / "f"), "--subset", "food"],
                           capture_output=True, text=True, env=env, timeout=120, check=False)
-    assert food.returncode == 2 and "--subset FILE" in food.stderr
+    assert food.returncode == 0, food.stderr
+    assert (tmp_path / "f" / "subset.md").is_file()
     empty = subprocess.run([*CLSBENCH, "report", str(tmp_path), "--out", str(tmp_path / "e")],
                            capture_output=True, text=True, env=env, timeout=120, check=False)
     assert empty.returncode == 2 and "no results found" in empty.stderr
@@ -322,11 +327,11 @@ def test_vlmeval_xlsx_predictions_keep_class_names_as_text(tmp_path):
 
 
 def test_duplicate_imagenet_names_stay_apart(tmp_path):
-    """ImageNet's two "missile" classes: per-class rows keyed as clsbench clip keys them."""
-    write_lmms_run(tmp_path / "lmms", "org/m", "20260101_000000", {"imagenet": 0.5}, {"imagenet": [(657, 1), (744, 0)]})
+    """ImageNet's two "crane" classes (bird 134, machine 517): per-class rows keyed as clsbench clip keys them."""
+    write_lmms_run(tmp_path / "lmms", "org/m", "20260101_000000", {"imagenet": 0.5}, {"imagenet": [(134, 1), (517, 0)]})
     write_report([tmp_path / "lmms"], tmp_path / "out", figures=False, echo=None)
     per_class = {r["class"]: r["correct"] for r in csv_rows(tmp_path / "out" / "per_class.csv")}
-    assert per_class == {"missile [657]": "1", "missile [744]": "0"}
+    assert per_class == {"crane [134]": "1", "crane [517]": "0"}
 
 
 def test_vlmeval_files_as_clsbench_vlmeval_names_them(tmp_path):

@@ -16,12 +16,15 @@ from clsbench.tasks.registry import DATASETS
 
 
 def test_every_variant_has_ten_tasks_three_groups_and_a_hook():
-    for suffix in MCQ_VARIANTS:
-        for key in DATASETS:
-            assert (PACKAGE_TASK_FOLDER / f"{task_name(key, suffix)}.yaml").is_file()
-            assert callable(process_docs_hook(f"{key}{suffix}"))
+    for suffix, variant in MCQ_VARIANTS.items():
+        for key, spec in DATASETS.items():
+            present = (PACKAGE_TASK_FOLDER / f"{task_name(key, suffix)}.yaml").is_file()
+            assert present is variant.applies_to(spec)
+            if present:
+                assert callable(process_docs_hook(f"{key}{suffix}"))
         for group in ("general", "fine-grained", None):
-            assert (PACKAGE_TASK_FOLDER / f"{group_name(group, suffix)}.yaml").is_file()
+            assert (PACKAGE_TASK_FOLDER / f"{group_name(group, suffix)}.yaml").is_file() is variant.has_groups
+    assert [key for key, spec in DATASETS.items() if MCQ_VARIANTS["_openai"].applies_to(spec)] == ["imagenet"]
     with pytest.raises(AttributeError):
         process_docs_hook("imagenet_3opt")
 

@@ -44,8 +44,9 @@ def lmms_docs(fixture_root):
 
 def test_names_are_unique_and_avoid_vlmevalkit_special_cases():
     names = [vlmeval_name(key) for key in DATASETS]
-    assert len(set(names)) == len(names) and NAME_TO_KEY == dict(zip(names, DATASETS))
-    for name in names:  # substrings that switch on special behaviour in VLMEvalKit (circular eval, MMT/MMSci reports, ...)
+    assert len(set(names)) == len(names)
+    assert NAME_TO_KEY == {**dict(zip(names, DATASETS)), "ClsBench_imagenet_openai": "imagenet"}
+    for name in NAME_TO_KEY:  # substrings that switch on special behaviour in VLMEvalKit (circular eval, MMT/MMSci reports, ...)
         assert not any(bad in name.lower() for bad in ("mmbench", "ccbench", "circular", "mmcr"))
         assert not any(bad in name for bad in ("MMT", "MMSci", "MMMU", "LEGO", "MMVP"))
 
@@ -94,14 +95,14 @@ def test_scoring_uses_our_parser_not_vlmevalkits_fallback_letter():
     options = {letter: f"class {letter.lower()}" for letter in LETTERS}
     rows = [
         {**options, "answer": "Z", "prediction": "I don't know"},  # VLMEvalKit's can_infer returns "Z": a hit
-        {**options, "answer": "C", "prediction": "I would say C"},  # there "I" is a choice letter
+        {**options, "answer": "C", "prediction": "I would say C"},  # a grader says C; "I" is the pronoun, not option I
         {**options, "answer": "C", "prediction": "The answer is (C)."},
         {**options, "answer": "Q", "prediction": "class q"},
         {**options, "answer": "A", "prediction": float("nan")},  # an empty cell read back from xlsx
     ]
     assert score_rows(rows) == [
         {"parsed": "", "hit": 0, "unparseable": 1},
-        {"parsed": "", "hit": 0, "unparseable": 1},
+        {"parsed": "C", "hit": 1, "unparseable": 0},
         {"parsed": "C", "hit": 1, "unparseable": 0},
         {"parsed": "Q", "hit": 1, "unparseable": 0},
         {"parsed": "", "hit": 0, "unparseable": 1},

@@ -7,10 +7,17 @@ VLMEvalKit and the CLIP baselines ask byte-identical questions; these hooks only
 from pathlib import Path
 
 from clsbench.tasks.data import classnames_for
-from clsbench.tasks.descriptions import DESCRIBE_PROMPT, TEXTONLY_PREFIX
+from clsbench.tasks.descriptions import DESCRIBE_PROMPT, TEXTONLY_QUESTION
 from clsbench.tasks.lmms_tasks import DATA_ROOT_MARKER, process_docs_hook
 from clsbench.tasks.mcq import INSTRUCTION, format_prompt, image_id, open_image, score_reply
-from clsbench.tasks.openworld import OPEN_INSTRUCTION, closed_world_prompt, exact_class, mapped_predictions
+from clsbench.tasks.openworld import (
+    OPEN_PROMPT,
+    closed_world_prompt,
+    contains_class,
+    exact_class,
+    mapped_predictions,
+    p2_closed_world_prompt,
+)
 
 # A folder made by `clsbench tasks-path --data-dir DIR` records DIR here (prepared data, negatives files).
 _MARKER = Path(__file__).with_name(DATA_ROOT_MARKER)
@@ -53,15 +60,24 @@ def aggregate_accuracy(records):
 # Free-form answers: open world (no options) and closed world (every class name listed).
 
 
-def open_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+def _wrapped(prompt: str, lmms_eval_specific_kwargs) -> str:
     kwargs = lmms_eval_specific_kwargs or {}
-    return f"{kwargs.get('pre_prompt', '')}{doc['question']} {OPEN_INSTRUCTION}{kwargs.get('post_prompt', '')}"
+    return f"{kwargs.get('pre_prompt', '')}{prompt}{kwargs.get('post_prompt', '')}"
+
+
+def open_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    """P1 Appendix B.1, open world."""
+    return _wrapped(OPEN_PROMPT, lmms_eval_specific_kwargs)
 
 
 def closed_doc_to_text(doc, lmms_eval_specific_kwargs=None):
-    kwargs = lmms_eval_specific_kwargs or {}
-    prompt = closed_world_prompt(doc["question"], classnames_for(doc["dataset"], _DATA_DIR))
-    return f"{kwargs.get('pre_prompt', '')}{prompt}{kwargs.get('post_prompt', '')}"
+    """P1 Appendix B.1, closed world: every class name listed."""
+    return _wrapped(closed_world_prompt(classnames_for(doc["dataset"], _DATA_DIR)), lmms_eval_specific_kwargs)
+
+
+def closed_p2_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    """P2 section 2.3, closed world: "What type of object is in this photo? Choose one from ..."."""
+    return _wrapped(p2_closed_world_prompt(classnames_for(doc["dataset"], _DATA_DIR)), lmms_eval_specific_kwargs)
 
 
 def free_form_process_results(doc, results):
@@ -72,12 +88,17 @@ def free_form_process_results(doc, results):
         "label": doc["label"],
         "reply": reply,
         "exact": exact_class(reply, classnames_for(doc["dataset"], _DATA_DIR)),
+        "contains": int(contains_class(reply, doc["class_name"])),
     }
-    return {"strict_accuracy": record, "mapped_accuracy": record, "out_of_list_rate": record}
+    return {"strict_accuracy": record, "mapped_accuracy": record, "contains_accuracy": record, "out_of_list_rate": record}
 
 
 def aggregate_strict_accuracy(records):
     return sum(record["exact"] == record["label"] for record in records) / len(records)
+
+
+def aggregate_contains_accuracy(records):
+    return sum(record["contains"] for record in records) / len(records)
 
 
 def aggregate_out_of_list_rate(records):
@@ -93,8 +114,8 @@ def aggregate_mapped_accuracy(records):
 
 
 def describe_doc_to_text(doc, lmms_eval_specific_kwargs=None):
-    kwargs = lmms_eval_specific_kwargs or {}
-    return f"{kwargs.get('pre_prompt', '')}{DESCRIBE_PROMPT.format(class_name=doc['class_name'])}{kwargs.get('post_prompt', '')}"
+    """P1 Appendix C.2: the privileged MLLM is told the class and justifies it."""
+    return _wrapped(DESCRIBE_PROMPT.format(class_name=doc["class_name"]), lmms_eval_specific_kwargs)
 
 
 def describe_process_results(doc, results):
@@ -111,4 +132,6 @@ def no_visual(doc):
 
 
 def textonly_doc_to_text(doc, lmms_eval_specific_kwargs=None):
-    return TEXTONLY_PREFIX.format(description=doc["description"]) + doc_to_text(doc, lmms_eval_specific_kwargs)
+    """P1 section 5.1: the description in the paper's question, then the usual instruction and options."""
+    question = TEXTONLY_QUESTION.format(description=doc["description"])
+    return doc_to_text({**doc, "question": question}, lmms_eval_specific_kwargs)

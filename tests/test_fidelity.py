@@ -1,0 +1,242 @@
+"""Fidelity to the real datasets and to the papers, checked against evidence from outside the project.
+
+The Hub's label names at the pinned revisions (data/hub_labels/, from HUB_LABELS.md, the datasets'
+own class lists and timm's ImageNet lemmas), the paper's printed prompts and class names, and the
+exact files each Hub split is read from.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+
+import datasets
+import pytest
+
+from clsbench.tasks.data import DataError, check_label_names, hub_load_kwargs, load_rows, write_prepared
+from clsbench.tasks.descriptions import DESCRIBE_PROMPT, TEXTONLY_QUESTION
+from clsbench.tasks.fixtures import synthetic_image
+from clsbench.tasks.lmms_tasks import generated_files
+from clsbench.tasks.mcq import add_questions
+from clsbench.tasks.openworld import CLOSED_PROMPT, OPEN_PROMPT, P2_CLOSED_PROMPT, contains_class
+from clsbench.tasks.registry import DATASETS, HubSource
+
+HUB = {key: spec for key, spec in DATASETS.items() if isinstance(spec.source, HubSource)}
+RECORDED = {key: spec.hub_labels for key, spec in HUB.items() if spec.hub_labels and spec.hub_labels["names"]}
+
+
+def _comparable(name: str) -> str:
+    """HUB_LABELS.md's normalisation: lower case, `_`/`-` to space, a leading `NNN.` stripped."""
+    name = re.sub(r"^\d{3}\.", "", name)
+    return " ".join(name.replace("_", " ").replace("-", " ").split()).casefold()
+
+
+def label_mismatches(key: str, ours) -> list[int]:
+    """Indices where our display name is not the Hub's label name under the documented rules."""
+    evidence = DATASETS[key].hub_labels
+    synonyms = {int(index): entry for index, entry in evidence["synonyms"].items()}
+    bad = []
+    for index, (hub, mine) in enumerate(zip(evidence["names"], ours, strict=True)):
+        if key == "imagenet":  # the paper's names are the first lemma of the Hub's "tench, Tinca tinca"
+            same = mine == hub.split(",")[0].strip().lower()
+        elif index in synonyms:
+            same = (synonyms[index]["hub"], synonyms[index]["ours"]) == (hub, mine)
+        else:
+            same = _comparable(hub) == _comparable(mine)
+        if not same:
+            bad.append(index)
+    return bad
+
+
+def test_every_hub_dataset_has_label_evidence_at_its_pinned_revision():
+    for key, spec in HUB.items():
+        evidence = spec.hub_labels
+        assert evidence is not None, f"{key}: no data/hub_labels/{key}.json"
+        assert (evidence["repo_id"], evidence["revision"]) == (spec.source.repo_id, spec.source.revision)
+        assert evidence["evidence"] and evidence["display_rule"]
+        if evidence["names"] is not None:
+            assert len(evidence["names"]) == len(spec.classnames)
+
+
+@pytest.mark.parametrize("key", sorted(RECORDED))
+def test_display_names_match_the_hub_labels_index_for_index(key):
+    assert label_mismatches(key, DATASETS[key].classnames) == []
+
+
+def test_the_food101_swap_of_clsbench_0_1_is_caught_by_the_evidence():
+    old = list(DATASETS["food101"].classnames)
+    old[16], old[17] = old[17], old[16]  # OpenAI's sorted() order, as clsbench 0.1 shipped it
+    assert label_mismatches("food101", old) == [16, 17]
+    assert DATASETS["food101"].classnames[16:18] == ("cheesecake", "cheese plate")
+
+
+def test_imagenet_paper_names_are_first_lemmas_and_the_paper_lists_use_them():
+    names = DATASETS["imagenet"].classnames
+    assert (names[7], names[23], names[934]) == ("cock", "vulture", "hotdog")
+    with open(_paper_file("food_subsets.json"), encoding="utf-8") as handle:
+        food = json.load(handle)
+    assert [n for n in food["imagenet"] if names.count(n) != 1] == [], "Appendix D's ImageNet names are ours, once each"
+    v2 = [name.casefold() for name in DATASETS["imagenetv2"].classnames]
+    assert [n for n in food["imagenetv2"] if v2.count(n.casefold()) != 1] == []  # printed lower case
+    assert {"sorrel", "cairn", "borzoi"} <= set(names)  # Table 8's worst classes
+    assert DATASETS["imagenet"].names("openai")[7] == "rooster"
+    assert DATASETS["imagenetv2"].classnames[389] == "snoek fish"
+
+
+def _paper_file(name: str) -> str:
+    from importlib import resources
+
+    return str(resources.files("clsbench.tasks").joinpath("data", "paper", name))
+
+
+def _split(names: list[str], labels: list[int]) -> datasets.Dataset:
+    """A split with the Hub's schema (no source_id column, which only prepared copies have)."""
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    images = [{"bytes": synthetic_image("food101", i, label), "path": None} for i, label in enumerate(labels)]
+    return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+
+def test_a_swapped_label_order_fails_at_load_naming_index_and_both_names():
+    hub = list(DATASETS["food101"].hub_labels["names"])
+    with_ids = _split(hub, [16, 17]).add_column("source_id", ["a", "b"])  # the Hub's names kept in a local copy
+    with pytest.warns(UserWarning, match="has 2 rows, the paper's split 25,250"):
+        docs = add_questions(with_ids, "food101")
+    assert docs["class_name"] == ["cheesecake", "cheese plate"]
+    swapped = hub.copy()
+    swapped[16], swapped[17] = swapped[17], swapped[16]
+    with pytest.raises(DataError, match=r"label 16 of the Hub split is named 'cheese_plate', but clsbench expects "
+                                        r"'cheesecake'"):
+        add_questions(_split(swapped, [16, 17]), "food101")
+
+
+def test_a_hub_split_of_the_wrong_size_is_an_error():
+    with pytest.raises(DataError, match="food101: the Hub split has 2 rows, the paper's split 25,250"):
+        add_questions(_split(list(DATASETS["food101"].hub_labels["names"]), [0, 1]), "food101")
+
+
+def test_a_synthetic_swap_in_a_prepared_copy_fails_at_load(tmp_path):
+    names = list(DATASETS["flowers102"].classnames)
+    names[0], names[1] = names[1], names[0]
+    records = [(f"{i}.png", synthetic_image("flowers102", i, i), i) for i in range(3)]
+    write_prepared(tmp_path / "flowers102", "flowers102", records, names, {})
+    with pytest.raises(DataError, match="label 0 of the prepared copy .* is named 'hard-leaved pocket orchid'"):
+        load_rows("flowers102", tmp_path)
+
+
+def test_the_hub_spellings_and_synonyms_are_accepted():
+    check_label_names("flowers102", DATASETS["flowers102"].hub_labels["names"], "the Hub split")
+    check_label_names("cub200", DATASETS["cub200"].hub_labels["names"], "the Hub split")
+    check_label_names("imagenet", DATASETS["imagenet"].hub_labels["names"], "the Hub split")
+    with pytest.raises(DataError, match="has 5 label names"):
+        check_label_names("cub200", ["a"] * 5, "the Hub split")
+
+
+OTHER_SPLITS = ("train", "validation", "test", "contrast", "gaussian_noise", "impulse_noise", "jpeg_compression",
+                "motion_blur", "pixelate", "spatter", "defocus_blur")
+
+
+@pytest.mark.parametrize("key", sorted(HUB))
+def test_load_arguments_cover_only_the_split(key):
+    source = DATASETS[key].source
+    kwargs = hub_load_kwargs(source)
+    assert kwargs == {"path": source.builder, "data_files": {source.split: source.data_url}}
+    assert source.data_url.startswith(f"hf://datasets/{source.repo_id}@{source.revision}/")
+    pattern = source.data_files
+    ext = "tar" if source.builder == "webdataset" else "parquet"
+    for split in OTHER_SPLITS:
+        files = [f"data/{split}-00000-of-00004.parquet", f"{split}/000000.tar", f"data/{split}_x-00000-of-00001.parquet"]
+        hits = [name for name in files if fnmatch.fnmatch(name, pattern)]
+        if split == source.split:
+            assert any(name.endswith(ext) for name in hits), (key, split, hits)
+        else:
+            assert hits == [], f"{key}: {pattern} would also download {hits}"
+    assert not fnmatch.fnmatch("nshards.txt", pattern) and not fnmatch.fnmatch("README.md", pattern)
+    assert f"--include '{pattern}'" in source.download_command()
+    assert DATASETS["imagenetv2"].source.builder == "webdataset"
+
+
+def test_lmms_eval_yamls_read_only_the_split_files():
+    files = generated_files()
+    for key, spec in HUB.items():
+        text = files[f"cls_{key}_mcq.yaml"]
+        assert f"dataset_path: {spec.source.builder}\n" in text and spec.source.data_url in text
+
+
+def test_paper_prompts_verbatim():
+    # P1 Appendix B.1 (open and closed world), C.2 (justification), section 5.1 (text-only question).
+    assert OPEN_PROMPT == "Please identify the main object in the given image and output the category name."
+    assert CLOSED_PROMPT.format(names="a, b") == (
+        "Please identify the main object in the given image and select the category name from the following "
+        "list.\n[a, b]"
+    )
+    assert P2_CLOSED_PROMPT.format(names="a, b") == "What type of object is in this photo? Choose one from a, b"
+    assert TEXTONLY_QUESTION.format(description="D.") == (
+        "Here is a description of someone object. D. Can you tell me what object it describes?"
+    )
+    assert DESCRIBE_PROMPT.format(class_name="tench") == (
+        "You will be given a tench image. Your task is to identify the tench in it and summarize the reason for "
+        "this judgment. You should focus on several aspects, including:\n"
+        "- Appearance: Describe the object's shape, color, texture, and any distinct features.\n"
+        "- Context or environment: Where is this object commonly found or used? Describe its typical environment "
+        "or surroundings.\n"
+        "- Function or behavior: Explain how this object is typically used or behaves (if it's an animal or "
+        "device, for example).\n"
+        "- Any other relevant information: Mention any notable facts or characteristics that help define this "
+        "object class.\n"
+        "NOTE:\n"
+        "- Keep the reason concise, with one or two sentences for each aspect.\n"
+        "- Do not use the category or synonym names of tench in your answer, instead using 'it'.\n"
+        "- Just output the reason."
+    )
+
+
+def test_hooks_build_the_paper_prompts():
+    from clsbench.tasks.cls_mcq import utils
+
+    doc = {"dataset": "logo", "class_name": "Nike", "question": "Which logo is this?", "options": ["Nike", "Puma"],
+           "description": "A swoosh."}
+    names = ", ".join(DATASETS["logo"].classnames)
+    assert utils.open_doc_to_text(doc) == OPEN_PROMPT
+    assert utils.closed_doc_to_text(doc) == CLOSED_PROMPT.format(names=names)
+    assert utils.closed_p2_doc_to_text(doc) == P2_CLOSED_PROMPT.format(names=names)
+    assert utils.describe_doc_to_text(doc) == DESCRIBE_PROMPT.format(class_name="Nike")
+    assert utils.textonly_doc_to_text(doc) == (
+        "Here is a description of someone object. A swoosh. Can you tell me what object it describes? Answer with "
+        "the option's letter from the given choices directly.\nA. Nike\nB. Puma"
+    )
+
+
+@pytest.mark.parametrize("reply,name,expected", [
+    ("It is a red fox.", "red fox", True), ("RED FOX", "red fox", True), ("a red-fox", "red fox", True),
+    ("a fox", "red fox", False), ("redfox", "red fox", False), ("", "red fox", False),
+    ("Pink primrose, I think", "pink primrose", True), ("cheesecakes", "cheesecake", False),
+])
+def test_contains_accuracy_is_p2s_rule(reply, name, expected):
+    assert contains_class(reply, name) is expected
+
+
+def test_openai_names_are_one_task_away():
+    files = generated_files()
+    assert "class_names: openai" in files["cls_imagenet_mcq_openai.yaml"]
+    assert "cls_imagenetv2_mcq_openai.yaml" not in files  # ImageNetV2 already shows OpenAI's names
+    split = _split_imagenet()
+    paper = add_questions(split, "imagenet")
+    openai = add_questions(split, "imagenet", name_set="openai")
+    assert paper["class_name"] == ["cock"] and openai["class_name"] == ["rooster"]
+    assert paper["answer"] == openai["answer"] and paper["question"] == openai["question"]
+
+
+def _split_imagenet() -> datasets.Dataset:
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64"),
+                                  "source_id": datasets.Value("string")})
+    image = {"bytes": synthetic_image("imagenet", 0, 7), "path": None}
+    return datasets.Dataset.from_dict({"image": [image], "label": [7], "source_id": ["x"]}, features=features)
+
+
+def test_cliphard_variant_asks_the_5way_question():
+    files = generated_files()
+    assert "n_options: 5" in files["cls_cub200_mcq_cliphard.yaml"]
+    from clsbench.clip_baselines.hard_negatives import DEFAULT_MODEL, DEFAULT_PRETRAINED, DEFAULT_TEMPLATES
+
+    assert (DEFAULT_MODEL, DEFAULT_PRETRAINED, DEFAULT_TEMPLATES) == ("ViT-L-14", "laion2b_s32b_b82k", "single")
