@@ -77,9 +77,9 @@ def bench(args: argparse.Namespace, work: Path) -> int:
     paths = {
         "lmms-eval llava_hf (bs 1)": (lambda: LlavaHf(pretrained=model_dir, device_map="cpu", device="cpu"), 1),
         f"clsbench_hf generate (bs {size})": (
-            lambda: ClsbenchHF(pretrained=model_dir, mode="generate", batch_size=size, log_dir="none"), size),
+            lambda: ClsbenchHF(pretrained=model_dir, mode="generate", batch_size=size, log_dir="none", answer_store="none"), size),
         f"clsbench_hf score (bs {size})": (
-            lambda: ClsbenchHF(pretrained=model_dir, mode="score", batch_size=size, log_dir="none"), size),
+            lambda: ClsbenchHF(pretrained=model_dir, mode="score", batch_size=size, log_dir="none", answer_store="none"), size),
     }
     print(f"tiny LLaVA-1.5 (random weights, float32, CPU); {len(tasks)} tasks x {args.samples} fixture questions; "
           f"best of {args.repeats} passes", flush=True)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from clsbench.tasks.data import load_rows
 from clsbench.tasks.negatives import rank_by_similarity, write_negatives
 
-from .models import load_model, resolve_model
+from .models import load_model, resolve_model, weights_identity
 from .zeroshot import ImageRows, autocast_for, class_embeddings, templates_for
 
 DEFAULT_MODEL = "ViT-L-14"
@@ -52,7 +52,7 @@ def clip_hard(
         ImageRows(rows, dataset, [(index, True) for index in range(len(labels))], loaded.preprocess), batch_size=batch_size
     )
     ranked: dict[str, list[int]] = {}
-    autocast, _ = autocast_for(device, "auto")
+    autocast, precision = autocast_for(device, "auto")
     with torch.no_grad():
         for images, indices in tqdm(loader, desc=f"clip-hard {dataset}", unit="batch"):
             with autocast:
@@ -61,4 +61,6 @@ def clip_hard(
             rows_ranked = rank_by_similarity(similarity, exclude=[labels[i] for i in indices.tolist()])
             ranked.update({str(i): row for i, row in zip(indices.tolist(), rows_ranked)})
     name = loaded.ref.model_name + (f" ({loaded.ref.pretrained})" if loaded.ref.pretrained else "")
-    return write_negatives(dataset, "clip-hard", name, classnames, ranked, out_root)
+    fingerprint = {"model": loaded.ref.model_name, "pretrained": loaded.ref.pretrained,
+                   "weights": weights_identity(loaded.ref), "templates": templates, "precision": precision}
+    return write_negatives(dataset, "clip-hard", name, classnames, ranked, out_root, fingerprint)

@@ -179,6 +179,21 @@ class LoadedModel:
     device: Any
 
 
+def weights_identity(ref: ModelRef) -> dict:
+    """What the weights are, for result fingerprints: a release tag, a local file or folder's files, or random."""
+    from clsbench.tasks.stores import weights_fingerprint
+
+    if ref.schema == "local-dir":
+        return weights_fingerprint(ref.model_name)
+    if ref.schema == "hf-hub":
+        return weights_fingerprint(ref.model_name.removeprefix("hf-hub:"))
+    if ref.pretrained and _is_path(ref.pretrained):
+        return weights_fingerprint(ref.pretrained)
+    if ref.pretrained:
+        return {"open_clip": ref.model_name, "pretrained": ref.pretrained}
+    return {"open_clip": ref.model_name, "random_init": True}
+
+
 def load_model(ref: ModelRef, device="cpu", cache_dir: str | None = None) -> LoadedModel:
     """Build the model (downloading weights on first use) and move it to ``device``.
 

@@ -8,6 +8,7 @@ process gathers each flush's predictions and appends them to the results before 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -16,14 +17,15 @@ from pathlib import Path
 
 import torch
 
-from clsbench.tasks.environment import write_versions
 from clsbench.tasks.data import DataError, classnames_for, find_prepared, load_rows, missing_data_message
 from clsbench.tasks.mcq import SampleError
 from clsbench.tasks.negatives import load_negatives
 from clsbench.tasks.options import MAX_OPTIONS, build_question
+from clsbench.tasks.environment import write_versions
 from clsbench.tasks.registry import DATASETS, DEFAULT_NAMES, get_dataset
+from clsbench.tasks.stores import OutputLock, OutputLocked, StoreMismatch, check_fingerprint
 
-from .models import LoadedModel, ModelRef, load_model, resolve_model
+from .models import LoadedModel, ModelRef, load_model, resolve_model, weights_identity
 from .results import (
     MODES, TEMPLATE_CHOICES, PredictionLog, ResultsError, RunSettings, prediction_record, predictions_path, read_summary,
     summarize, summary_path, write_json_atomic,
@@ -247,9 +249,59 @@ def run_clip(
         ref.model_name, ref.pretrained, ref.run_label, mode, templates, seed, n_options, negatives, class_names
     )
     run_dir = Path(out) / settings.run_name
+    lock = OutputLock(run_dir, "predictions")
+    problem: list = [None]
     if state.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_versions(run_dir, {"settings": settings.header("*")})
+        try:
+            lock.acquire()  # one writer per run folder: a concurrent run fails here, naming the holder
+            check_run_fingerprint(run_dir, run_fingerprint(loaded, settings, precision))
+            write_versions(run_dir, {"settings": settings.header("*")})
+        except (ResultsError, OutputLocked) as error:
+            problem = [str(error)]
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(problem)  # every process stops, or none does
+    try:
+        if problem[0]:
+            raise ResultsError(problem[0])
+        return _run_datasets(keys, loaded, settings, run_dir, state, data_dir=data_dir, cache_dir=cache_dir,
+                             batch_size=batch_size, workers=workers, precision=precision, flush_every=flush_every,
+                             progress=progress, on_dataset=on_dataset)
+    finally:
+        lock.release()
+
+
+FINGERPRINT_FILE = "fingerprint.json"
+
+
+def run_fingerprint(loaded: LoadedModel, settings: RunSettings, precision: str) -> dict:
+    """What decides a run folder's predictions beyond its name: the weights and the effective precision."""
+    from .zeroshot import autocast_for
+
+    _, effective = autocast_for(loaded.device, precision)
+    return {"model": settings.model, "pretrained": settings.pretrained, "weights": weights_identity(loaded.ref),
+            "precision": effective, "class_names": settings.class_names, "templates": settings.templates}
+
+
+def check_run_fingerprint(run_dir: Path, current: dict) -> None:
+    """Refuse to add predictions to a run folder made with other weights or precision; record it when new."""
+    path = run_dir / FINGERPRINT_FILE
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text("utf-8"))
+        except ValueError as error:
+            raise ResultsError(f"{path} is not readable JSON ({error}); move {run_dir} away to start over") from error
+        try:
+            check_fingerprint(stored, current, str(run_dir), f"move {run_dir} away (or use another --out)")
+        except StoreMismatch as error:
+            raise ResultsError(str(error)) from None
+        return
+    write_json_atomic(path, current)
+
+
+def _run_datasets(keys, loaded, settings, run_dir, state, *, data_dir, cache_dir, batch_size, workers, precision,
+                  flush_every, progress, on_dataset) -> dict[str, dict]:
     summaries: dict[str, dict] = {}
     for key in keys:
         with state.local_main_process_first():  # the first process builds the datasets cache, the rest reuse it

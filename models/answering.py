@@ -9,6 +9,7 @@ JSONL log next to it, never into the reply.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -160,12 +161,15 @@ def _with_correct(record: dict) -> dict:
 
 
 class DecisionLog:
-    """Appends decision records as JSONL, one file per key (e.g. per task), truncated on first use."""
+    """Appends decision records as JSONL, one file per key (e.g. per task); earlier records are never lost.
+
+    A rerun appends after the earlier runs' records (with the answer store, only the questions it
+    computes); readers take the last record per (task, doc_id) when a question appears twice.
+    """
 
     def __init__(self, folder: str | Path | None, prefix: str) -> None:
         self.folder = Path(folder) if folder else None
         self.prefix = re.sub(r"[^A-Za-z0-9._-]+", "_", prefix).strip("_") or "model"
-        self._opened: set[str] = set()
 
     def path(self, key: str) -> Path | None:
         if self.folder is None:
@@ -177,11 +181,11 @@ class DecisionLog:
         if path is None or not records:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        mode = "a" if key in self._opened else "w"
-        self._opened.add(key)
-        with path.open(mode, encoding="utf-8") as handle:
+        with path.open("a", encoding="utf-8") as handle:
             for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 ENGINE_SETTINGS = frozenset(

@@ -13,8 +13,11 @@ Model args (lm-eval-harness style ``key=value``):
 ``cfg_weight``     classifier-free guidance weight for ``loglik`` (0 = off)
 ``loglik_context`` ``question`` (default: the bare question, an open-ended query with no option
                    list) or ``prompt`` (the full multiple-choice prompt)
-``log_dir``        where the letter distributions / option log-likelihoods go as JSONL
+``log_dir``        where the letter distributions / option log-likelihoods go as JSONL, appended
                    (default ``clsbench_model_logs``; ``none`` turns it off)
+``answer_store``   where every computed reply is appended per batch and reused on rerun
+                   (default ``<log_dir or clsbench_model_logs>/answers``; ``none`` turns it off;
+                   see :mod:`clsbench.models.answer_store`)
 ``dtype``          ``auto`` (bf16 on GPU, float32 on CPU), ``bfloat16``, ``float16``, ``float32``
 ``device``, ``device_map``, ``revision``, ``trust_remote_code``, ``attn_implementation``,
 ``chat_template`` (file or Jinja text), ``system_prompt``, ``max_new_tokens``, ``loglik_chunk``
@@ -27,13 +30,20 @@ multiple-choice tasks ``score`` falls back to the ``A. ...`` lines of the prompt
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sys
 import time
+from pathlib import Path
 
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from loguru import logger as eval_logger
 from tqdm import tqdm
 
+from clsbench.tasks.stores import weights_fingerprint
+
+from .answer_store import AnswerStore, answer_key
 from .answering import Answerer, DecisionLog, Query
 from .hf_vlm import HFVisionLanguageModel, VisualPrompt
 
@@ -64,6 +74,7 @@ class ClsbenchHF(lmms):
         loglik_context: str = "question",
         loglik_chunk: int = 32,
         log_dir: str | None = DEFAULT_LOG_DIR,
+        answer_store: str | None = "auto",
         max_batch_size: int | None = None,  # passed by lmms-eval's CLI; batches here are fixed-size
         **unknown,
     ) -> None:
@@ -88,9 +99,32 @@ class ClsbenchHF(lmms):
         )
         self.mode = mode
         self.batch_size_per_gpu = int(batch_size)
-        off = log_dir is None or str(log_dir).lower() in ("", "none", "false")
+        off = _off(log_dir)
         self.decision_log = DecisionLog(None if off else log_dir, f"{pretrained}_{mode}_rank{self._rank}")
         self.inference_seconds = 0.0  # time inside the model, for throughput reports
+        self.answer_store = None
+        if not _off(answer_store):
+            folder = Path(answer_store)
+            if answer_store == "auto":
+                folder = Path(os.environ.get("CLSBENCH_ANSWER_STORE") or Path(log_dir if not off else DEFAULT_LOG_DIR) / "answers")
+            fingerprint = {
+                "model": str(pretrained),
+                "weights": weights_fingerprint(
+                    str(pretrained), revision or getattr(self.engine.model.config, "_commit_hash", None)
+                ),
+                "dtype": str(self.engine.dtype),
+                "mode": mode,
+                "settings": {
+                    "loglik_norm": loglik_norm, "cfg_weight": float(cfg_weight), "loglik_context": loglik_context,
+                    "max_new_tokens": max_new_tokens, "system_prompt": system_prompt,
+                    "chat_template_sha256": hashlib.sha256(str(self.engine.processor.chat_template).encode()).hexdigest()[:16],
+                },
+            }
+            local = Path(str(pretrained)).expanduser()
+            identity = str(local.resolve()) if local.exists() else str(pretrained)
+            short = hashlib.sha256(identity.encode()).hexdigest()[:8]  # one file per model location
+            name = f"{local.name if local.exists() else pretrained}-{short}_{mode}"
+            self.answer_store = AnswerStore(folder, name, fingerprint, self._rank)
 
     @property
     def batch_size(self) -> int:
@@ -117,12 +151,38 @@ class ClsbenchHF(lmms):
             meta=meta,
         )
 
+    def _key(self, request: Instance) -> str:
+        context, _, _, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]
+        image = doc.get("image")
+        data = [image["bytes"]] if isinstance(image, dict) and image.get("bytes") else []
+        return answer_key(task, doc_id, context, doc.get("options"), data)
+
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        """Replies in request order; requests are batched longest-first to waste little padding."""
-        order = sorted(range(len(requests)), key=lambda i: -len(requests[i].args[0]))
-        size = 1 if self.mode == "loglik" else max(1, self.batch_size)
+        """Replies in request order; requests are batched longest-first to waste little padding.
+
+        Replies already in the answer store (an earlier, interrupted run) are reused; the rest are
+        computed and appended to the store batch by batch.
+        """
+        if self.answer_store is None:
+            return self._generate(requests, [None] * len(requests))
+        with self.answer_store:
+            return self._generate(requests, [self._key(request) for request in requests])
+
+    def _generate(self, requests: list[Instance], keys: list[str | None]) -> list[str]:
         replies: list[str | None] = [None] * len(requests)
-        progress = tqdm(total=len(requests), disable=self.rank != 0, desc=f"clsbench_hf {self.mode}")
+        for index, key in enumerate(keys):
+            stored = self.answer_store.get(key) if key is not None else None
+            if stored is not None:
+                replies[index] = stored["reply"]
+        reused = sum(reply is not None for reply in replies)
+        if reused and self.rank == 0:
+            print(f"clsbench_hf: {reused} of {len(requests)} replies reused from the answer store "
+                  f"{self.answer_store.path.parent}", file=sys.stderr, flush=True)
+        pending = [i for i in range(len(requests)) if replies[i] is None]
+        order = sorted(pending, key=lambda i: -len(requests[i].args[0]))
+        size = 1 if self.mode == "loglik" else max(1, self.batch_size)
+        progress = tqdm(total=len(requests), initial=reused, disable=self.rank != 0, desc=f"clsbench_hf {self.mode}")
         for start in range(0, len(order), size):
             batch = order[start:start + size]
             queries = [self._query(requests[i]) for i in batch]
@@ -132,6 +192,12 @@ class ClsbenchHF(lmms):
             for index, query, answer in zip(batch, queries, answers):
                 replies[index] = answer.text
                 self.cache_hook.add_partial("generate_until", (requests[index].args[0], requests[index].args[1]), answer.text)
+            if self.answer_store is not None:
+                self.answer_store.add([
+                    {"key": keys[index], "task": requests[index].args[4], "doc_id": requests[index].args[3],
+                     "reply": answer.text, "record": answer.record}
+                    for index, answer in zip(batch, answers)
+                ])
             records = [answer.record for answer in answers if answer.record is not None]
             by_task: dict[str, list[dict]] = {}
             for record in records:
@@ -158,3 +224,7 @@ class ClsbenchHF(lmms):
 
     def generate_until_multi_round(self, requests) -> list[str]:
         raise NotImplementedError("clsbench_hf answers single-turn questions; multi-round generation is not supported")
+
+
+def _off(value) -> bool:
+    return value is None or str(value).lower() in ("", "none", "false", "off")

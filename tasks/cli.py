@@ -65,6 +65,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_options(args: argparse.Namespace) -> int:
     spec = get_dataset(args.dataset)
+    if args.index < 0:
+        raise ValueError(f"index must be a row of the split (0 or more), got {args.index}")
     classnames = classnames_for(spec.key, args.data_dir, args.class_names)
     if args.label is not None:
         label = args.label

@@ -64,17 +64,85 @@ class PreparedData:
 
 
 def find_prepared(key: str, data_dir: str | os.PathLike | None = None) -> PreparedData | None:
-    """The prepared copy of ``key`` under the data root, if there is one."""
+    """The prepared copy of ``key`` under the data root, if there is one, checked before anyone reads it.
+
+    Every consumer (lmms-eval task folders, the CLIP baselines, the VLMEvalKit export) finds copies
+    here, so a malformed copy fails the same way everywhere, with the dataset, the file and the cause:
+    unreadable ``clsbench.json``, missing or empty parquet shards, missing columns, non-integer
+    labels, a row count other than recorded, or class lists that disagree between ``clsbench.json``,
+    the parquet files' label feature and the registry.
+    """
     folder = data_root(data_dir) / key
     meta_path = folder / META_FILE
     if not meta_path.is_file():
         return None
-    meta = json.loads(meta_path.read_text("utf-8"))
+    redo = f"re-run `clsbench prepare {key}`"
+    try:
+        meta = json.loads(meta_path.read_text("utf-8"))
+    except (OSError, ValueError) as error:
+        raise DataError(f"{key}: {meta_path} is not readable JSON ({error}); {redo}") from error
+    if not isinstance(meta, dict) or not all(field in meta for field in ("dataset", "schema_version", "rows", "classnames")):
+        raise DataError(f"{key}: {meta_path} lacks dataset, schema_version, rows or classnames; {redo}")
     if meta.get("dataset") != key:
         raise DataError(f"{meta_path} describes dataset {meta.get('dataset')!r}, not {key!r}")
     if meta.get("schema_version") != SCHEMA_VERSION:
-        raise DataError(f"{meta_path} has schema version {meta.get('schema_version')}; re-run `clsbench prepare {key}`")
-    return PreparedData(folder, meta)
+        raise DataError(f"{meta_path} has schema version {meta.get('schema_version')}; {redo}")
+    prepared = PreparedData(folder, meta)
+    _check_prepared_files(prepared, redo)
+    return prepared
+
+
+def _check_prepared_files(prepared: PreparedData, redo: str) -> None:
+    import pyarrow.parquet as pq
+
+    key = prepared.key
+    shards = sorted((prepared.root / "data").glob("test-*.parquet"))
+    if not shards:
+        raise DataError(f"{key}: {prepared.root / META_FILE} exists but {prepared.parquet_glob} matches no file; {redo}")
+    rows = 0
+    for shard in shards:
+        try:
+            parquet = pq.ParquetFile(shard)
+        except Exception as error:  # pyarrow raises several types for damaged files
+            raise DataError(f"{key}: {shard} is not a readable parquet file ({error}); {redo}") from error
+        schema = parquet.schema_arrow
+        missing = [column for column in COLUMNS if column not in schema.names]
+        if missing:
+            raise DataError(f"{key}: {shard} lacks column(s) {missing} (has {schema.names}); {redo}")
+        label_type = schema.field("label").type
+        if not str(label_type).startswith(("int", "uint")):
+            raise DataError(f"{key}: {shard} stores labels as {label_type}, not integers; {redo}")
+        names = _parquet_label_names(schema)
+        if names is not None and list(names) != list(prepared.classnames):
+            first = next((i for i, (a, b) in enumerate(zip(names, prepared.classnames)) if a != b), min(len(names), len(prepared.classnames)))
+            raise DataError(
+                f"{key}: {shard} and {prepared.root / META_FILE} disagree on the class list ({len(names)} vs "
+                f"{len(prepared.classnames)} names; first difference at label {first}); {redo}"
+            )
+        rows += parquet.metadata.num_rows
+    if rows == 0:
+        raise DataError(f"{key}: the prepared copy at {prepared.root} has no rows; {redo}")
+    if rows != prepared.meta["rows"]:
+        raise DataError(f"{key}: the parquet files at {prepared.root} hold {rows} rows, {META_FILE} says {prepared.meta['rows']}; {redo}")
+    spec = get_dataset(key)
+    if spec.classnames is not None and len(prepared.classnames) != len(spec.classnames):
+        raise DataError(
+            f"{key}: the prepared copy at {prepared.root} has {len(prepared.classnames)} classes, the registry "
+            f"{len(spec.classnames)}; {redo}"
+        )
+    check_label_names(key, prepared.classnames, f"{prepared.root / META_FILE}")
+
+
+def _parquet_label_names(schema) -> list[str] | None:
+    """The ClassLabel names ``datasets`` stores in a parquet file's schema metadata, if any."""
+    raw = (schema.metadata or {}).get(b"huggingface")
+    if not raw:
+        return None
+    try:
+        feature = json.loads(raw)["info"]["features"]["label"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return feature.get("names") if isinstance(feature, dict) and feature.get("_type") == "ClassLabel" else None
 
 
 def missing_data_message(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) -> str:
@@ -214,15 +282,14 @@ def write_prepared(
 ) -> PreparedData:
     """Write ``(source_id, image_bytes, label)`` records as a prepared copy in the standard schema.
 
-    Every image is checked (PIL ``verify``) and every label range-checked here, so a prepared copy
+    Every image is fully decoded (:func:`clsbench.tasks.images.decode_image`) and every label range-checked here, so a prepared copy
     never fails mid-evaluation; a bad record raises an error naming it, or is skipped and listed in
     ``clsbench.json`` with ``skip_corrupt``. Shards are written as they fill, with a progress bar.
     """
-    import io
-
     import datasets
-    from PIL import Image
     from tqdm import tqdm
+
+    from .images import ImageDecodeError, decode_image
 
     import shutil
 
@@ -259,8 +326,8 @@ def write_prepared(
                 problem = f"label {label!r} is outside the class list (0..{len(classnames) - 1})"
             else:
                 try:
-                    Image.open(io.BytesIO(image_bytes)).verify()
-                except Exception as error:  # PIL raises many types for bad files
+                    decode_image(image_bytes)  # the full decode every consumer does, not just a header check
+                except ImageDecodeError as error:
                     problem = f"corrupt or unreadable image ({error})"
             if problem:
                 if not skip_corrupt:

@@ -50,14 +50,26 @@ def descriptions_path(dataset: str, data_dir: str | os.PathLike | None = None) -
     return data_root(data_dir) / "descriptions" / f"{dataset}.json"
 
 
+FORMAT = "clsbench-descriptions-v1"
+
+
 def load_descriptions(dataset: str, data_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """``{sample_key: description}`` from the dataset's descriptions file (its ``produced_by`` says which runs)."""
     path = descriptions_path(dataset, data_dir)
     if not path.is_file():
         raise DataError(
             f"{dataset}: no descriptions at {path}. Run the task {task_name(dataset, '_describe')} with a privileged "
             f"MLLM and --log_samples, then\n  clsbench descriptions OUTPUT_PATH --out {data_root(data_dir)}"
         )
-    return json.loads(path.read_text("utf-8"))
+    try:
+        content = json.loads(path.read_text("utf-8"))
+    except ValueError as error:
+        raise DataError(f"{dataset}: {path} is not readable JSON ({error}); run `clsbench descriptions` again") from error
+    if isinstance(content, dict) and content.get("format") == FORMAT:
+        return content["descriptions"]
+    if isinstance(content, dict) and all(isinstance(v, str) for v in content.values()):
+        return content  # written by clsbench 0.1, without provenance
+    raise DataError(f"{dataset}: {path} is not a clsbench descriptions file")
 
 
 def add_descriptions(rows, dataset: str, *, data_dir: str | os.PathLike | None = None):
@@ -76,6 +88,7 @@ def add_descriptions(rows, dataset: str, *, data_dir: str | os.PathLike | None =
 def collect_descriptions(run_dirs: Iterable[str | os.PathLike], out_root: str | os.PathLike | None = None) -> dict[str, Path]:
     """Gather the describe tasks' logged replies (newest run wins per sample) into description files."""
     found: dict[str, dict[str, str]] = {}
+    sources: dict[str, list[dict]] = {}
     for run_dir in run_dirs:
         for key in DATASETS:
             files = sorted(Path(run_dir).rglob(f"*_samples_{task_name(key, '_describe')}.jsonl"), key=lambda p: p.stat().st_mtime)
@@ -83,12 +96,27 @@ def collect_descriptions(run_dirs: Iterable[str | os.PathLike], out_root: str | 
                 for line in path.read_text("utf-8").splitlines():
                     record = json.loads(line)["described"]
                     found.setdefault(key, {})[record["sample_key"]] = redact(record["description"], record["class_name"])
+                sources.setdefault(key, []).append(_describe_run(path))
     if not found:
         raise DataError("no logged samples of a cls_<dataset>_describe task found (run it with --log_samples)")
     written = {}
     for key, descriptions in found.items():
         path = descriptions_path(key, out_root)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(descriptions, indent=1, ensure_ascii=False), "utf-8")
+        content = {"format": FORMAT, "dataset": key, "produced_by": sources.get(key, []), "descriptions": descriptions}
+        path.write_text(json.dumps(content, indent=1, ensure_ascii=False), "utf-8")
         written[key] = path
     return written
+
+
+def _describe_run(samples: Path) -> dict:
+    """Which model wrote a describe run: its lmms-eval results file's model and model_args, beside the samples."""
+    prefix = samples.name.split("_samples_")[0]
+    results = samples.with_name(f"{prefix}_results.json")
+    config = {}
+    if results.is_file():
+        try:
+            config = json.loads(results.read_text("utf-8")).get("config") or {}
+        except ValueError:
+            config = {}
+    return {"samples": str(samples), "model": config.get("model"), "model_args": config.get("model_args")}

@@ -6,13 +6,13 @@ baselines all call these functions, so every toolkit asks and scores the same qu
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from .images import ImageDecodeError, decode_image
 from .negatives import Negatives, load_negatives
 from .options import LETTERS, MAX_OPTIONS, build_question
 from .parsing import parse_answer
@@ -124,20 +124,20 @@ def image_id(doc: dict) -> str | None:
 
 
 def open_image(value, *, dataset: str, sample_key: str, source_id: str | None = None) -> Image.Image:
-    """Decode a stored image ({bytes, path}, a path, or a PIL image) to RGB, naming the sample on failure."""
+    """Decode a stored image ({bytes, path}, a path, or a PIL image) to RGB, naming the sample on failure.
+
+    Decoding is :func:`clsbench.tasks.images.decode_image` (full decode, EXIF orientation, 16-bit and
+    other modes, decompression bombs), the one decoder of every toolkit path.
+    """
     try:
-        if isinstance(value, Image.Image):
-            image = value
-        elif isinstance(value, dict) and value.get("bytes") is not None:
-            image = Image.open(io.BytesIO(value["bytes"]))
-        elif isinstance(value, dict) and value.get("path"):
-            image = Image.open(value["path"])
-        elif isinstance(value, str):
-            image = Image.open(value)
-        else:
-            raise SampleError(f"no image data ({type(value).__name__})")
-        return image.convert("RGB")
-    except (OSError, UnidentifiedImageError, SampleError, ValueError) as error:
+        if isinstance(value, (Image.Image, str)):
+            return decode_image(value)
+        if isinstance(value, dict) and value.get("bytes") is not None:
+            return decode_image(value["bytes"])
+        if isinstance(value, dict) and value.get("path"):
+            return decode_image(value["path"])
+        raise ImageDecodeError(f"no image data ({type(value).__name__})")
+    except (ImageDecodeError, OSError) as error:
         where = f" ({source_id})" if source_id else ""
         raise SampleError(f"{dataset} sample {sample_key}{where}: cannot read the image: {error}") from error
 

@@ -9,7 +9,7 @@ questions (:func:`clsbench.tasks.options.build_question` with ``ranked_negatives
   pass of OpenCLIP ViT-L/14 (LAION-2B, single template), the right class left out. Per sample.
 
 File: ``<data root>/negatives/<dataset>.<method>.json`` =
-``{"format": "clsbench-negatives-v1", "dataset", "method", "model", "classnames_sha256",
+``{"format": "clsbench-negatives-v1", "dataset", "method", "model", "fingerprint", "classnames_sha256",
 "per_class" | "per_sample": {key: [class indices, most similar first]}}``.
 """
 
@@ -76,7 +76,8 @@ def load_negatives(dataset: str, method: str, classnames: Sequence[str], data_di
 
 
 def write_negatives(
-    dataset: str, method: str, model: str, classnames: Sequence[str], ranked: dict[str, list[int]], out_root: str | os.PathLike | None = None
+    dataset: str, method: str, model: str, classnames: Sequence[str], ranked: dict[str, list[int]],
+    out_root: str | os.PathLike | None = None, fingerprint: dict | None = None,
 ) -> Path:
     path = negatives_path(dataset, method, out_root)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +86,7 @@ def write_negatives(
         "dataset": dataset,
         "method": method,
         "model": model,
+        "fingerprint": fingerprint or {},  # what produced the ranking: weights, prompts, precision
         "classnames_sha256": classnames_digest(classnames),
         "per_sample" if method == "clip-hard" else "per_class": ranked,
     }
@@ -114,4 +116,8 @@ def text_similar(dataset: str, classnames: Sequence[str], encoder: str = DEFAULT
     with torch.no_grad():
         embeddings = model.encode(list(classnames), convert_to_tensor=True, normalize_embeddings=True).float()
     ranked = rank_by_similarity(embeddings @ embeddings.T, exclude=list(range(len(classnames))))
-    return write_negatives(dataset, "text-similar", encoder, classnames, {str(c): row for c, row in enumerate(ranked)}, out_root)
+    from .stores import weights_fingerprint
+
+    fingerprint = {"encoder": encoder, "weights": weights_fingerprint(encoder), "precision": "fp32"}
+    return write_negatives(dataset, "text-similar", encoder, classnames, {str(c): row for c, row in enumerate(ranked)},
+                           out_root, fingerprint)

@@ -138,6 +138,10 @@ def build_question(
     """The options (class indices), right letter and wording for one sample (see the module docstring)."""
     if not 2 <= n_options <= MAX_OPTIONS:
         raise ValueError(f"n_options must be in 2..{MAX_OPTIONS}, got {n_options}")
+    if seed < 0:
+        raise ValueError(f"seed must be 0 or more, got {seed}")
+    if sample_key.startswith("-") and sample_key[1:].isdigit():
+        raise ValueError(f"sample key {sample_key!r} of {dataset_key!r}: row indices are 0 or more")
     if not 0 <= label < len(classnames):
         raise ValueError(f"sample {sample_key!r} of {dataset_key!r}: label {label} is outside the {len(classnames)} classes")
     n = min(n_options, len(set(classnames)))

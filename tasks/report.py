@@ -158,10 +158,14 @@ def dataset_key(text: object) -> str | None:
 # ---------------------------------------------------------------- readers
 
 
-def _read_json(path: Path) -> object | None:
+def _read_json(path: Path, notes: list[str] | None = None) -> object | None:
+    """The file's JSON, or None; with ``notes``, an unreadable file is named there (it is skipped, not fatal)."""
     try:
         return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError) as error:
+        if notes is not None:
+            notes.append(f"{path}: skipped, not readable JSON ({type(error).__name__}: {str(error)[:80]}); "
+                         "a run still writing or killed mid-write?")
         return None
 
 
@@ -210,18 +214,29 @@ def lmms_model_name(results: dict) -> str:
     return f"{model} ({raw_args})" if isinstance(raw_args, str) and raw_args else str(model)
 
 
-def read_lmms(root: Path, names: ClassNames) -> Iterator[Record]:
-    """Every clsbench task in every lmms-eval results file under ``root``."""
+def read_lmms(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Record]:
+    """Every clsbench task in every lmms-eval results file under ``root``; malformed files are named in ``notes``."""
     for path in sorted(root.rglob("*_results.json")):
-        results = _read_json(path)
-        if not isinstance(results, dict):
+        results = _read_json(path, notes)
+        if results is None:
             continue
-        prefix = path.name.removesuffix("_results.json")
-        model, stamp = lmms_model_name(results), _stamp(results.get("date") or prefix, LMMS_DATE, path)
-        for key, accuracy in dataset_accuracies(results).items():
-            samples = path.with_name(f"{prefix}_samples_{task_name(key)}.jsonl")
-            per_class = _lmms_per_class(samples, key, names) if samples.is_file() else {}
-            yield Record(model, MLLM, "lmms-eval", key, accuracy, stamp, path, per_class)
+        try:
+            found = list(_lmms_records(path, results, names))
+        except (AttributeError, TypeError, KeyError, ValueError) as error:
+            notes.append(f"{path}: skipped, not an lmms-eval results file of the expected shape ({type(error).__name__}: {error})")
+            continue
+        yield from found
+
+
+def _lmms_records(path: Path, results: object, names: ClassNames) -> Iterator[Record]:
+    if not isinstance(results, dict) or not isinstance(results.get("results", {}), dict):
+        raise TypeError("expected an object with a 'results' object")
+    prefix = path.name.removesuffix("_results.json")
+    model, stamp = lmms_model_name(results), _stamp(results.get("date") or prefix, LMMS_DATE, path)
+    for key, accuracy in dataset_accuracies(results).items():
+        samples = path.with_name(f"{prefix}_samples_{task_name(key)}.jsonl")
+        per_class = _lmms_per_class(samples, key, names) if samples.is_file() else {}
+        yield Record(model, MLLM, "lmms-eval", key, accuracy, stamp, path, per_class)
 
 
 def _lmms_per_class(samples: Path, key: str, names: ClassNames) -> dict[str, ClassScore]:
@@ -256,7 +271,8 @@ def read_clip(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Recor
     for path in sorted(root.rglob("*.json")):
         if path.name.endswith("_results.json"):
             continue
-        result = _read_json(path)
+        looks_like_result = dataset_key(path.stem) is not None  # clsbench clip writes <dataset>.json
+        result = _read_json(path, notes if looks_like_result else None)
         if not isinstance(result, dict) or result.get("format") != CLIP_FORMAT:
             continue
         key = dataset_key(result.get("dataset"))
@@ -265,7 +281,8 @@ def read_clip(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Recor
             continue
         predictions = path.with_name(f"{path.stem}.predictions.jsonl")
         if predictions.is_file():
-            per_class = tally((names.label(key, int(row["label"])), row["correct"]) for row in _read_jsonl(predictions))
+            rows = {row.get("sample_key"): row for row in _read_jsonl(predictions)}  # a key written twice counts once
+            per_class = tally((names.label(key, int(row["label"])), row["correct"]) for row in rows.values())
         else:
             per_class = {name: ClassScore(float(acc)) for name, acc in (result.get("per_class_accuracy") or {}).items()}
         yield Record(clip_model_name(result), CLIP, "clip", key, float(result["accuracy"]), path.stat().st_mtime, path, per_class)
@@ -351,7 +368,7 @@ def collect(runs: Iterable[str | Path], data_dir: str | Path | None, notes: list
         if not run.is_dir():
             raise ReportError(f"{run}: not a folder (pass lmms-eval --output_path, VLMEvalKit --work-dir or "
                               "clsbench clip output folders)")
-        found = [*read_lmms(run, names), *read_vlmeval(run), *read_clip(run, names, notes)]
+        found = [*read_lmms(run, names, notes), *read_vlmeval(run), *read_clip(run, names, notes)]
         if not found:
             notes.append(f"{run}: no lmms-eval, VLMEvalKit or clsbench clip results for the ten datasets")
         records += found

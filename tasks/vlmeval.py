@@ -86,6 +86,9 @@ def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str 
     docs = add_questions(load_rows(key, data_dir), key, name_set=name_set)
     split = getattr(spec.source, "split", "test")
     for doc in docs:
+        # Decoded once with the decoder every toolkit uses, so a bad image fails here as it would in lmms-eval
+        # and the CLIP baselines; the TSV keeps the original bytes.
+        open_image(doc["image"], dataset=key, sample_key=doc["sample_key"], source_id=doc.get("source_id"))
         row = {
             "index": int(doc["sample_key"]),
             "question": doc["question"],

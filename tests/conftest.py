@@ -15,6 +15,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 FIXTURE_SAMPLES = 6
 
 
+@pytest.fixture(autouse=True)
+def _answer_store_per_test(tmp_path, monkeypatch):
+    """clsbench_hf's default answer store goes to a folder of each test's own, never shared between tests."""
+    monkeypatch.setenv("CLSBENCH_ANSWER_STORE", str(tmp_path / "answer_store"))
+
+
 @pytest.fixture(scope="session")
 def fixture_root(tmp_path_factory) -> Path:
     from clsbench.tasks.fixtures import write_fixture_data

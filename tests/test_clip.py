@@ -298,7 +298,9 @@ def test_cli_writes_results_and_a_table(tiny, fixture_root, tmp_path, capsys):
     assert main(args) == 0
     output = capsys.readouterr().out
     assert "logo: accuracy" in output and "| Model | IMN |" in output
-    assert {path.name for path in tmp_path.glob("*/*") if "_cache" not in path.parts} == {"logo.json", "logo.predictions.jsonl", "cub200.json", "cub200.predictions.jsonl", "clsbench_versions.json"}
+    written = {path.name for path in tmp_path.glob("*/*") if "_cache" not in path.parts and not path.name.startswith(".")}
+    assert written == {"logo.json", "logo.predictions.jsonl", "cub200.json", "cub200.predictions.jsonl",
+                       "clsbench_versions.json", "fingerprint.json"}
 
 
 def free_port() -> int:

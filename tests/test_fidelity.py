@@ -120,7 +120,7 @@ def test_a_synthetic_swap_in_a_prepared_copy_fails_at_load(tmp_path):
     names[0], names[1] = names[1], names[0]
     records = [(f"{i}.png", synthetic_image("flowers102", i, i), i) for i in range(3)]
     write_prepared(tmp_path / "flowers102", "flowers102", records, names, {})
-    with pytest.raises(DataError, match="label 0 of the prepared copy .* is named 'hard-leaved pocket orchid'"):
+    with pytest.raises(DataError, match="label 0 of .*flowers102.* is named 'hard-leaved pocket orchid'"):
         load_rows("flowers102", tmp_path)
 
 

@@ -117,7 +117,9 @@ def test_describe_then_text_only(fixture_root, tmp_path):
     collect = subprocess.run([*CLSBENCH, "descriptions", str(tmp_path / "describe"), "--out", str(root)],
                              capture_output=True, text=True, timeout=300)
     assert collect.returncode == 0, collect.stderr
-    stored = json.loads((root / "descriptions" / "logo.json").read_text())
+    content = json.loads((root / "descriptions" / "logo.json").read_text())
+    assert content["format"] == "clsbench-descriptions-v1" and content["produced_by"][0]["model"] == "dummy"
+    stored = content["descriptions"]
     assert len(stored) == 6
     docs = add_questions(load_rows("logo", root), "logo")
     for doc in docs:  # the reply names every brand; each sample's own class is redacted, the others stay

@@ -187,7 +187,8 @@ def test_lmms_eval_batch_1_and_batch_8_give_the_same_letters(letter_llava, task_
     replies, decisions = {}, {}
     for batch_size in (1, 8):
         logs = tmp_path / f"bs{batch_size}"
-        model = ClsbenchHF(pretrained=str(letter_llava), mode="score", batch_size=batch_size, log_dir=str(logs))
+        model = ClsbenchHF(pretrained=str(letter_llava), mode="score", batch_size=batch_size, log_dir=str(logs),
+                           answer_store="none")  # both batch sizes must compute, not reuse
         output = _run_in_lmms(model, task_manager, tasks, batch_size)
         replies[batch_size] = {task: [s["resps"][0][0] for s in output["samples"][task]] for task in tasks}
         decisions[batch_size] = _decisions(logs)

@@ -1,0 +1,67 @@
+"""One image decoder for every path: lmms-eval hooks, the VLMEvalKit dataset and export, the CLIP baselines, prepare.
+
+Every consumer must see the same pixels or the same error for the same file, so decoding lives here:
+
+* **Fully decoded**: the whole file is read when it is opened, and a truncated file is an error,
+  whatever ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` says (lmms-eval switches it on for the whole
+  process, which would silently grey-fill the missing part).
+* **EXIF orientation applied** (``ImageOps.exif_transpose``): a photo is shown upright, as viewers show it.
+* **Modes converted correctly to RGB**: 16-bit greyscale (``I;16``, ``I``) is scaled by 1/257 (a plain
+  ``convert("RGB")`` clips it to nearly white), float images by their range; palette, RGBA, CMYK and
+  greyscale through PIL's own conversion.
+* **Decompression bombs** (PIL's limit, ``Image.MAX_IMAGE_PIXELS``) are a named error, not a crash.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+
+class ImageDecodeError(ValueError):
+    """An image cannot be decoded (corrupt, truncated, too large, not an image); the message says why."""
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        import numpy as np
+
+        values = np.asarray(image, dtype=np.float64)
+        scale = 257.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 1.0
+        grey = np.clip(np.rint(values / scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if image.mode == "F":
+        import numpy as np
+
+        values = np.asarray(image, dtype=np.float64)
+        top = 1.0 if values.max(initial=0) <= 1.0 else 255.0
+        grey = np.clip(np.rint(values / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def decode_image(source: bytes | str | os.PathLike | Image.Image) -> Image.Image:
+    """Decode image bytes, a file or a PIL image to an upright RGB image, or raise :class:`ImageDecodeError`."""
+    if isinstance(source, Image.Image):
+        return _to_rgb(ImageOps.exif_transpose(source))
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error here, whoever switched the flag on
+    try:
+        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else Path(source)
+        with Image.open(handle) as image:
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+            return _to_rgb(upright)
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(f"the image is larger than PIL's decompression-bomb limit ({error})") from error
+    except UnidentifiedImageError as error:
+        raise ImageDecodeError("not an image file PIL can read") from error
+    except (OSError, SyntaxError, ValueError) as error:  # truncated data, broken headers
+        raise ImageDecodeError(f"corrupt or truncated image ({error})") from error
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous

@@ -1,0 +1,124 @@
+"""What produced a result store, and one writer per output: shared by MLLM answers, CLIP predictions, negatives.
+
+* :func:`weights_fingerprint` identifies model weights without reading them: a Hub id with its
+  revision (the commit transformers resolved, when known), or for a local path a hash of the weight
+  files' names, sizes and modification times. Weights replaced at the same path get a new one.
+* :func:`fingerprint_differences` says, field by field, why a stored fingerprint is not the current
+  one; a resume or cache hit under a different fingerprint is refused with that list.
+* :class:`OutputLock` holds ``<folder>/.clsbench.lock`` while a run appends to the folder; a second
+  concurrent run fails at once, naming the holder (host, pid, command, start time). The lock is an
+  OS file lock, so a killed run releases it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+LOCK_FILE = ".clsbench.lock"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".json", ".model", ".tiktoken", ".txt", ".jinja")
+
+
+class StoreMismatch(RuntimeError):
+    """Stored results were made under another fingerprint; the message says what differs and how to start fresh."""
+
+
+class OutputLocked(RuntimeError):
+    """Another run is writing to the same output; the message names it."""
+
+
+def weights_fingerprint(model: str, revision: str | None = None) -> dict:
+    """An identity for model weights: Hub id and revision, or a local path's files (names, sizes, mtimes)."""
+    path = Path(str(model).removeprefix("local-dir:")).expanduser()
+    if path.exists():
+        files = [path] if path.is_file() else sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES and ".cache" not in p.parts
+        )
+        digest = hashlib.sha256()
+        for file in files:
+            stat = file.stat()
+            digest.update(f"{file.relative_to(path) if path.is_dir() else file.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        return {"local": str(path.resolve()), "files": len(files), "files_sha256": digest.hexdigest()[:32]}
+    return {"hub": str(model), "revision": revision or "unresolved"}
+
+
+def fingerprint_differences(stored: dict, current: dict, prefix: str = "") -> list[str]:
+    """``field: stored -> current`` for every field that differs (nested dicts flattened with dots)."""
+    differences = []
+    for key in sorted(set(stored) | set(current)):
+        old, new = stored.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += fingerprint_differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            differences.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return differences
+
+
+def check_fingerprint(stored: dict, current: dict, where: str, fresh: str) -> None:
+    """Refuse to reuse results from ``where`` made under another fingerprint."""
+    differences = fingerprint_differences(stored, current)
+    if differences:
+        raise StoreMismatch(
+            f"{where} was made under other settings or weights, so it is not reused:\n  "
+            + "\n  ".join(differences)
+            + f"\nTo start fresh: {fresh}"
+        )
+
+
+class OutputLock:
+    """An exclusive, non-blocking lock on an output folder (``with OutputLock(folder): ...``)."""
+
+    def __init__(self, folder: str | os.PathLike, what: str = "results", name: str = LOCK_FILE) -> None:
+        self.folder = Path(folder)
+        self.what = what
+        self.name = name
+        self._lock = None
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.name
+
+    def acquire(self) -> OutputLock:
+        from filelock import FileLock, Timeout
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            owner = self._owner()
+            raise OutputLocked(
+                f"{self.folder} is being written by another clsbench run ({owner}); two runs appending to one "
+                f"output would mix their {self.what}. Wait for it to finish, or use another output folder."
+            ) from None
+        self._lock = lock
+        owner_path = self.path.with_name(self.name + ".owner")
+        owner_path.write_text(json.dumps({
+            "host": socket.gethostname(), "pid": os.getpid(), "command": " ".join(sys.argv),
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }), "utf-8")
+        return self
+
+    def _owner(self) -> str:
+        try:
+            owner = json.loads(self.path.with_name(self.name + ".owner").read_text("utf-8"))
+            return f"pid {owner['pid']} on {owner['host']} since {owner['since']}: {owner['command']}"
+        except (OSError, ValueError, KeyError):
+            return "holder unknown"
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self.path.with_name(self.name + ".owner").unlink(missing_ok=True)
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> OutputLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -1,0 +1,411 @@
+"""Nothing computed is lost, nothing is silently mixed: resumable MLLM runs, fingerprints, locks, one decoder, named errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytest
+from PIL import Image, ImageFile
+
+from clsbench.models.answer_store import AnswerStore
+from clsbench.models.answering import DecisionLog
+from clsbench.tasks.data import DataError, META_FILE, load_rows, write_prepared
+from clsbench.tasks.fixtures import synthetic_image, write_fixture_dataset
+from clsbench.tasks.images import ImageDecodeError, decode_image
+from clsbench.tasks.mcq import SampleError, add_questions
+from clsbench.tasks.options import build_question
+from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.stores import OutputLock, OutputLocked, StoreMismatch, weights_fingerprint
+
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+LOGO = list(DATASETS["logo"].classnames)
+
+
+# ---------------------------------------------------------------- resumable MLLM runs
+
+
+def _entries(store: Path) -> list[dict]:
+    lines = []
+    for path in sorted(store.glob("*_rank*.jsonl")):
+        for line in path.read_text("utf-8").splitlines(keepends=True):
+            if line.endswith("\n"):
+                record = json.loads(line)
+                if "key" in record:
+                    lines.append(record)
+    return lines
+
+
+def _lmms(root, tiny_llava, store, out, extra_args=""):
+    return [*CLSBENCH, "lmms", "--data-dir", str(root), "--model", "clsbench_hf",
+            "--model_args", f"pretrained={tiny_llava},mode=generate,log_dir=none,answer_store={store}{extra_args}",
+            "--tasks", "cls_logo_mcq", "--batch_size", "1", "--log_samples", "--output_path", str(out)]
+
+
+def _replies(out: Path) -> dict[int, str]:
+    samples = next(out.rglob("*_samples_cls_logo_mcq.jsonl"))
+    return {entry["doc_id"]: entry["filtered_resps"][0] for entry in map(json.loads, samples.read_text().splitlines())}
+
+
+def test_a_killed_lmms_run_resumes_and_loses_at_most_the_batch_in_flight(tiny_llava, tmp_path):
+    total = 160
+    root = tmp_path / "data"
+    write_fixture_dataset(root, "logo", total)
+    store = tmp_path / "answers"
+    run = subprocess.Popen(_lmms(root, tiny_llava, store, tmp_path / "killed"), env=OFFLINE, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while len(_entries(store)) < 20:
+        assert run.poll() is None, "the run ended before it could be killed: make it longer"
+        assert time.time() < deadline, "no answers were stored"
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    before = _entries(store)
+    assert 20 <= len(before) < total
+
+    resumed = subprocess.run(_lmms(root, tiny_llava, store, tmp_path / "resumed"), env=OFFLINE, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = _entries(store)
+    assert len(after) == total and len({entry["key"] for entry in after}) == total  # nothing stored was recomputed
+    assert after[: len(before)] == before
+    assert f"{len(before)} of {total} replies reused" in resumed.stderr
+
+    fresh = subprocess.run(_lmms(root, tiny_llava, "none", tmp_path / "fresh"), env=OFFLINE, capture_output=True,
+                           text=True, timeout=600)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert _replies(tmp_path / "resumed") == _replies(tmp_path / "fresh")
+
+
+def test_the_decision_log_appends_across_runs(tmp_path):
+    DecisionLog(tmp_path, "m").write("t", [{"doc_id": 0}])
+    DecisionLog(tmp_path, "m").write("t", [{"doc_id": 1}])  # a second run: earlier records stay
+    lines = (tmp_path / "m_t.jsonl").read_text().splitlines()
+    assert [json.loads(line)["doc_id"] for line in lines] == [0, 1]
+
+
+# ---------------------------------------------------------------- fingerprints
+
+
+def test_an_answer_store_under_another_fingerprint_is_refused(tmp_path):
+    first = {"model": "m", "weights": {"files_sha256": "aaa"}, "mode": "score"}
+    with AnswerStore(tmp_path, "m_score", first) as store:
+        store.add([{"key": "k", "reply": "B"}])
+    with AnswerStore(tmp_path, "m_score", first) as store:
+        assert store.get("k")["reply"] == "B"
+    changed = {**first, "weights": {"files_sha256": "bbb"}}
+    with pytest.raises(StoreMismatch, match=r"weights.files_sha256: 'aaa' -> 'bbb'[\s\S]*To start fresh: delete"):
+        with AnswerStore(tmp_path, "m_score", changed):
+            pass
+
+
+def test_weights_replaced_at_the_same_path_change_the_fingerprint(tiny_llava, tmp_path):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_llava, copy)
+    before = weights_fingerprint(str(copy))
+    weights = next(copy.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert weights_fingerprint(str(copy))["files_sha256"] != before["files_sha256"]
+    assert weights_fingerprint("org/model", "abc") == {"hub": "org/model", "revision": "abc"}
+
+
+def test_clsbench_hf_refuses_a_store_made_with_other_weights(tiny_llava, tmp_path):
+    import shutil
+
+    from clsbench.models.lmms_hf import ClsbenchHF
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_llava, copy)
+    first = ClsbenchHF(pretrained=str(copy), mode="score", log_dir="none", answer_store=str(tmp_path / "store"))
+    with first.answer_store:
+        pass
+    weights = next(copy.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    second = ClsbenchHF(pretrained=str(copy), mode="score", log_dir="none", answer_store=str(tmp_path / "store"))
+    with pytest.raises(StoreMismatch, match="weights.files_sha256"):
+        second.generate_until([])
+
+
+def test_clip_resume_under_another_precision_is_refused(fixture_root, tmp_path):
+    from clsbench.clip_baselines.results import ResultsError
+    from clsbench.clip_baselines.run import run_clip
+    from clsbench.clip_baselines.tiny import build_tiny_clip, tiny_model_name
+
+    model = tiny_model_name(build_tiny_clip(tmp_path / "tiny-clip"))
+    kwargs = dict(data_dir=fixture_root, cache_dir=tmp_path / "cache", progress=False)
+    run_clip(model, None, ["logo"], tmp_path / "out", precision="fp32", **kwargs)
+    with pytest.raises(ResultsError, match=r"precision: 'fp32' -> 'bf16'[\s\S]*To start fresh: move"):
+        run_clip(model, None, ["logo"], tmp_path / "out", precision="bf16", **kwargs)
+    folder = Path(model.removeprefix("local-dir:"))
+    weights = next(path for path in folder.iterdir() if path.suffix in (".safetensors", ".bin", ".pt"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    with pytest.raises(ResultsError, match="weights.files_sha256"):
+        run_clip(model, None, ["logo"], tmp_path / "out", precision="fp32", **kwargs)
+
+
+def test_negatives_files_record_what_made_them(fixture_root, tmp_path, tiny_sentence_encoder):
+    from clsbench.tasks.negatives import negatives_path, text_similar
+
+    text_similar("logo", LOGO, str(tiny_sentence_encoder), tmp_path)
+    content = json.loads(negatives_path("logo", "text-similar", tmp_path).read_text())
+    assert content["fingerprint"]["encoder"] == str(tiny_sentence_encoder)
+    assert "files_sha256" in content["fingerprint"]["weights"]
+
+
+# ---------------------------------------------------------------- one writer per output
+
+
+HOLD = ("import sys, time\nfrom clsbench.tasks.stores import OutputLock\n"
+        "lock = OutputLock(sys.argv[1]).acquire()\nprint('held', flush=True)\ntime.sleep(60)\n")
+
+
+def _holder(folder: Path) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_writer_fails_at_once_naming_the_holder(tmp_path):
+    holder = _holder(tmp_path / "out")
+    try:
+        began = time.time()
+        with pytest.raises(OutputLocked, match=rf"being written by another clsbench run \(pid {holder.pid} on "):
+            OutputLock(tmp_path / "out").acquire()
+        assert time.time() - began < 5
+    finally:
+        holder.kill()
+        holder.wait()
+    with OutputLock(tmp_path / "out"):  # a killed holder's lock is gone with it
+        pass
+
+
+def test_two_clip_runs_into_one_folder_do_not_mix(fixture_root, tmp_path):
+    from clsbench.clip_baselines.results import ResultsError
+    from clsbench.clip_baselines.run import run_clip
+    from clsbench.clip_baselines.tiny import build_tiny_clip, tiny_model_name
+
+    model = tiny_model_name(build_tiny_clip(tmp_path / "tiny-clip"))
+    run_clip(model, None, ["logo"], tmp_path / "out", data_dir=fixture_root, cache_dir=tmp_path / "c", progress=False)
+    (run_dir,) = [path for path in (tmp_path / "out").iterdir() if path.is_dir()]
+    holder = _holder(run_dir)
+    try:
+        with pytest.raises(ResultsError, match="being written by another clsbench run"):
+            run_clip(model, None, ["logo"], tmp_path / "out", data_dir=fixture_root, cache_dir=tmp_path / "c",
+                     progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# ---------------------------------------------------------------- one image decoder
+
+
+def _jpeg(size=(40, 20), orientation: int | None = None) -> bytes:
+    image = Image.new("RGB", size, (200, 30, 30))
+    image.paste((30, 200, 30), (0, 0, size[0] // 2, size[1]))
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    image.save(buffer, format="JPEG", exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def _png16(value: int) -> bytes:
+    import numpy as np
+
+    image = Image.fromarray(np.full((16, 16), value, dtype=np.uint16))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_decoder_applies_exif_scales_16_bit_and_refuses_truncated_and_bombs(monkeypatch):
+    assert decode_image(_jpeg()).size == (40, 20)
+    assert decode_image(_jpeg(orientation=6)).size == (20, 40)  # rotated as a viewer shows it
+    grey = decode_image(_png16(32896))  # 16-bit mid grey
+    assert grey.mode == "RGB" and grey.getpixel((3, 3)) == (128, 128, 128)
+    truncated = _jpeg((400, 300))[:1500]
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # as lmms-eval leaves it for the whole process
+    try:
+        with pytest.raises(ImageDecodeError, match="truncated"):
+            decode_image(truncated)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageDecodeError, match="decompression-bomb limit"):
+        decode_image(synthetic_image("logo", 0, 0, size=48))
+
+
+def test_prepare_decodes_every_image(tmp_path):
+    truncated = _jpeg((400, 300))[:1500]
+    Image.open(io.BytesIO(truncated)).verify()  # the header check 0.1 relied on passes it
+    records = [("a.jpg", _jpeg(), 0), ("bad.jpg", truncated, 1)]
+    with pytest.raises(DataError, match="logo sample bad.jpg: corrupt or unreadable image"):
+        write_prepared(tmp_path / "logo", "logo", records, LOGO, {})
+
+
+def _write_copy(root: Path, key: str, images: list[bytes], labels: list[int], names=None, *, label_type=None) -> Path:
+    """A prepared copy written directly (not through prepare's checks), as a damaged or hand-made copy would be."""
+    names = list(names if names is not None else DATASETS[key].classnames)
+    label = label_type or datasets.ClassLabel(names=names)
+    features = datasets.Features({"image": datasets.Image(), "label": label, "source_id": datasets.Value("string")})
+    folder = root / key
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    rows = {"image": [{"bytes": data, "path": f"{i}.jpg"} for i, data in enumerate(images)], "label": labels,
+            "source_id": [f"{i}.jpg" for i in range(len(images))]}
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / "data" / "test-00000-of-00001.parquet"))
+    meta = {"dataset": key, "schema_version": 1, "rows": len(images), "classnames": names, "skipped": [], "provenance": {}}
+    (folder / META_FILE).write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["truncated", "bomb"])
+def test_a_bad_image_fails_the_same_way_in_lmms_clip_and_export(tmp_path, monkeypatch, kind):
+    from clsbench.clip_baselines.zeroshot import ImageRows
+    from clsbench.tasks.cls_mcq import utils
+    from clsbench.tasks.vlmeval import write_tsv
+
+    bad = _jpeg((400, 300))[:1500] if kind == "truncated" else _jpeg((40, 20))
+    _write_copy(tmp_path, "logo", [_jpeg((10, 10)), bad], [0, 1])
+    if kind == "bomb":
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # 40 x 20 = 800 pixels > 2 x 300: PIL's bomb error
+    rows = load_rows("logo", tmp_path)
+    docs = add_questions(rows, "logo")
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # lmms-eval's setting must not change the outcome
+    try:
+        messages = []
+        utils.doc_to_visual(docs[0])  # the good one decodes
+        for attempt in (
+            lambda: utils.doc_to_visual(docs[1]),
+            lambda: ImageRows(rows, "logo", [(1, True)], transform=lambda image: image)[0],
+            lambda: write_tsv("logo", tmp_path / "tsv", tmp_path),
+        ):
+            with pytest.raises(SampleError) as error:
+                attempt()
+            messages.append(str(error.value))
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    assert len(set(messages)) == 1 and messages[0].startswith("logo sample 1 (1.jpg): cannot read the image")
+
+
+@pytest.mark.parametrize("kind", ["exif", "16-bit"])
+def test_tricky_images_give_the_same_pixels_in_lmms_clip_and_export(tmp_path, kind):
+    import base64
+
+    import numpy as np
+    import pandas as pd
+
+    from clsbench.clip_baselines.zeroshot import ImageRows
+    from clsbench.tasks.cls_mcq import utils
+    from clsbench.tasks.mcq import open_image
+    from clsbench.tasks.vlmeval import write_tsv
+
+    tricky = _jpeg(orientation=6) if kind == "exif" else _png16(32896)
+    _write_copy(tmp_path, "logo", [tricky], [0])
+    rows = load_rows("logo", tmp_path)
+    lmms = utils.doc_to_visual(add_questions(rows, "logo")[0])[0]
+    clip = ImageRows(rows, "logo", [(0, True)], transform=lambda image: image)[0][0]
+    tsv = pd.read_csv(write_tsv("logo", tmp_path / "tsv", tmp_path), sep="\t")
+    exported = open_image({"bytes": base64.b64decode(tsv["image"][0])}, dataset="logo", sample_key="0")
+    assert np.array_equal(np.asarray(lmms), np.asarray(clip)) and np.array_equal(np.asarray(lmms), np.asarray(exported))
+    assert lmms.size == ((20, 40) if kind == "exif" else (16, 16))
+
+
+# ---------------------------------------------------------------- malformed prepared copies
+
+
+def _good(tmp_path: Path, key: str = "logo") -> Path:
+    return _write_copy(tmp_path, key, [_jpeg(), _jpeg()], [0, 1], names=LOGO if key == "logo" else None)
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("empty parquet", "has no rows"),
+    ("json without parquet", "matches no file"),
+    ("truncated json", "is not readable JSON"),
+    ("json without fields", "lacks dataset, schema_version, rows or classnames"),
+    ("missing label column", r"lacks column\(s\) \['label'\]"),
+    ("string labels", "stores labels as string, not integers"),
+    ("nine names", "has 9 classes, the registry 10"),
+    ("json and parquet disagree", "disagree on the class list"),
+    ("row count", "hold 2 rows, clsbench.json says 5"),
+])
+def test_malformed_copies_fail_naming_dataset_file_and_cause(tmp_path, damage, message):
+    from clsbench.tasks.lmms_tasks import task_folder_for
+
+    folder = _good(tmp_path)
+    meta_path, shard = folder / META_FILE, folder / "data" / "test-00000-of-00001.parquet"
+    meta = json.loads(meta_path.read_text())
+    if damage == "empty parquet":
+        _write_copy(tmp_path, "logo", [], [], names=LOGO)
+    elif damage == "json without parquet":
+        shard.unlink()
+    elif damage == "truncated json":
+        meta_path.write_text(meta_path.read_text()[:40])
+    elif damage == "json without fields":
+        meta_path.write_text(json.dumps({"dataset": "logo"}))
+    elif damage == "missing label column":
+        datasets.Dataset.from_parquet(str(shard)).remove_columns("label").to_parquet(str(shard))
+    elif damage == "string labels":
+        _write_copy(tmp_path, "logo", [_jpeg(), _jpeg()], ["0", "1"], label_type=datasets.Value("string"))
+    elif damage == "nine names":
+        _write_copy(tmp_path, "logo", [_jpeg(), _jpeg()], [0, 1], names=LOGO[:9])
+    elif damage == "json and parquet disagree":
+        meta_path.write_text(json.dumps({**meta, "classnames": LOGO[::-1]}))
+    elif damage == "row count":
+        meta_path.write_text(json.dumps({**meta, "rows": 5}))
+    # Every consumer finds copies the same way: the CLIP baselines / export (load_rows) and lmms-eval (task folder).
+    for consumer in (lambda: load_rows("logo", tmp_path), lambda: task_folder_for(tmp_path)):
+        with pytest.raises(DataError, match=message) as error:
+            consumer()
+        assert "logo" in str(error.value) and str(tmp_path) in str(error.value)
+
+
+def test_gldv2_names_agree_between_the_copy_and_its_parquet(tmp_path):
+    names = ["Big Ben", "Petra"]
+    folder = _write_copy(tmp_path, "gldv2", [_jpeg(), _jpeg()], [0, 1], names=names)
+    meta = json.loads((folder / META_FILE).read_text())
+    (folder / META_FILE).write_text(json.dumps({**meta, "classnames": ["Petra", "Big Ben"]}))
+    with pytest.raises(DataError, match="gldv2: .* disagree on the class list .* first difference at label 0"):
+        load_rows("gldv2", tmp_path)
+
+
+# ---------------------------------------------------------------- report inputs, seeds and keys
+
+
+def test_report_names_and_skips_malformed_results(tmp_path):
+    from clsbench.tasks.report import write_report
+
+    good = tmp_path / "runs" / "org__m"
+    good.mkdir(parents=True)
+    (good / "20260101_000000_results.json").write_text(json.dumps(
+        {"results": {"cls_logo_mcq": {"accuracy,none": 0.5}}, "config": {"model": "dummy", "model_args": "pretrained=a"}}))
+    (good / "20260102_000000_results.json").write_text('{"results": {"cls_logo_mcq": {"accura')  # killed mid-write
+    (good / "20260103_000000_results.json").write_text(json.dumps({"results": ["not", "an", "object"]}))
+    notes = []
+    write_report([tmp_path / "runs"], tmp_path / "out", figures=False, echo=notes.append)
+    text = "\n".join(notes)
+    assert "20260102_000000_results.json: skipped, not readable JSON" in text
+    assert "20260103_000000_results.json: skipped, not an lmms-eval results file of the expected shape" in text
+    assert "| dummy (a) |" in text
+
+
+def test_negative_seeds_and_sample_keys_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="seed must be 0 or more"):
+        build_question("logo", "0", 0, LOGO, seed=-1)
+    with pytest.raises(ValueError, match="row indices are 0 or more"):
+        build_question("logo", "-3", 0, LOGO)
+    run = subprocess.run([*CLSBENCH, "options", "logo", "-1", "--label", "0", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "index must be a row of the split" in run.stderr
