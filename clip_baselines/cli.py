@@ -31,7 +31,9 @@ EPILOG = (
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--model", help="a paper model (see --list-models), an open_clip name, hf-hub:ORG/REPO or local-dir:PATH")
     parser.add_argument("--pretrained", help="open_clip pretrained tag or checkpoint file (none: the model's own, or random weights)")
-    parser.add_argument("--datasets", default="all", help="comma-separated keys, 'all', 'general' or 'fine-grained' (default: all)")
+    parser.add_argument("--datasets", nargs="+", default=["all"],
+                        help="dataset keys (comma- or space-separated), 'all', 'general', 'fine-grained', or CLIP_benchmark's "
+                        "names (cars, flowers, imagenet1k, ...) (default: all)")
     parser.add_argument("--mode", choices=MODES, default="mcq",
                         help="mcq: choose among each sample's options (the MLLM questions); full: all classes")
     parser.add_argument("--templates", choices=TEMPLATE_CHOICES,

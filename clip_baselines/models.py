@@ -32,6 +32,7 @@ class PaperModel:
     pretrained: str  # open_clip pretrained tag
     towers: str  # MLLMs of the paper whose vision tower it is, where known
     imagenet_zeroshot: float  # open_clip's published ImageNet-1k zero-shot top-1 (%), for orientation
+    table2_row: str = ""  # its row in the paper's Table 2 (clsbench report --reference paper)
 
 
 # The MLLMs' vision towers fix the variant: LLaVA and Phi-3-Vision use OpenAI's 336 px ViT-L/14,
@@ -41,15 +42,15 @@ PAPER_MODELS: dict[str, PaperModel] = {
     model.key: model
     for model in (
         PaperModel("openai-vit-l-14", "OpenAI CLIP ViT-L/14", "ViT-L-14-336-quickgelu", "openai",
-                   "LLaVA-1.5, LLaVA-NeXT, Phi-3-Vision", 76.6),
+                   "LLaVA-1.5, LLaVA-NeXT, Phi-3-Vision", 76.6, "OpenAI CLIP"),
         PaperModel("eva02-clip-vit-l-14", "EVA-02-CLIP ViT-L/14", "EVA02-L-14", "merged2b_s4b_b131k",
-                   "", 79.8),
-        PaperModel("dfn-vit-h-14", "DFN ViT-H/14", "ViT-H-14-378-quickgelu", "dfn5b", "Qwen2-VL", 84.4),
+                   "", 79.8, "EVA-CLIP-02"),
+        PaperModel("dfn-vit-h-14", "DFN ViT-H/14", "ViT-H-14-378-quickgelu", "dfn5b", "Qwen2-VL", 84.4, "DFN-CLIP"),
         PaperModel("openclip-convnext-xxlarge", "OpenCLIP ConvNeXt-XXLarge", "convnext_xxlarge",
-                   "laion2b_s34b_b82k_augreg_soup", "", 79.5),
-        PaperModel("openclip-vit-bigg-14", "OpenCLIP ViT-bigG/14", "ViT-bigG-14", "laion2b_s39b_b160k", "Qwen-VL", 80.1),
+                   "laion2b_s34b_b82k_augreg_soup", "", 79.5, "OpenCLIP ConvNeXt-XXL"),
+        PaperModel("openclip-vit-bigg-14", "OpenCLIP ViT-bigG/14", "ViT-bigG-14", "laion2b_s39b_b160k", "Qwen-VL", 80.1, "OpenCLIP ViT-bigG"),
         PaperModel("siglip-so400m", "SigLIP SO400M", "ViT-SO400M-14-SigLIP-384", "webli",
-                   "LLaVA-OneVision, MiniCPM-V 2.5/2.6", 83.1),
+                   "LLaVA-OneVision, MiniCPM-V 2.5/2.6", 83.1, "SigLIP"),
     )
 }
 
@@ -177,6 +178,14 @@ class LoadedModel:
     preprocess: Any
     tokenizer: Any
     device: Any
+
+
+def table2_row(model_name: str, pretrained: str | None) -> str | None:
+    """The paper's Table 2 row of an open_clip (model, pretrained) pair, when it is one of the six."""
+    for spec in PAPER_MODELS.values():
+        if (spec.model_name, spec.pretrained) == (model_name, pretrained):
+            return spec.table2_row
+    return None
 
 
 def weights_identity(ref: ModelRef) -> dict:

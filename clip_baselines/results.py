@@ -29,8 +29,8 @@ a torn last line (a crash mid-write) is dropped on resume, and resuming skips ev
     {"format": "clsbench-clip-v1", "model": ..., "pretrained": ... (null when the model brings its
      weights), "mode": "mcq"|"full", "templates": "ensemble"|"single", "seed": int, "n_options": int
      (both null in full mode, where they do not apply), "dataset": key, "class_names": "paper"|"openai",
-     "accuracy": 0..1,
-     "n_samples": int, "per_class_accuracy": {classname: 0..1}}
+     "accuracy": 0..1, "n_samples": int, "metrics": {"acc1", "acc5" (full mode), "mean_per_class_recall"}
+     (CLIP_benchmark's block), "paper_row": the Table 2 row or null, "per_class_accuracy": {classname: 0..1}}
 
 ``per_class_accuracy`` lists the classes that have samples; a class name used twice in a class
 list (ImageNet's two "missile" classes) is keyed ``"<name> [<class index>]"`` for both.
@@ -97,11 +97,16 @@ class RunSettings:
         }
 
 
-def prediction_record(sample_key: str, label: int, prediction: int, options: Sequence[int] | None, answer: str | None) -> dict:
-    """One jsonl line; ``options``/``answer`` only in mcq mode."""
+def prediction_record(
+    sample_key: str, label: int, prediction: int, options: Sequence[int] | None, answer: str | None,
+    top5: Sequence[int] | None = None,
+) -> dict:
+    """One jsonl line; ``options``/``answer`` only in mcq mode, ``top5`` only in full mode."""
     record = {"sample_key": sample_key, "label": label, "prediction": prediction, "correct": int(prediction == label)}
     if options is not None:
         record.update(options=list(options), answer=answer, letter=LETTERS[list(options).index(prediction)])
+    if top5 is not None:
+        record["top5"] = list(top5)
     return record
 
 
@@ -155,15 +160,29 @@ def per_class_accuracy(records: Iterable[dict], classnames: Sequence[str]) -> di
     }
 
 
-def summarize(settings: RunSettings, dataset: str, records: dict[str, dict], classnames: Sequence[str]) -> dict:
-    """The ``<dataset>.json`` content for a complete set of records."""
+def summarize(
+    settings: RunSettings, dataset: str, records: dict[str, dict], classnames: Sequence[str], paper_row: str | None = None
+) -> dict:
+    """The ``<dataset>.json`` content for a complete set of records.
+
+    ``metrics`` is CLIP_benchmark's block (``acc1``, ``acc5`` in full mode, ``mean_per_class_recall``),
+    so the two tools' outputs read side by side; ``paper_row`` names the model's row in the paper's
+    Table 2 when it is one of the six CLIP-style models.
+    """
     ordered = [records[key] for key in sorted(records, key=int)]
     correct = sum(record["correct"] for record in ordered)
+    accuracy = correct / len(ordered) if ordered else 0.0
+    per_class = per_class_accuracy(ordered, list(classnames))
+    metrics = {"acc1": accuracy, "mean_per_class_recall": sum(per_class.values()) / len(per_class) if per_class else 0.0}
+    if ordered and all("top5" in record for record in ordered):
+        metrics["acc5"] = sum(record["label"] in record["top5"] for record in ordered) / len(ordered)
     return {
         **settings.header(dataset),
-        "accuracy": correct / len(ordered) if ordered else 0.0,
+        "accuracy": accuracy,
         "n_samples": len(ordered),
-        "per_class_accuracy": per_class_accuracy(ordered, list(classnames)),
+        "metrics": metrics,
+        "paper_row": paper_row,
+        "per_class_accuracy": per_class,
     }
 
 

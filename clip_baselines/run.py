@@ -25,7 +25,7 @@ from clsbench.tasks.environment import write_versions
 from clsbench.tasks.registry import DATASETS, DEFAULT_NAMES, get_dataset
 from clsbench.tasks.stores import OutputLock, OutputLocked, StoreMismatch, check_fingerprint
 
-from .models import LoadedModel, ModelRef, load_model, resolve_model, weights_identity
+from .models import LoadedModel, ModelRef, load_model, resolve_model, table2_row, weights_identity
 from .results import (
     MODES, TEMPLATE_CHOICES, PredictionLog, ResultsError, RunSettings, prediction_record, predictions_path, read_summary,
     summarize, summary_path, write_json_atomic,
@@ -164,25 +164,30 @@ def evaluate_dataset(
     missing = len(split.labels) - len(records)
     if missing:
         raise ResultsError(f"{log.path}: {missing} samples have no prediction after the run")
-    summary = summarize(settings, split.key, records, split.classnames)
+    summary = summarize(settings, split.key, records, split.classnames, table2_row(settings.model, settings.pretrained))
     write_json_atomic(summary_path(run_dir, split.key), summary)
     return summary
 
 
-def _records(split: Split, predictions: Sequence[tuple[int, int]]) -> list[dict]:
+def _records(split: Split, predictions: Sequence[tuple[int, int | list[int]]]) -> list[dict]:
     return [
         prediction_record(
-            str(index), split.labels[index], predicted,
+            str(index), split.labels[index], predicted[0] if isinstance(predicted, list) else predicted,
             None if split.options is None else split.options[index].tolist(),
             None if split.answers is None else split.answers[index],
+            top5=predicted if isinstance(predicted, list) else None,
         )
         for index, predicted in predictions
     ]
 
 
 def parse_datasets(text: str | Sequence[str]) -> list[str]:
-    """``food101,cub200``, ``all``, or a group (``general``, ``fine-grained``) -> dataset keys, checked."""
-    names = [part.strip() for part in (text.split(",") if isinstance(text, str) else text) if part.strip()]
+    """``food101,cub200`` or ``food101 cub200``, ``all``, a group (``general``, ``fine-grained``), or other tools'
+    names (CLIP_benchmark's ``cars``, ``imagenet1k``) -> dataset keys, checked."""
+    import re
+
+    parts = [text] if isinstance(text, str) else list(text)
+    names = [name for part in parts for name in re.split(r"[,\s]+", part) if name]
     keys: list[str] = []
     for name in names:
         if name == "all":

@@ -145,6 +145,9 @@ def shard(indices: Sequence[int], rank: int, world: int) -> list[tuple[int, bool
     return mine + [(filler, False)] * (length - len(mine))
 
 
+TOP_K = 5
+
+
 @torch.inference_mode()
 def predict_batches(
     loaded, batches: Iterable, class_weights: torch.Tensor, options: torch.Tensor | None, precision: str = "auto",
@@ -164,16 +167,16 @@ def predict_batches(
         with autocast:
             features = loaded.model.encode_image(images)
         similarity = F.normalize(features.float(), dim=-1) @ weights_t
-        if table is None:
-            predicted = similarity.argmax(dim=1)
+        if table is None:  # full mode: the top 5 classes, best first (top-1 is predicted[:, 0]; acc5 for CLIP_benchmark)
+            predicted = similarity.topk(min(TOP_K, similarity.shape[1]), dim=1).indices
         else:
             choices = table[indices.clamp(min=0).to(device, non_blocking=True)]
             predicted = choices.gather(1, similarity.gather(1, choices).argmax(dim=1, keepdim=True)).squeeze(1)
         yield indices, predicted
 
 
-def pairs(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[int, int]]:
-    """``(row index, predicted class)`` for the real rows of some batches, with one device sync."""
+def pairs(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[int, int | list[int]]]:
+    """``(row index, predicted class)`` (full mode: the top-5 list) for the real rows of some batches, one device sync."""
     if not batches:
         return []
     indices = torch.cat([index for index, _ in batches]).tolist()

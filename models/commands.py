@@ -11,7 +11,7 @@ import importlib.util
 import sys
 
 from clsbench.tasks.lmms_tasks import ALL_TASKS_GROUP, GROUP_TASKS
-from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.registry import DATASETS, dataset_for_name
 
 DATA_DIR_HELP = "root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)"
 GROUP_MEMBERS = {
@@ -36,6 +36,8 @@ def dataset_keys(names: list[str]) -> list[str]:
             found = [name]
         elif name in NAME_TO_KEY or name in task_names:
             found = [NAME_TO_KEY.get(name) or task_names[name]]
+        elif dataset_for_name(name):
+            found = [dataset_for_name(name)]
         else:
             raise KeyError(
                 f"unknown dataset {name!r}; use a key ({', '.join(DATASETS)}), a name like ClsBench_food101 or cls_food101_mcq, "
@@ -46,9 +48,9 @@ def dataset_keys(names: list[str]) -> list[str]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .coverage import markdown_table
+    from .coverage import MODE_NOTE, markdown_table
 
-    print(markdown_table())
+    print(MODE_NOTE + "\n\n" + markdown_table())
     return 0
 
 

@@ -115,6 +115,15 @@ def vlmeval_models() -> dict[str, dict]:
     return entries
 
 
+MODE_NOTE = (
+    "Which mode: the paper's protocol is `mode=generate` (a greedy reply, read by clsbench's parser; lmms-eval's "
+    "own model classes always do this), the numbers to set beside Table 2. `mode=score` is the fast alternative: "
+    "one forward pass per batch, the argmax over the option letters' next-token logits, which equals greedy "
+    "generation's first token whenever that token is an option letter (tested on eight architectures), but never "
+    "yields an unparseable reply. `clsbench report` keeps the two modes in separate rows."
+)
+
+
 def markdown_table() -> str:
     """The README's coverage table."""
     lines = [

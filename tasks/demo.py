@@ -61,6 +61,6 @@ def run_demo(work_dir: Path, samples: int = 8) -> int:
     print("\nclsbench demo: the tiny random-weight open_clip model on the same questions (mcq mode)")
     run_clip_demo(work_dir, data_dir)
     print(f"\nReport (table, figures, per-class accuracy) in {work_dir / 'report'}:\n")
-    write_report([work_dir / "results", work_dir / "clip_results"], work_dir / "report", data_dir=data_dir,
-                 rename={f"clsbench_hf ({model_dir.name})": "tiny LLaVA-1.5, clsbench_hf score (random weights)"})
+    write_report([work_dir / "results", work_dir / "clip_results"], work_dir / "report", data_dir=data_dir, reference="paper",
+                 rename={f"clsbench_hf ({model_dir.name}) [score]": "tiny LLaVA-1.5, clsbench_hf score (random weights)"})
     return 0

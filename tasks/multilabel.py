@@ -26,6 +26,7 @@ from pathlib import Path
 from .data import DataError, classnames_for
 from .lmms_tasks import MCQ_VARIANTS, task_name
 from .mcq import image_id
+from .results import sample_decision
 
 
 def _label(value, classnames: Sequence[str], lookup: dict[str, int]) -> int:
@@ -104,7 +105,7 @@ def lmms_predictions(root: Path, dataset: str) -> Iterator[tuple[str, list[Predi
         for suffix in MCQ_VARIANTS:
             samples = results_path.with_name(f"{prefix}_samples_{task_name(dataset, suffix)}.jsonl")
             if samples.is_file():
-                records = [json.loads(line)["accuracy"] for line in samples.read_text("utf-8").splitlines() if line.strip()]
+                records = [sample_decision(json.loads(line)) for line in samples.read_text("utf-8").splitlines() if line.strip()]
                 name = model + (f" [{suffix.lstrip('_')}]" if suffix else "")
                 yield name, [Prediction(r["sample_key"], r.get("image_id"), r["label"], r.get("prediction")) for r in records]
 

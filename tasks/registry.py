@@ -75,6 +75,7 @@ class DatasetSpec:
     # OpenAI CLIP names beside the paper's WordNet lemmas). Each becomes a task variant and a CLI choice.
     alternative_names: dict[str, str] = field(default_factory=dict, repr=False)
     template_file: str | None = None  # where the CLIP templates are, when class_file has none
+    aliases: tuple[str, ...] = ()  # other tools' names for the same split (CLIP_benchmark's), accepted everywhere
     in_paper: bool = True  # one of the paper's ten (False: an extra dataset outside its groups)
 
     @property
@@ -168,6 +169,7 @@ DATASETS: dict[str, DatasetSpec] = {
             # The paper showed ImageNet classes by their first WordNet lemma (its Appendix D food list and
             # Table 8 use those strings); OpenAI's CLIP names stay one choice away.
             class_file="imagenet1k_paper_wordnet.json",
+            aliases=("imagenet1k", "imagenet-1k"),
             alternative_names={"openai": "imagenet1k.json"},
             template_file="imagenet1k.json",
             source=HubSource(
@@ -184,6 +186,7 @@ DATASETS: dict[str, DatasetSpec] = {
             key="imagenetv2",
             abbreviation="IMNv2",
             title="ImageNetV2 matched-frequency",
+            aliases=("imagenet-v2", "imagenet_v2"),
             group="general",
             expected_size=10_000,
             class_file="imagenetv2.json",
@@ -348,6 +351,7 @@ DATASETS: dict[str, DatasetSpec] = {
             key="flowers102",
             abbreviation="Flower",
             title="Oxford Flowers-102",
+            aliases=("flowers", "vtab/flowers"),
             group="fine-grained",
             expected_size=6_149,
             class_file="flowers102.json",
@@ -374,6 +378,7 @@ DATASETS: dict[str, DatasetSpec] = {
             key="stanfordcars",
             abbreviation="SCar",
             title="Stanford Cars",
+            aliases=("cars",),
             group="fine-grained",
             expected_size=8_041,
             class_file="stanford_cars.json",
@@ -401,11 +406,23 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 def get_dataset(key: str) -> DatasetSpec:
-    """The spec for a dataset key, with the valid keys in the error."""
-    try:
-        return DATASETS[key]
-    except KeyError:
+    """The spec for a dataset key (or any name :func:`dataset_for_name` knows), with the valid keys in the error."""
+    found = key if key in DATASETS else dataset_for_name(key)
+    if found is None:
         raise KeyError(f"unknown dataset {key!r}; choose one of: {', '.join(DATASETS)}") from None
+    return DATASETS[found]
+
+
+def dataset_for_name(name: object) -> str | None:
+    """The dataset key a name means: a key, a paper abbreviation, a VLMEvalKit name or another tool's alias
+    (CLIP_benchmark's ``cars``, ``imagenet1k``, ``flowers``); None when it is none of them."""
+    text = str(name).strip()
+    for key, spec in DATASETS.items():
+        if text == key or text == spec.abbreviation or text in spec.aliases or text in (
+            spec.vlmeval_name_for(name_set) for name_set in spec.name_sets
+        ):
+            return key
+    return None
 
 
 def datasets_in_group(group: Group) -> list[DatasetSpec]:

@@ -19,15 +19,21 @@ def results_files(output_path: str | os.PathLike, newer_than: float = 0.0) -> li
     return sorted(found, key=lambda path: path.stat().st_mtime)
 
 
-def dataset_accuracies(results: dict) -> dict[str, float]:
-    """Dataset key -> accuracy (0..1) for every clsbench task present in an lmms-eval results dict."""
+def dataset_accuracies(results: dict, suffix: str = "") -> dict[str, float]:
+    """Dataset key -> accuracy (0..1) for every clsbench task (of one MCQ variant) in an lmms-eval results dict."""
     by_task = results.get("results", {})
     scores = {}
     for key in DATASETS:
-        value = by_task.get(task_name(key), {}).get("accuracy,none")
+        value = by_task.get(task_name(key, suffix), {}).get("accuracy,none")
         if isinstance(value, (int, float)) and not math.isnan(value):
             scores[key] = float(value)
     return scores
+
+
+def sample_decision(entry: dict) -> dict | None:
+    """A logged sample's decision record (``decision`` since clsbench 0.2, the ``accuracy`` object before)."""
+    record = entry.get("decision", entry.get("accuracy"))
+    return record if isinstance(record, dict) else None
 
 
 def table_row(scores: dict[str, float]) -> dict[str, float | None]:

@@ -23,7 +23,7 @@ from clsbench.tasks.data import DataError, classnames_for, load_rows
 from clsbench.tasks.mcq import add_questions, open_image
 
 KEYS = ["food101", "caltech101"]  # one prompt / 34 prompts; 101 classes each
-SUMMARY_KEYS = {"format", "class_names", "model", "pretrained", "mode", "templates", "seed", "n_options", "negatives", "dataset", "accuracy",
+SUMMARY_KEYS = {"format", "class_names", "metrics", "paper_row", "model", "pretrained", "mode", "templates", "seed", "n_options", "negatives", "dataset", "accuracy",
                 "n_samples", "per_class_accuracy"}
 
 
@@ -160,6 +160,17 @@ def test_full_mode_equals_clip_benchmark_per_sample(tiny, fixture_root, tmp_path
         assert len(set(theirs)) > 1  # a model that always answers one class would prove nothing
         expected = sum(p == t for p, t in zip(theirs, target.tolist())) / len(theirs)
         assert summaries[key]["accuracy"] == pytest.approx(expected)
+        # The metrics block is CLIP_benchmark's own, computed by its own functions on the same logits.
+        from sklearn.metrics import balanced_accuracy_score
+
+        # CLIP_benchmark's accuracy(output, target, topk) (zeroshot_classification.py), whose float() of a
+        # 1-element array fails under NumPy 2.x, computed the same way here: top-k hits over all samples.
+        top = logits.topk(5, 1, True, True)[1].t()
+        hits = top.eq(target.view(1, -1).expand_as(top))
+        acc1, acc5 = (float(hits[:k].reshape(-1).float().sum()) / len(target) for k in (1, 5))
+        metrics = summaries[key]["metrics"]
+        assert metrics["acc1"] == pytest.approx(acc1) and metrics["acc5"] == pytest.approx(acc5)
+        assert metrics["mean_per_class_recall"] == pytest.approx(balanced_accuracy_score(target, logits.argmax(dim=1)))
 
 
 def test_mcq_asks_the_mllm_questions_and_answers_among_the_options(tiny, fixture_root, tmp_path):

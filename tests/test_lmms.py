@@ -111,13 +111,16 @@ def test_tiny_llava_end_to_end_with_logged_samples(fixture_root, tiny_llava, tmp
     for task in ("cls_logo_mcq", "cls_food101_mcq", "cls_general_mcq", "cls_imagenet_mcq", "cls_caltech101_mcq"):
         assert 0.0 <= results[task]["accuracy,none"] <= 1.0
         assert 0.0 <= results[task]["unparseable_rate,none"] <= 1.0
+    for task in ("cls_logo_mcq", "cls_food101_mcq"):  # a real stderr, not lmms-eval's "N/A" for custom aggregations
+        accuracy, stderr = results[task]["accuracy,none"], results[task]["accuracy_stderr,none"]
+        assert isinstance(stderr, float) and stderr == pytest.approx((accuracy * (1 - accuracy) / 5) ** 0.5)
     samples_file = next(tmp_path.rglob("*cls_logo_mcq*.jsonl"))
     logged = [json.loads(line) for line in samples_file.read_text().splitlines()]
     assert len(logged) == 6
     docs = add_questions(load_rows("logo", fixture_root), "logo")
     for entry, doc in zip(logged, docs):
         assert entry["input"].endswith("\n".join(f"{chr(65 + i)}. {name}" for i, name in enumerate(doc["options"])))
-        record = entry["accuracy"]
+        record = entry["decision"]
         assert entry["target"] == record["answer"] == doc["answer"]
         assert record["sample_key"] == doc["sample_key"] and record["label"] == doc["label"]
         assert record["parsed"] is None or record["parsed"] in "ABCDEFGHIJ"

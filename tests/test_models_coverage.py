@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import shlex
 
-from clsbench.models.coverage import ROUTES, markdown_table, vlmeval_models
+from clsbench.models.coverage import MODE_NOTE, ROUTES, markdown_table, vlmeval_models
 from clsbench.tasks.cli import build_parser, main
 
 PAPER_MODELS = {
@@ -64,8 +64,8 @@ def test_vlmeval_model_names_cover_the_native_checkpoints_in_both_modes():
 def test_clsbench_models_prints_the_table(capsys):
     assert main(["models"]) == 0
     printed = capsys.readouterr().out.strip()
-    assert printed == markdown_table()
-    assert len(printed.splitlines()) == 2 + len(ROUTES)
+    assert printed == MODE_NOTE + "\n\n" + markdown_table()
+    assert len(printed.splitlines()) == 4 + len(ROUTES)
     assert "clsbench lmms --model clsbench_hf --model_args pretrained=Qwen/Qwen2-VL-7B-Instruct,mode=score" in printed
 
 
@@ -74,3 +74,4 @@ def test_readme_shows_the_current_table():
 
     readme = Path(__file__).resolve().parents[1] / "README.md"
     assert markdown_table() in readme.read_text("utf-8"), "README's model table is stale: paste `clsbench models`"
+    assert MODE_NOTE in readme.read_text("utf-8"), "README must say which mode reproduces the paper"

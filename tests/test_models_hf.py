@@ -282,7 +282,7 @@ def test_loglik_mode_in_lmms_eval_returns_the_best_names_letter(tiny_llava, task
         best = max(options, key=lambda letter: (options[letter]["logprob"] / options[letter]["n_tokens"], -ord(letter)))
         assert sample["resps"][0][0] == record["pred"] == record["pred_mean"] == best
         assert all(entry["n_tokens"] == len(entry["name"].encode()) for entry in options.values())
-        assert sample["accuracy"]["parsed"] == best  # the task's own parser reads the bare letter
+        assert sample["decision"]["parsed"] == best  # the task's own parser reads the bare letter
     accuracy = output["results"]["cls_logo_mcq"]["accuracy,none"]
     assert accuracy == pytest.approx(sum(r["correct"] for r in decisions.values()) / len(decisions))
 

@@ -39,8 +39,9 @@ def test_hub_sources_are_pinned_to_full_commits():
 
 
 def test_unknown_dataset_names_the_choices():
+    assert get_dataset("imagenet1k").key == "imagenet"  # CLIP_benchmark's name is an alias
     try:
-        get_dataset("imagenet1k")
+        get_dataset("imagenet-21k")
     except KeyError as error:
         assert "imagenet, imagenetv2" in str(error)
     else:

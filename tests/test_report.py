@@ -107,9 +107,10 @@ IMAGENET_ROWS = [(1, [2, 0, 1, 3], "tench"), (0, [1, 0, 2, 3], "B")]
 def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     lmms = root / "lmms"
-    write_lmms_run(lmms, "org/model-a", "20260101_000000", {**LMMS_FULL, "logo": 0.1})  # older: loses the logo cell
+    # Three runs of one model and protocol: cells they share agree, so they fill one row (see the conflict test).
+    write_lmms_run(lmms, "org/model-a", "20260101_000000", LMMS_FULL)
     write_lmms_run(lmms, "org/model-a", "20260102_000000", {"logo": LMMS_FULL["logo"]}, {"logo": LMMS_SAMPLES["logo"]})
-    write_lmms_run(lmms, "org/model-a", "20260101_120000", {k: LMMS_FULL[k] for k in ("imagenet", "logo")} | {"logo": 0.2},
+    write_lmms_run(lmms, "org/model-a", "20260101_120000", {k: LMMS_FULL[k] for k in ("imagenet", "logo")},
                    {"imagenet": LMMS_SAMPLES["imagenet"]})
     write_lmms_run(lmms, "/ckpt/model-b", "20260103_000000", {"imagenet": 0.4, "imagenetv2": 0.3, "objectnet": 0.2,
                                                              "caltech101": 0.1, "cub200": 0.5})
@@ -172,7 +173,7 @@ def test_markdown_table_exact_rows(report):
 def test_csv_has_empty_missing_cells_and_types(report):
     rows = by_model(csv_rows(report["out"] / "table.csv"))
     assert rows["llava_hf (org/model-a)"]["Fine-grained Avg."] == "36.7"
-    assert rows["llava_hf (org/model-a)"]["Logo"] == "62.5"  # newest file wins per task
+    assert rows["llava_hf (org/model-a)"]["Logo"] == "62.5"
     assert rows["llava_hf (model-b)"]["GLMK"] == "" and rows["llava_hf (model-b)"]["General Avg."] == "25.0"
     assert rows["ViT-B-32 (openai) [clip mcq]"]["Type"] == "CLIP"
     assert rows["InternVL2-8B"]["Toolkit"] == "vlmeval" and rows["InternVL2-8B"]["Type"] == "MLLM"

@@ -47,14 +47,16 @@ def doc_to_text(doc, lmms_eval_specific_kwargs=None):
 
 
 def process_results(doc, results):
+    """Per sample: 0/1 accuracy and unparseable (lmms-eval averages them, with a stderr) and the full decision record."""
     record = score_reply(results[0] if results else None, doc["options"], doc["answer"])
     record.update(sample_key=doc["sample_key"], label=doc["label"], image_id=image_id(doc))
     record["prediction"] = doc["option_labels"][ord(record["parsed"]) - 65] if record["parsed"] else None
-    return {"accuracy": record, "unparseable_rate": record["unparseable"]}
+    return {"accuracy": record["correct"], "unparseable_rate": record["unparseable"], "decision": record}
 
 
-def aggregate_accuracy(records):
-    return sum(record["correct"] for record in records) / len(records) if records else float("nan")
+def aggregate_decisions(records):
+    """The ``decision`` metric's value: how many questions were decided (the records themselves are logged)."""
+    return len(records)
 
 
 # Free-form answers: open world (no options) and closed world (every class name listed).

@@ -1,0 +1,176 @@
+"""Results you can trust and compare: rows per (model, protocol), partial and conflicting cells, the leaderboard
+file, the paper beside every row, CLIP_benchmark's outputs, figures a reader trusts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clsbench.tasks.paper import mllm_row, table2
+from clsbench.tasks.registry import DATASETS, dataset_for_name
+from clsbench.tasks.report import ReportError, write_report
+from clsbench.tasks.lmms_tasks import task_name
+
+
+def lmms_results(folder: Path, stamp: str, model_args: str, scores: dict[str, float], *, n: int = 8,
+                 effective: int | None = None, model: str = "clsbench_hf", suffix: str = "") -> Path:
+    """An lmms-eval results file as 0.7.3 writes it: results, n-samples, config."""
+    folder.mkdir(parents=True, exist_ok=True)
+    results = {task_name(key, suffix): {"accuracy,none": value, "accuracy_stderr,none": 0.1, "unparseable_rate,none": 0.0}
+               for key, value in scores.items()}
+    counts = {task_name(key, suffix): {"original": n, "effective": effective or n} for key in scores}
+    path = folder / f"{stamp}_results.json"
+    path.write_text(json.dumps({"results": results, "n-samples": counts, "date": stamp,
+                                "config": {"model": model, "model_args": model_args,
+                                           "limit": None if effective is None else float(effective)}}))
+    return path
+
+
+def report(runs, tmp_path, **kwargs) -> tuple[str, str]:
+    echoed: list[str] = []
+    table = write_report([Path(r) for r in runs], tmp_path / kwargs.pop("out", "out"), figures=False,
+                         echo=echoed.append, **kwargs)
+    return table, "\n".join(echoed)
+
+
+def row(table: str, name: str) -> list[str]:
+    line = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")][1:]
+
+
+def test_score_generate_and_limit_runs_of_one_checkpoint_are_honest_rows(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpt").mkdir()
+    runs = tmp_path / "runs" / "m"
+    six = {key: 0.5 for key, spec in DATASETS.items() if spec.group == "fine-grained"}
+    lmms_results(runs, "20260101_000000", "pretrained=./ckpt,mode=score", {**six, "food101": 0.125})
+    lmms_results(runs, "20260102_000000", "pretrained=./ckpt,mode=generate", {"food101": 0.0})
+    lmms_results(runs, "20260103_000000", f"pretrained={tmp_path / 'ckpt'},mode=score", {"food101": 0.0},
+                 effective=1)  # a --limit 1 run of the same checkpoint, given by its absolute path
+    table, echo = report([tmp_path / "runs"], tmp_path)
+    score, generate = row(table, "clsbench_hf (ckpt) [score]"), row(table, "clsbench_hf (ckpt)")
+    food = list(DATASETS).index("food101")
+    assert score[food] == "12.5" and generate[food] == "0.0"  # three runs, two protocols: nothing replaced
+    assert score[-1] == "43.8"  # the complete Food cell stays in the average; the partial run changes nothing
+    assert "clsbench_hf (ckpt): IMN, IMNv2, ONet, C101, CUB, GLMK, Logo, Flower, SCar;" in echo  # generate: Food only
+    assert len([line for line in table.splitlines() if "(ckpt)" in line]) == 2  # ./ckpt and /abs/ckpt: one model
+
+    lmms_results(runs, "20260104_000000", "pretrained=./ckpt,mode=generate", {"logo": 0.0}, effective=1)
+    table, echo = report([tmp_path / "runs"], tmp_path, out="out2")
+    assert row(table, "clsbench_hf (ckpt)")[list(DATASETS).index("logo")] == "0.0 (n=1/8)"
+    assert "Logo partial (n=1 of 8)" in echo and "Missing datasets: none" not in echo
+
+
+def test_partial_cells_stay_out_of_group_averages_unless_allowed(tmp_path):
+    runs = tmp_path / "runs" / "m"
+    fine = [key for key, spec in DATASETS.items() if spec.group == "fine-grained"]
+    lmms_results(runs, "20260101_000000", "pretrained=org/m", {key: 0.5 for key in fine[:-1]})
+    lmms_results(runs, "20260102_000000", "pretrained=org/m", {fine[-1]: 1.0}, effective=2)
+    table, _ = report([tmp_path / "runs"], tmp_path)
+    assert row(table, "clsbench_hf (org/m)")[-1] == "—"
+    table, _ = report([tmp_path / "runs"], tmp_path, out="allowed", allow_partial=True)
+    assert row(table, "clsbench_hf (org/m)")[-1] == "58.3"
+
+
+def test_two_different_complete_results_for_one_cell_are_a_reported_conflict(tmp_path):
+    runs = tmp_path / "runs" / "m"
+    first = lmms_results(runs, "20260101_000000", "pretrained=org/m,mode=score", {"logo": 0.5})
+    second = lmms_results(runs, "20260102_000000", "pretrained=org/m,mode=score", {"logo": 0.25})
+    table, echo = report([tmp_path / "runs"], tmp_path)
+    assert row(table, "clsbench_hf (org/m) [score]")[list(DATASETS).index("logo")] == "—"
+    assert f"conflict: clsbench_hf (org/m) [score] on Logo" in echo and str(first) in echo and str(second) in echo
+    lines = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert sorted(line["accuracy"] for line in lines if line["conflict"]) == [0.25, 0.5]
+
+
+def test_variants_and_name_sets_are_rows_of_their_own(tmp_path):
+    runs = tmp_path / "runs" / "m"
+    lmms_results(runs, "20260101_000000", "pretrained=org/m", {"imagenet": 0.5})
+    lmms_results(runs, "20260102_000000", "pretrained=org/m", {"imagenet": 0.75}, suffix="_4opt")
+    lmms_results(runs, "20260103_000000", "pretrained=org/m", {"imagenet": 0.25}, suffix="_openai")
+    table, _ = report([tmp_path / "runs"], tmp_path)
+    assert row(table, "clsbench_hf (org/m)")[0] == "50.0"
+    assert row(table, "clsbench_hf (org/m) [4 options]")[0] == "75.0"
+    assert row(table, "clsbench_hf (org/m) [openai names]")[0] == "25.0"
+
+
+def test_the_leaderboard_file_round_trips_to_the_same_table(tmp_path):
+    runs = tmp_path / "runs" / "m"
+    lmms_results(runs, "20260101_000000", "pretrained=Qwen/Qwen2-VL-7B-Instruct,mode=score",
+                 {key: 0.9 for key in DATASETS}, n=100)
+    lmms_results(runs, "20260102_000000", "pretrained=org/m", {"logo": 0.3}, effective=4)
+    table, _ = report([tmp_path / "runs"], tmp_path, show="ci")
+    leaderboard = tmp_path / "out" / "results.jsonl"
+    entries = [json.loads(line) for line in leaderboard.read_text().splitlines()]
+    first = next(e for e in entries if e["dataset"] == "imagenet")
+    assert first["n"] == 100 and first["stderr"] == 0.1 and first["protocol"]["mode"] == "score"
+    assert first["ci95"][0] < 0.9 < first["ci95"][1] and first["paper_row"] == "Qwen2-VL"
+    assert {"model_id", "toolkit", "unparseable_rate", "versions", "source", "partial"} <= set(first)
+    again, _ = report([leaderboard], tmp_path, out="again", show="ci")
+    assert again == table
+    assert "90.0 [82.6, 94.5]" in table  # the Wilson 95 % interval of 90/100
+
+
+def test_reference_paper_rows_and_deltas(tmp_path):
+    runs = tmp_path / "runs" / "m"
+    lmms_results(runs, "20260101_000000", "pretrained=Qwen/Qwen2-VL-7B-Instruct", {"imagenet": 0.9, "food101": 0.9})
+    table, _ = report([tmp_path / "runs"], tmp_path, reference="paper")
+    assert row(table, "Qwen2-VL (paper)")[:2] == ["97.4", "96.8"] and row(table, "OpenAI CLIP (paper)")[0] == "96.3"
+    assert len([line for line in table.splitlines() if "(paper)" in line]) == 16
+    delta = (tmp_path / "out" / "delta.md").read_text()
+    line = next(line for line in delta.splitlines() if line.startswith("| clsbench_hf (Qwen/Qwen2-VL-7B-Instruct)"))
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[1] == "Qwen2-VL" and cells[2] == "-7.4" and cells[2 + list(DATASETS).index("food101")] == "-6.2"
+    with pytest.raises(ReportError, match="only reference is 'paper'"):
+        report([tmp_path / "runs"], tmp_path, out="x", reference="imagenet")
+
+
+def test_table2_is_the_papers_and_the_mapping_covers_its_mllms():
+    rows = table2()
+    assert len(rows) == 16 and rows["Qwen2-VL"]["accuracy"]["imagenet"] == pytest.approx(0.974)
+    for name, row_ in rows.items():  # the averages recompute from the cells (to 0.05, as printed)
+        for group, column in (("general", "general_avg"), ("fine-grained", "finegrained_avg")):
+            keys = [k for k, spec in DATASETS.items() if spec.group == group and spec.in_paper]
+            assert len([k for k in keys if k in row_["accuracy"]]) == len(keys)
+    mllms = {name for name, row_ in rows.items() if row_["kind"] == "mllm"}
+    assert {mllm_row(hub) for hub in ("Qwen/Qwen2-VL-7B-Instruct", "llava-hf/llava-1.5-7b-hf", "openbmb/MiniCPM-V-2_6",
+                                       "OpenGVLab/InternVL2-8B", "microsoft/Phi-3-vision-128k-instruct",
+                                       "deepseek-ai/deepseek-vl-7b-chat", "Qwen/Qwen-VL-Chat",
+                                       "llava-hf/llava-v1.6-vicuna-7b-hf", "openbmb/MiniCPM-Llama3-V-2_5",
+                                       "llava-hf/llava-onevision-qwen2-7b-ov-hf")} == mllms
+
+
+def test_clip_benchmark_results_are_read_as_full_mode_rows(tmp_path):
+    folder = tmp_path / "cb"
+    folder.mkdir()
+    dump = {"dataset": "cars", "model": "ViT-B-32", "pretrained": "openai", "task": "zeroshot_classification",
+            "metrics": {"acc1": 0.6, "acc5": 0.9, "mean_per_class_recall": 0.58}, "language": "en"}
+    (folder / "cars_ViT-B-32_openai.json").write_text(json.dumps(dump))  # clip_benchmark eval --output's layout
+    table, _ = report([folder], tmp_path)
+    assert row(table, "ViT-B-32 (openai) [CLIP_benchmark full]")[list(DATASETS).index("stanfordcars")] == "60.0"
+
+
+@pytest.mark.parametrize("name,key", [("cars", "stanfordcars"), ("flowers", "flowers102"), ("imagenet1k", "imagenet"),
+                                      ("SCar", "stanfordcars"), ("ClsBench_imagenet_openai", "imagenet")])
+def test_other_tools_names_are_aliases(name, key):
+    from clsbench.clip_baselines.run import parse_datasets
+
+    assert dataset_for_name(name) == key
+    assert parse_datasets(f"food101 {name}") == ["food101", key] and parse_datasets([f"{name},logo"]) == [key, "logo"]
+
+
+def test_figures_show_chance_and_zero_and_keep_colours(tmp_path):
+    runs = tmp_path / "runs" / "m"
+    lmms_results(runs, "20260101_000000", "pretrained=org/m", {key: 0.0 for key in DATASETS})
+    write_report([tmp_path / "runs"], tmp_path / "out", scatter=True, echo=None, reference="paper")
+    svg = (tmp_path / "out" / "bars.svg").read_text()
+    assert "chance" in svg and "clsbench_hf (org/m)" in svg
+    from clsbench.tasks.report import _series_styles, chance_levels, collect
+
+    assert chance_levels()[list(DATASETS).index("logo")] == pytest.approx(10.0)
+    assert chance_levels()[0] == pytest.approx(100 / 26)
+    models = collect([tmp_path / "runs"], None, [], reference="paper")
+    styles = _series_styles(models)
+    assert len({str(style) for style in styles}) == len(styles)  # one style per row, shared by both figures
