@@ -80,7 +80,7 @@ def test_two_different_complete_results_for_one_cell_are_a_reported_conflict(tmp
     second = lmms_results(runs, "20260102_000000", "pretrained=org/m,mode=score", {"logo": 0.25})
     table, echo = report([tmp_path / "runs"], tmp_path)
     assert row(table, "clsbench_hf (org/m) [score]")[list(DATASETS).index("logo")] == "—"
-    assert f"conflict: clsbench_hf (org/m) [score] on Logo" in echo and str(first) in echo and str(second) in echo
+    assert "conflict: clsbench_hf (org/m) [score] on Logo" in echo and str(first) in echo and str(second) in echo
     lines = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert sorted(line["accuracy"] for line in lines if line["conflict"]) == [0.25, 0.5]
 
