@@ -22,9 +22,9 @@ DESCRIPTION = (
 )
 EPILOG = (
     "examples:\n"
-    "  clsbench clip --model openai-vit-l-14 --datasets food101,cub200 --mode mcq --out clip_results\n"
+    "  clsbench clip --model openai-vit-l-14 --datasets food101,cub200 --mode mcq --output-dir clip_results\n"
     "  clsbench clip --model ViT-B-32 --pretrained laion2b_s34b_b79k --mode full --templates single\n"
-    "  accelerate launch --multi_gpu --num_processes 8 -m clsbench.clip_baselines --model siglip-so400m --out clip_results"
+    "  accelerate launch --multi_gpu --num_processes 8 -m clsbench.clip_baselines --model siglip-so400m --output-dir clip_results"
 )
 
 
@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="mcq wrong classes: random, or read from `clsbench negatives` file (as the _textsim/_cliphard tasks)")
     parser.add_argument("--class-names", default="paper", metavar="SET",
                         help="class-name set shown, as in the MLLM questions: paper (default) or, for imagenet, openai")
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"results root; the run goes to OUT/<run name>/ (default: ./{DEFAULT_OUT})")
+    parser.add_argument("--output-dir", default=DEFAULT_OUT,
+                        help=f"results root; the run goes to <output-dir>/<run name>/ (default: ./{DEFAULT_OUT})")
     parser.add_argument("--data-dir", help="root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)")
     parser.add_argument("--cache-dir", help="text-embedding cache (default: $CLSBENCH_CLIP_CACHE or ~/.cache/clsbench/clip_text)")
     parser.add_argument("--model-cache-dir", help="where open_clip keeps downloaded weights (default: the HF cache)")
@@ -102,7 +103,7 @@ def cmd_clip(args: argparse.Namespace) -> int:
     state = PartialState(cpu=args.cpu)
     try:
         summaries = run_clip(
-            args.model, args.pretrained, args.datasets, args.out, mode=args.mode, templates=args.templates,
+            args.model, args.pretrained, args.datasets, args.output_dir, mode=args.mode, templates=args.templates,
             seed=args.seed, n_options=args.n_options, negatives=args.negatives, class_names=args.class_names,
             data_dir=args.data_dir, cache_dir=args.cache_dir,
             model_cache_dir=args.model_cache_dir, batch_size=args.batch_size, workers=args.workers,

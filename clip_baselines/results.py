@@ -1,6 +1,6 @@
 """The CLIP baselines' results on disk (format ``clsbench-clip-v1``): written incrementally, resumable.
 
-Layout, for ``clsbench clip ... --out OUT``::
+Layout, for ``clsbench clip ... --output-dir OUT``::
 
     OUT/<run_name>/<dataset>.predictions.jsonl   one line per sample, appended as batches finish
     OUT/<run_name>/<dataset>.json                the summary, written once the dataset is complete

@@ -48,9 +48,12 @@ def dataset_keys(names: list[str]) -> list[str]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .coverage import MODE_NOTE, markdown_table
+    from .coverage import MODE_NOTE, compact_listing, markdown_table
 
-    print(MODE_NOTE + "\n\n" + markdown_table())
+    import textwrap
+
+    note = MODE_NOTE if args.markdown else textwrap.fill(MODE_NOTE, 110)
+    print(note + "\n\n" + (markdown_table() if args.markdown else compact_listing()))
     return 0
 
 
@@ -59,9 +62,9 @@ def cmd_export_vlmeval(args: argparse.Namespace) -> int:
     from clsbench.tasks.vlmeval import write_tsv
 
     for key in dataset_keys(args.datasets):
-        path = write_tsv(key, args.out, args.data_dir, args.class_names)
+        path = write_tsv(key, args.output_dir, args.data_dir, args.class_names)
         print(f"{key}: {path}")
-    write_versions(args.out)
+    write_versions(args.output_dir)
     return 0
 
 
@@ -101,11 +104,12 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
 def add_commands(commands) -> None:
     """Add the MLLM subcommands to the core CLI's subparsers."""
     p = commands.add_parser("models", help="how to run the paper's MLLMs: commands per toolkit, needs, what was checked")
+    p.add_argument("--markdown", action="store_true", help="print the README's Markdown table instead of the listing")
     p.set_defaults(run=cmd_models)
 
     p = commands.add_parser("export-vlmeval", help="write VLMEvalKit MCQ TSVs with the lmms-eval tasks' questions")
     p.add_argument("datasets", nargs="+", help="dataset keys (food101), names (ClsBench_food101, cls_food101_mcq) or groups (cls_mcq = all ten)")
-    p.add_argument("--out", required=True, help="folder for ClsBench_<dataset>.tsv (VLMEvalKit reads $LMUData/<name>.tsv)")
+    p.add_argument("--output-dir", required=True, help="folder for ClsBench_<dataset>.tsv (VLMEvalKit reads $LMUData/<name>.tsv)")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--class-names", default="paper", metavar="SET",
                    help="class-name set shown: paper (default) or, for imagenet, openai (written as ClsBench_imagenet_openai)")

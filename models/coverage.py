@@ -124,6 +124,28 @@ MODE_NOTE = (
 )
 
 
+def compact_listing(width: int = 110) -> str:
+    """The same facts as the table, one block per model, wrapped for a terminal."""
+    import textwrap
+
+    def wrap(label: str, text: str, command: bool = False) -> list[str]:
+        indent = " " * (len(label) + 4)
+        lines = textwrap.wrap(text, width - len(indent), break_long_words=False, break_on_hyphens=False)
+        joiner = " \\" if command else ""
+        return [f"  {label}: {lines[0]}{joiner if len(lines) > 1 else ''}"] + [
+            f"{indent}{line}{joiner if i < len(lines) - 2 else ''}" for i, line in enumerate(lines[1:])
+        ]
+
+    blocks = []
+    for route in ROUTES:
+        name = route.name if route.in_paper else f"{route.name} (not in the paper)"
+        block = [name, *wrap("lmms-eval", route.lmms_command(), command=True),
+                 *wrap("VLMEvalKit", route.vlmeval_model.replace("`", "")),
+                 *wrap("needs", route.needs.replace("`", "")), *wrap("checked", route.verified.replace("`", ""))]
+        blocks.append("\n".join(block))
+    return "\n\n".join(blocks) + "\n\n(`clsbench models --markdown` prints this as the README's table.)"
+
+
 def markdown_table() -> str:
     """The README's coverage table."""
     lines = [

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .data import DataError, classnames_for, data_root, find_prepared, load_rows
+from .data import DataError, classnames_for, data_root, find_prepared, hub_offline_message, load_rows
 from .mcq import DEFAULT_SEED, SampleError, format_prompt, make_sample
 from .options import LETTERS, MAX_OPTIONS
 from .registry import DATASETS, HubSource, get_dataset
@@ -45,7 +46,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         def status(spec):
             prepared = find_prepared(spec.key, args.data_dir)
             if prepared is not None:
-                return f"local: {prepared.meta['rows']} rows at {prepared.root}"
+                rows = prepared.meta["rows"]
+                size = "" if rows == spec.expected_size else f" (not the paper's {spec.expected_size:,}: partial)"
+                return f"local: {rows} rows at {prepared.root}{size}"
             if spec.is_local:
                 return "missing: run `clsbench prepare " + spec.key + "`"
             return "not checked" if args.no_check else _hub_status(spec.source, args.timeout)
@@ -101,14 +104,14 @@ def cmd_options(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import prepare
 
-    prepared = prepare(args.dataset, args.source, args.out, skip_corrupt=args.skip_corrupt, subset=args.subset)
+    prepared = prepare(args.dataset, args.source, args.data_dir, skip_corrupt=args.skip_corrupt, subset=args.subset)
     skipped = len(prepared.meta.get("skipped", []))
     print(f"{prepared.key}: {prepared.meta['rows']} rows written to {prepared.root}" + (f" ({skipped} skipped)" if skipped else ""))
     expected = get_dataset(args.dataset).expected_size
     if prepared.meta["rows"] != expected:
         print(f"clsbench prepare: warning: the paper's {args.dataset} split has {expected:,} images, this copy "
               f"{prepared.meta['rows']:,}; check the raw files (see `clsbench list` and README)", file=sys.stderr)
-    print(f'use it with: lmms-eval --include_path "$(clsbench tasks-path --data-dir {data_root(args.out)})" ...')
+    print(f'use it with: lmms-eval --include_path "$(clsbench tasks-path --data-dir {data_root(args.data_dir)})" ...')
     return 0
 
 
@@ -117,13 +120,20 @@ def cmd_negatives(args: argparse.Namespace) -> int:
 
     classnames = classnames_for(args.dataset, args.data_dir)
     if args.method == "text-similar":
-        path = negatives.text_similar(args.dataset, classnames, args.encoder, args.out or args.data_dir)
+        try:
+            path = negatives.text_similar(args.dataset, classnames, args.encoder, args.data_dir)
+        except (OSError, ValueError) as error:  # offline, or no such model: one line, not a traceback
+            raise DataError(
+                f"the text encoder {args.encoder} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
+                f"Download it on a machine with access (hf download {args.encoder}) and pass its folder, or set "
+                "HF_HUB_OFFLINE=1 with a filled cache"
+            ) from error
     else:
         from clsbench.clip_baselines.hard_negatives import DEFAULT_MODEL, DEFAULT_PRETRAINED, clip_hard
 
         pretrained = args.pretrained if args.pretrained or args.model != DEFAULT_MODEL else DEFAULT_PRETRAINED
         path = clip_hard(args.dataset, classnames, args.model, pretrained, data_dir=args.data_dir,
-                         out_root=args.out or args.data_dir, templates=args.templates)
+                         out_root=args.data_dir, templates=args.templates)
     print(f"{args.dataset}: {args.method} negatives written to {path}")
     return 0
 
@@ -131,7 +141,7 @@ def cmd_negatives(args: argparse.Namespace) -> int:
 def cmd_descriptions(args: argparse.Namespace) -> int:
     from .descriptions import collect_descriptions
 
-    for key, path in collect_descriptions(args.runs, args.out).items():
+    for key, path in collect_descriptions(args.runs, args.data_dir).items():
         print(f"{key}: descriptions written to {path}")
     return 0
 
@@ -144,22 +154,93 @@ def cmd_multilabel(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks_path(args: argparse.Namespace) -> int:
-    from .lmms_tasks import task_folder_for
+    from .lmms_tasks import PACKAGE_TASK_FOLDER, task_folder_for
 
-    print(task_folder_for(args.data_dir))
+    folder = task_folder_for(args.data_dir)
+    if folder != PACKAGE_TASK_FOLDER:
+        print(f"clsbench: wrote the task folder for these prepared copies to {folder} (its YAMLs read them)",
+              file=sys.stderr)
+    print(folder)
     return 0
 
 
-def run_lmms(lmms_args: list[str], data_dir: str | None = None, env: dict | None = None) -> tuple[int, list[Path]]:
+def normalise_args(args: list[str]) -> list[str]:
+    """``--opt=value`` as ``--opt value``, so options are found whichever form the user typed."""
+    out: list[str] = []
+    for arg in args:
+        if arg.startswith("--") and "=" in arg:
+            out += arg.split("=", 1)
+        else:
+            out.append(arg)
+    return out
+
+
+def _option(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args and args.index(name) + 1 < len(args) else None
+
+
+def _unreachable_hub_datasets(task_names: str, data_dir: str | None) -> list[str]:
+    """Hub-backed datasets of the requested tasks that have no prepared copy, when the Hub cannot be reached.
+
+    Checked in a few seconds before lmms-eval starts, so a machine without the Hub fails with the fix at
+    once instead of after the Hub client's retries.
+    """
+    from .lmms_tasks import datasets_of_tasks
+
+    keys = [key for key in datasets_of_tasks(task_names) if isinstance(DATASETS[key].source, HubSource)
+            and find_prepared(key, data_dir) is None]
+    if not keys:
+        return []
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        return keys  # offline mode: only a filled cache could serve them; lmms-eval says if it cannot
+    status = _hub_status(DATASETS[keys[0]].source, timeout=5.0)
+    return keys if "unreachable" in status else []
+
+
+# Failures inside lmms-eval worth explaining: (pattern in its output, clsbench's explanation).
+_LMMS_HINTS = (
+    (re.compile(r"get_model_name_from_path|No module named 'llava'"),
+     "lmms-eval's llava_onevision model needs the LLaVA-NeXT repository (pip install "
+     "git+https://github.com/LLaVA-VL/LLaVA-NeXT.git). The same checkpoint runs without it as "
+     "--model clsbench_hf --model_args pretrained=llava-hf/llava-onevision-qwen2-7b-ov-hf"),
+    (re.compile(r"No module named 'filelock\._api'"),
+     "filelock 4 breaks lmms-eval 0.7.3: pip install 'filelock<4' (see `clsbench doctor`)"),
+)
+_OUR_ERROR = re.compile(r"clsbench\.tasks\.\w+\.(?:DataError|SampleError): (.*)")
+
+
+def lmms_failure_messages(output: str) -> list[str]:
+    """clsbench's own error messages and hints found in lmms-eval's output, most specific first."""
+    messages = []
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        match = _OUR_ERROR.search(line)
+        if match:
+            text = [match.group(1)]
+            for follow in lines[index + 1: index + 6]:  # multi-line messages: the commands to run
+                if not follow.startswith(("  ", "then ", "where ", "To ")) or follow.startswith("  File "):
+                    break
+                text.append(follow)
+            message = "\n".join(text)
+            if message not in messages:
+                messages.append(message)
+    messages += [hint for pattern, hint in _LMMS_HINTS if pattern.search(output)]
+    return messages
+
+
+def run_lmms(
+    lmms_args: list[str], data_dir: str | None = None, env: dict | None = None, log_file: Path | None = None
+) -> tuple[int, list[Path]]:
     """Run lmms-eval's CLI with our tasks included; returns (status, results files it wrote).
 
     lmms-eval exits 0 even when evaluation failed, so success means: exit code 0 and at least one
-    new results file under --output_path.
+    new results file under --output_path. Its output is shown (or, with ``log_file``, kept there) and
+    scanned: a failure ends with clsbench's own message (what failed, for which dataset, the fix).
     """
     from .lmms_tasks import task_folder_for
     from .results import results_files
 
-    args = list(lmms_args)
+    args = normalise_args(list(lmms_args))
     include = str(task_folder_for(data_dir))
     if "--include_path" in args:
         position = args.index("--include_path") + 1
@@ -169,20 +250,43 @@ def run_lmms(lmms_args: list[str], data_dir: str | None = None, env: dict | None
     if "--output_path" not in args:
         args += ["--output_path", DEFAULT_LMMS_OUTPUT]
         print(f"clsbench: writing results to ./{DEFAULT_LMMS_OUTPUT} (pass --output_path to choose)", file=sys.stderr)
-    output_path = args[args.index("--output_path") + 1]
+    output_path = _option(args, "--output_path")
+    unreachable = _unreachable_hub_datasets(_option(args, "--tasks") or "", data_dir)
+    if unreachable:
+        for key in unreachable:
+            print(f"clsbench lmms: error: {hub_offline_message(DATASETS[key], ConnectionError('the Hub is unreachable'))}",
+                  file=sys.stderr)
+        return 2, []
     started = time.time()
-    code = subprocess.call([sys.executable, "-m", "lmms_eval", *args], env=env)
+    run_env = {**(env or os.environ), "CLSBENCH_LMMS_TASKS": "0"}  # the folder is passed explicitly here
+    process = subprocess.Popen([sys.executable, "-m", "lmms_eval", *args], env=run_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, errors="replace")
+    sink = log_file.open("w", encoding="utf-8") if log_file else sys.stderr
+    kept: list[str] = []
+    for line in process.stdout:
+        sink.write(line)
+        sink.flush()
+        kept.append(line)
+        del kept[:-4000]  # enough to find the error and its traceback
+    code = process.wait()
+    if log_file:
+        sink.close()
     written = results_files(output_path, newer_than=started)
     if written:
         from .environment import write_versions
 
         write_versions(output_path, {"lmms_eval_args": args})
     if code == 0 and not written:
-        print(f"clsbench: lmms-eval wrote no results under {output_path}: the evaluation failed (see its log above)", file=sys.stderr)
+        where = f"see {log_file}" if log_file else "see its log above"
+        print(f"clsbench: lmms-eval wrote no results under {output_path}: the evaluation failed ({where})", file=sys.stderr)
         code = 1
     if code != 0:
-        print("clsbench: if a dataset could not be loaded, `clsbench list` shows what is reachable; README "
-              "'Local data' says how to prepare it or run offline", file=sys.stderr)
+        messages = lmms_failure_messages("".join(kept))
+        for message in messages:
+            print(f"clsbench lmms: error: {message}", file=sys.stderr)
+        if not messages:
+            print("clsbench: if a dataset could not be loaded, `clsbench list` shows what is reachable; README "
+                  "'Local data' says how to prepare it or run offline", file=sys.stderr)
     return code, written
 
 
@@ -221,13 +325,23 @@ def cmd_lmms(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_upstream(args: argparse.Namespace) -> int:
+    from .environment import clsbench_version
+    from .upstream import write_upstream_kit
+
+    folder = write_upstream_kit(args.dest, clsbench_version())
+    print(f"clsbench: the task folder is {folder} (copy it to lmms_eval/tasks/), the PR description "
+          f"{folder.parent / 'PR.md'}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     if stop_on_known_bad("demo"):
         return 3
 
-    return run_demo(Path(args.work_dir), samples=args.samples)
+    return run_demo(Path(args.output_dir), samples=args.samples)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,9 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_list)
 
     p = commands.add_parser("options", help="the question for one sample, as JSON")
-    p.add_argument("dataset", choices=list(DATASETS))
+    p.add_argument("dataset", choices=list(DATASETS), help="dataset key")
     p.add_argument("index", type=int, help="row index in the evaluation split (the sample key)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")
     p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
     p.add_argument("--label", type=int, help="the sample's label, to skip loading the data")
     p.add_argument("--class-names", default="paper", metavar="SET",
@@ -256,16 +370,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_options)
 
     p = commands.add_parser("prepare", help="build a local dataset in the standard schema from raw files")
-    p.add_argument("dataset", choices=list(DATASETS))
+    p.add_argument("dataset", choices=list(DATASETS), help="dataset key")
     p.add_argument("--source", required=True, help="the raw files (see `clsbench list` and README)")
-    p.add_argument("--out", help=f"data root to write <root>/<dataset>/ into ({data_dir_help.split('(')[1]}")
+    p.add_argument("--data-dir", help=f"data root to write <root>/<dataset>/ into ({data_dir_help.split('(')[1]}")
     p.add_argument("--skip-corrupt", action="store_true", help="leave out unreadable images (listed in clsbench.json)")
     p.add_argument("--subset", help="gldv2: a file of test image ids to keep (e.g. the paper's subset)")
     p.set_defaults(run=cmd_prepare)
 
     p = commands.add_parser("negatives", help="precompute hard negatives into the file the hard-negative tasks read")
-    p.add_argument("dataset", choices=list(DATASETS))
-    p.add_argument("--method", required=True, choices=["text-similar", "clip-hard"])
+    p.add_argument("dataset", choices=list(DATASETS), help="dataset key")
+    p.add_argument("--method", required=True, choices=["text-similar", "clip-hard"],
+                   help="text-similar: nearest class names (per class); clip-hard: a CLIP model's top wrong classes (per image)")
     p.add_argument("--encoder", default="sentence-transformers/all-MiniLM-L6-v2", help="text-similar: a sentence-transformers model id or path")
     p.add_argument("--model", default="ViT-L-14",
                    help="clip-hard: an open_clip name or a paper CLIP model (default: ViT-L-14, the protocol's OpenCLIP ViT-L/14)")
@@ -274,18 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", choices=("single", "ensemble"), default="single",
                    help="clip-hard: zero-shot prompts for ranking (default: single, 'a photo of a {}.', as the protocol)")
     p.add_argument("--data-dir", help=data_dir_help)
-    p.add_argument("--out", help="data root to write negatives/<dataset>.<method>.json into (default: the data root)")
     p.set_defaults(run=cmd_negatives)
 
     p = commands.add_parser("descriptions", help="collect cls_<dataset>_describe replies for the text-only tasks")
     p.add_argument("runs", nargs="+", help="lmms-eval --output_path folders of describe runs made with --log_samples")
-    p.add_argument("--out", help="data root to write descriptions/<dataset>.json into (default: the data root)")
+    p.add_argument("--data-dir", help="data root to write descriptions/<dataset>.json into (default: the data root)")
     p.set_defaults(run=cmd_descriptions)
 
     p = commands.add_parser("multilabel", help="single- and multi-label accuracy (ReGT, ReaL) of logged predictions")
     p.add_argument("runs", nargs="+", help="lmms-eval --output_path folders (with --log_samples) or clsbench clip outputs")
     p.add_argument("--labels", required=True, help="valid labels per image: JSON list (ReaL order), JSON object or CSV")
-    p.add_argument("--dataset", default="imagenet", choices=list(DATASETS))
+    p.add_argument("--dataset", default="imagenet", choices=list(DATASETS), help="dataset of the runs (default imagenet)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("--with-data", action="store_true", help="read image ids from the data for predictions that lack them (CLIP)")
     p.set_defaults(run=cmd_multilabel)
@@ -303,11 +417,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(run=cmd_lmms)
 
+    p = commands.add_parser("upstream-lmms-eval", help="write the task folder as it would go into lmms-eval, and a PR description")
+    p.add_argument("dest", help="folder to write cls_mcq/ and PR.md into")
+    p.set_defaults(run=cmd_upstream)
+
     p = commands.add_parser("doctor", help="installed versions of clsbench's dependencies and every known-bad combination")
     p.set_defaults(run=cmd_doctor)
 
     p = commands.add_parser("demo", help="the whole path offline: fixture data, a tiny model, real lmms-eval, a table")
-    p.add_argument("--work-dir", default="clsbench_demo", help="where fixtures, the tiny model and results go")
+    p.add_argument("--output-dir", default="clsbench_demo", help="where fixtures, the tiny model and results go")
     p.add_argument("--samples", type=int, default=8, help="fixture samples per dataset")
     p.set_defaults(run=cmd_demo)
 

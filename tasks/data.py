@@ -149,7 +149,7 @@ def missing_data_message(spec: DatasetSpec, data_dir: str | os.PathLike | None =
     root = data_root(data_dir)
     return (
         f"{spec.key}: no prepared data at {root / spec.key}. Build it with\n"
-        f"  clsbench prepare {spec.key} --source RAW_DIR --out {root}\n"
+        f"  clsbench prepare {spec.key} --source RAW_DIR --data-dir {root}\n"
         f"where RAW_DIR is {spec.source.raw_form if spec.is_local else 'a local snapshot of ' + spec.source.repo_id}"
         + (f" (get it from {spec.source.obtain})." if spec.is_local else ".")
     )

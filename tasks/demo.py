@@ -55,7 +55,9 @@ def run_demo(work_dir: Path, samples: int = 8) -> int:
         ],
         data_dir=data_dir,
         env={**os.environ, **OFFLINE_ENV},
+        log_file=work_dir / "lmms_eval.log",  # lmms-eval's own log lines stay out of the demo's output
     )
+    print(f"clsbench demo: lmms-eval's log is in {work_dir / 'lmms_eval.log'}")
     if code != 0:
         return code
     print("\nclsbench demo: the tiny random-weight open_clip model on the same questions (mcq mode)")

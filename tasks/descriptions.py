@@ -2,7 +2,7 @@
 
 1. ``cls_<dataset>_describe``: a privileged MLLM sees the image *and its class* and writes what in
    the image identifies it (:data:`DESCRIBE_PROMPT`, the paper's Appendix C.2 prompt).
-2. ``clsbench descriptions RUN... --out ROOT`` collects those replies from lmms-eval's logged
+2. ``clsbench descriptions RUN... --data-dir ROOT`` collects those replies from lmms-eval's logged
    samples into ``ROOT/descriptions/<dataset>.json`` (``{sample_key: description}``), replacing
    any mention of the class name with "[the class]" so the answer is not given away.
 3. ``cls_<dataset>_textonly``: any LLM gets the paper's section 5.1 question
@@ -59,7 +59,7 @@ def load_descriptions(dataset: str, data_dir: str | os.PathLike | None = None) -
     if not path.is_file():
         raise DataError(
             f"{dataset}: no descriptions at {path}. Run the task {task_name(dataset, '_describe')} with a privileged "
-            f"MLLM and --log_samples, then\n  clsbench descriptions OUTPUT_PATH --out {data_root(data_dir)}"
+            f"MLLM and --log_samples, then\n  clsbench descriptions OUTPUT_PATH --data-dir {data_root(data_dir)}"
         )
     try:
         content = json.loads(path.read_text("utf-8"))

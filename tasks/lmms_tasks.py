@@ -14,6 +14,7 @@ the data root holds prepared copies, a copy of it whose YAMLs read those copies 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -119,8 +120,47 @@ def group_name(group: str | None, suffix: str = "") -> str:
     return (GROUP_TASKS[group] if group else ALL_TASKS_GROUP) + suffix
 
 
+def datasets_of_tasks(names: str | list[str]) -> list[str]:
+    """Dataset keys behind task or group names (``cls_mcq``, ``cls_food101_mcq_4opt``, ``cls_open``, ...)."""
+    wanted = [names] if isinstance(names, str) else list(names)
+    wanted = [name for part in wanted for name in part.split(",") if name]
+    files = generated_files()
+    keys: list[str] = []
+    for name in wanted:
+        for key in DATASETS:
+            if any(name == task_name(key, suffix) for suffix in (*MCQ_VARIANTS, *FREE_FORM_KINDS)):
+                keys.append(key)
+        text = files.get(f"{name}.yaml", "")
+        if text.startswith(_HEADER) and "\ngroup: " in "\n" + text:
+            members = [line.strip()[2:] for line in text.splitlines() if line.startswith("  - ") and "metric" not in line]
+            keys += datasets_of_tasks(members)
+    return list(dict.fromkeys(keys))
+
+
+def said_first(hook: Callable) -> Callable:
+    """A hook that, when it fails with clsbench's own error, prints the message as one clear line to stderr first:
+    lmms-eval otherwise shows it only inside its traceback."""
+
+    @functools.wraps(hook)
+    def run(*args, **kwargs):
+        from .data import DataError
+        from .mcq import SampleError
+
+        try:
+            return hook(*args, **kwargs)
+        except (DataError, SampleError) as error:
+            print(f"\nclsbench: error: {error}\n", file=sys.stderr, flush=True)
+            raise
+
+    return run
+
+
 def process_docs_hook(name: str, data_dir: str | os.PathLike | None = None) -> Callable:
     """The ``process_docs`` for ``<dataset><suffix>`` (the part after ``process_docs_`` in a YAML)."""
+    return said_first(_process_docs_hook(name, data_dir))
+
+
+def _process_docs_hook(name: str, data_dir: str | os.PathLike | None = None) -> Callable:
     from .descriptions import add_descriptions
     from .mcq import add_questions
 

@@ -171,13 +171,19 @@ def add_questions(
         DataError,
         check_label_names,
         check_row_count,
+        find_prepared,
+        load_rows,
         missing_data_message,
         to_standard_columns,
     )
 
     spec = get_dataset(dataset)
     if MISSING_DATA_COLUMN in rows.column_names:
-        raise DataError(missing_data_message(spec))
+        # The task points at the sentinel (a local-only dataset): read the prepared copy from the data root
+        # ($CLSBENCH_DATA, else ~/.cache/clsbench/data), else say how to build it.
+        if find_prepared(dataset, data_dir) is None:
+            raise DataError(missing_data_message(spec, data_dir))
+        rows = load_rows(dataset, data_dir)
     if "label" not in rows.column_names and not spec.is_local:
         rows = to_standard_columns(rows, spec.source)
     from_hub = "source_id" not in rows.column_names  # prepared copies carry source_id, Hub splits do not

@@ -65,7 +65,7 @@ def load_negatives(dataset: str, method: str, classnames: Sequence[str], data_di
         raise ValueError(f"unknown negatives method {method!r}; choose one of {', '.join(METHODS)}")
     path = negatives_path(dataset, method, data_dir)
     if not path.is_file():
-        raise DataError(f"{dataset}: no {method} negatives at {path}. Compute them with\n  {_command_hint(dataset, method)} --out {data_root(data_dir)}")
+        raise DataError(f"{dataset}: no {method} negatives at {path}. Compute them with\n  {_command_hint(dataset, method)} --data-dir {data_root(data_dir)}")
     content = json.loads(path.read_text("utf-8"))
     if content.get("format") != FORMAT or content.get("dataset") != dataset or content.get("method") != method:
         raise DataError(f"{path} is not a {method} negatives file for {dataset}")

@@ -1178,7 +1178,7 @@ def _rename_pair(text: str) -> tuple[str, str]:
 
 def run_report_command(args: argparse.Namespace) -> int:
     write_report(
-        [Path(run) for run in args.runs], Path(args.out), data_dir=args.data_dir, worst=args.worst, subset=args.subset,
+        [Path(run) for run in args.runs], Path(args.output_dir), data_dir=args.data_dir, worst=args.worst, subset=args.subset,
         frequencies=args.frequencies, scatter=args.scatter, figures=not args.no_figures, rename=dict(args.rename),
         reference=args.reference, show=args.show, allow_partial=args.allow_partial,
     )
@@ -1193,7 +1193,7 @@ def add_report_command(commands) -> None:
         description="Collects lmms-eval output folders, VLMEvalKit work dirs and clsbench clip outputs.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="result folders (any mix of the three kinds)")
-    p.add_argument("--out", required=True, help="folder for table.md/.csv/.tex, bars.png/.svg, per_class.csv, ...")
+    p.add_argument("--output-dir", required=True, help="folder for table.md/.csv/.tex, results.jsonl, bars.png/.svg, ...")
     p.add_argument("--data-dir", help="root of prepared datasets, for gldv2's class names (else class indices)")
     p.add_argument("--worst", type=int, default=10, metavar="N", help="worst classes per model and dataset (default 10)")
     p.add_argument("--subset", metavar="food|FILE", help="subset vs rest accuracy (Table 9's F / NF) for a class list")

@@ -3,7 +3,7 @@
 (The issue calls this ``clsbench.vlmeval``; the package layout puts toolkit adapters under
 ``clsbench.tasks``, so it is ``clsbench.tasks.vlmeval``.)
 
-* :func:`write_tsv` / ``clsbench export-vlmeval DATASET... --out DIR`` writes one VLMEvalKit MCQ
+* :func:`write_tsv` / ``clsbench export-vlmeval DATASET... --output-dir DIR`` writes one VLMEvalKit MCQ
   TSV per dataset (``ClsBench_food101.tsv``, names from the registry): columns ``index``
   (the sample key), ``question``, option columns ``A``.. (class names), ``answer`` (letter),
   ``image`` (base64 of the stored bytes, never re-encoded), ``category`` (general /
@@ -195,7 +195,7 @@ def dataset_classes() -> dict[str, type]:
             if not path.is_file():
                 key = NAME_TO_KEY.get(dataset, "DATASET")
                 raise FileNotFoundError(
-                    f"{dataset}: no {path}. Write it with `clsbench export-vlmeval {key} --out {path.parent}` "
+                    f"{dataset}: no {path}. Write it with `clsbench export-vlmeval {key} --output-dir {path.parent}` "
                     "(or run `clsbench vlmeval`, which exports missing TSVs)"
                 )
             return super().load_data(dataset)  # VLMEvalKit's reader, including its >1 GB localisation

@@ -304,7 +304,7 @@ def test_cli_writes_results_and_a_table(tiny, fixture_root, tmp_path, capsys):
     from clsbench.tasks.cli import main
 
     model = tiny.ref.model_name
-    args = ["clip", "--model", model, "--datasets", "logo,cub200", "--out", str(tmp_path), "--data-dir", str(fixture_root),
+    args = ["clip", "--model", model, "--datasets", "logo,cub200", "--output-dir", str(tmp_path), "--data-dir", str(fixture_root),
             "--cache-dir", str(tmp_path / "_cache"), "--no-progress"]
     assert main(args) == 0
     output = capsys.readouterr().out
@@ -327,7 +327,7 @@ def test_two_processes_give_the_same_predictions_as_one(tiny, fixture_root, tmp_
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
         "-m", "clsbench.clip_baselines", "--model", tiny.ref.model_name, "--datasets", ",".join(keys), "--cpu",
-        "--batch-size", "2", "--flush-every", "2", "--out", str(tmp_path / "two"), "--data-dir", str(fixture_root),
+        "--batch-size", "2", "--flush-every", "2", "--output-dir", str(tmp_path / "two"), "--data-dir", str(fixture_root),
         "--cache-dir", str(tmp_path / "two_cache"), "--no-progress",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})

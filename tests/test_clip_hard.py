@@ -28,7 +28,7 @@ def test_clip_hard_file_feeds_tasks_and_clip_alike(tmp_path):
     fixture_root = root
     run = subprocess.run(
         [sys.executable, "-m", "clsbench.tasks.cli", "negatives", "logo", "--method", "clip-hard", "--model", model,
-         "--data-dir", str(fixture_root), "--out", str(root)],
+         "--data-dir", str(fixture_root)],
         capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]

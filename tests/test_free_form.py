@@ -114,7 +114,7 @@ def test_describe_then_text_only(fixture_root, tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert describe.returncode == 0, describe.stderr[-3000:]
-    collect = subprocess.run([*CLSBENCH, "descriptions", str(tmp_path / "describe"), "--out", str(root)],
+    collect = subprocess.run([*CLSBENCH, "descriptions", str(tmp_path / "describe"), "--data-dir", str(root)],
                              capture_output=True, text=True, timeout=300)
     assert collect.returncode == 0, collect.stderr
     content = json.loads((root / "descriptions" / "logo.json").read_text())

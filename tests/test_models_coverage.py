@@ -62,7 +62,7 @@ def test_vlmeval_model_names_cover_the_native_checkpoints_in_both_modes():
 
 
 def test_clsbench_models_prints_the_table(capsys):
-    assert main(["models"]) == 0
+    assert main(["models", "--markdown"]) == 0
     printed = capsys.readouterr().out.strip()
     assert printed == MODE_NOTE + "\n\n" + markdown_table()
     assert len(printed.splitlines()) == 4 + len(ROUTES)

@@ -282,17 +282,17 @@ def test_food_subset_is_the_papers_appendix_d():
 
 def test_cli_report_prints_table_and_fails_cleanly(runs, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    ok = subprocess.run([*CLSBENCH, "report", str(runs["vlmeval"]), "--out", str(tmp_path / "r"), "--no-figures",
+    ok = subprocess.run([*CLSBENCH, "report", str(runs["vlmeval"]), "--output-dir", str(tmp_path / "r"), "--no-figures",
                          "--rename", "InternVL2-8B=InternVL2 (8B)"],
                         capture_output=True, text=True, env=env, timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr
     assert "| InternVL2 (8B) | 50.0 | — | — | 80.0 |" in ok.stdout
     assert "Missing datasets: InternVL2 (8B): IMNv2, ONet, CUB, GLMK, Logo, Flower, SCar" in ok.stdout
-    food = subprocess.run([*CLSBENCH, "report", str(runs["vlmeval"]), "--out", str(tmp_path / "f"), "--subset", "food"],
+    food = subprocess.run([*CLSBENCH, "report", str(runs["vlmeval"]), "--output-dir", str(tmp_path / "f"), "--subset", "food"],
                           capture_output=True, text=True, env=env, timeout=120, check=False)
     assert food.returncode == 0, food.stderr
     assert (tmp_path / "f" / "subset.md").is_file()
-    empty = subprocess.run([*CLSBENCH, "report", str(tmp_path), "--out", str(tmp_path / "e")],
+    empty = subprocess.run([*CLSBENCH, "report", str(tmp_path), "--output-dir", str(tmp_path / "e")],
                            capture_output=True, text=True, env=env, timeout=120, check=False)
     assert empty.returncode == 2 and "no results found" in empty.stderr
 

@@ -60,7 +60,7 @@ def test_text_similar_negatives_end_to_end(fixture_root, tiny_sentence_encoder, 
     root = tmp_path / "root"
     run = subprocess.run(
         [sys.executable, "-m", "clsbench.tasks.cli", "negatives", "food101", "--method", "text-similar",
-         "--encoder", str(tiny_sentence_encoder), "--out", str(root)],
+         "--encoder", str(tiny_sentence_encoder), "--data-dir", str(root)],
         capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from clsbench.tasks.data import classnames_for
 from clsbench.tasks.descriptions import DESCRIBE_PROMPT, TEXTONLY_QUESTION
-from clsbench.tasks.lmms_tasks import DATA_ROOT_MARKER, process_docs_hook
+from clsbench.tasks.lmms_tasks import DATA_ROOT_MARKER, process_docs_hook, said_first
 from clsbench.tasks.mcq import INSTRUCTION, format_prompt, image_id, open_image, score_reply
 from clsbench.tasks.openworld import (
     OPEN_PROMPT,
@@ -31,6 +31,7 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
+@said_first
 def doc_to_visual(doc):
     return [open_image(doc["image"], dataset=doc["dataset"], sample_key=doc["sample_key"], source_id=doc.get("source_id"))]
 
