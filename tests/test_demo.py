@@ -16,6 +16,9 @@ def test_demo_runs_everything_offline_and_ends_with_the_report(tmp_path):
         assert len(cells) == 12 and all(cell != "—" for cell in cells)  # ten datasets and both averages
         assert all(0.0 <= float(cell) <= 100.0 for cell in cells)
     assert "Missing datasets: none" in run.stdout
+    # lmms-eval's own log lines (and their colour codes) stay in a log file, out of the demo's output
+    assert (tmp_path / "lmms_eval.log").stat().st_size > 0 and "| INFO " not in run.stdout + run.stderr
+    assert "\x1b[" not in run.stdout
     for name in ("bars.png", "bars.svg", "table.csv", "table.tex", "per_class.csv"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     # every output folder records the versions that produced it

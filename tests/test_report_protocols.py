@@ -174,3 +174,11 @@ def test_figures_show_chance_and_zero_and_keep_colours(tmp_path):
     models = collect([tmp_path / "runs"], None, [], reference="paper")
     styles = _series_styles(models)
     assert len({str(style) for style in styles}) == len(styles)  # one style per row, shared by both figures
+
+
+def test_api_models_are_named_by_their_model_not_their_arguments(tmp_path):
+    runs = tmp_path / "runs" / "api"
+    lmms_results(runs, "20260101_000000", "model_version=gpt-4o-2024-08-06,base_url=http://127.0.0.1:8000/v1,max_retries=3",
+                 {"logo": 0.9}, model="openai_compatible")
+    table, _ = report([tmp_path / "runs"], tmp_path)
+    assert "| openai_compatible (gpt-4o-2024-08-06) |" in table and "base_url" not in table
