@@ -5,7 +5,7 @@ tokens; a Llama-7B language model) from config classes, in bf16, saves it and lo
 the same ``HFVisionLanguageModel`` / ``Answerer`` that ``clsbench_hf`` uses, then asks real clsbench
 questions (the paper's prompt with 26 ImageNet options) about synthetic 500x375 images. Prints, per
 mode, questions/s, prompt tokens, achieved TFLOP/s (2 x parameters x tokens processed) and MFU, plus
-the floor: one bare forward of the same batch. The tokenizer is byte-level (every character a token),
+the floor: the processor and one bare forward per batch. The tokenizer is byte-level (every character a token),
 so prompts are about 3x longer in tokens than with Llama's tokenizer: the numbers are an upper bound
 on the text side's cost and are printed with the token counts they came from.
 
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         run_mode(mode, batch)
     run_mode("loglik", batch[: args.loglik_questions])
 
-    def floor() -> None:  # one bare forward per batch: the least any mode can cost
+    def floor() -> None:  # the processor and one bare forward per batch: the least any mode can cost
         with torch.inference_mode():
             for chunk in batches(prompts):
                 engine.model(**engine.encode(chunk), logits_to_keep=1)
