@@ -84,20 +84,30 @@ class Answerer:
         self.loglik_chunk = int(loglik_chunk)
         self.max_new_tokens = max_new_tokens
 
-    def answer(self, queries: Sequence[Query]) -> list[Reply]:
-        """Replies in query order; in generate and score modes the batch is one model call."""
+    def prepare(self, queries: Sequence[Query]):
+        """Model inputs for one batch (generate and score modes; None in loglik mode, which encodes per option)."""
+        if self.mode == "loglik" or not queries:
+            return None
+        return self.engine.prepare([VisualPrompt(tuple(q.images), q.prompt) for q in queries])
+
+    def answer(self, queries: Sequence[Query], inputs=None) -> list[Reply]:
+        """Replies in query order; in generate and score modes the batch is one model call.
+
+        ``inputs`` are the batch's model inputs from :meth:`prepare` (built ahead by an input pipeline);
+        without them they are built here.
+        """
         if not queries:
             return []
         if self.mode == "generate":
-            return self._generate(queries)
+            return self._generate(queries, inputs)
         if self.mode == "score":
-            return self._score(queries)
+            return self._score(queries, inputs)
         return [self._loglik(query) for query in queries]
 
-    def _generate(self, queries: Sequence[Query]) -> list[Reply]:
+    def _generate(self, queries: Sequence[Query], inputs=None) -> list[Reply]:
         limit = self.max_new_tokens or max(query.max_new_tokens for query in queries)
         stops = tuple(dict.fromkeys(stop for query in queries for stop in query.stop))
-        texts = self.engine.generate([VisualPrompt(tuple(q.images), q.prompt) for q in queries], limit, stops)
+        texts = self.engine.generate([VisualPrompt(tuple(q.images), q.prompt) for q in queries], limit, stops, inputs=inputs)
         return [Reply(text) for text in texts]
 
     def _letters(self, query: Query) -> str:
@@ -111,9 +121,9 @@ class Answerer:
             )
         return letters
 
-    def _score(self, queries: Sequence[Query]) -> list[Reply]:
+    def _score(self, queries: Sequence[Query], inputs=None) -> list[Reply]:
         letters = [self._letters(query) for query in queries]
-        logits, greedy = self.engine.next_token_logits([VisualPrompt(tuple(q.images), q.prompt) for q in queries])
+        logits, greedy = self.engine.next_token_logits([VisualPrompt(tuple(q.images), q.prompt) for q in queries], inputs)
         replies = []
         for row, (query, option_letters) in enumerate(zip(queries, letters)):
             decision = decide_letter(logits[row], self.engine.letter_ids, option_letters)

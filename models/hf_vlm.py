@@ -21,6 +21,7 @@ Why the calls look the way they do:
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,9 @@ class HFVisionLanguageModel:
         if not getattr(self.processor, "chat_template", None):
             raise ValueError(f"{pretrained}: the processor has no chat template; pass chat_template=<file or Jinja text>")
         self.system_prompt = system_prompt
+        self.model_seconds = 0.0  # time inside the model's forward/generate calls (for the input-pipeline bench)
+        self.prompt_tokens = 0  # tokens in prepared batches, padding included
+        self.padding_tokens = 0
         self.tokenizer = self.processor.tokenizer
         self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self._letter_ids: dict[str, tuple[int, ...]] | None = None
@@ -143,26 +147,56 @@ class HFVisionLanguageModel:
         )
         return inputs.to(self.input_device).to(self.dtype)  # BatchFeature casts only floating tensors
 
-    @torch.inference_mode()
-    def generate(self, prompts: Sequence[VisualPrompt], max_new_tokens: int, stop: Sequence[str] = ()) -> list[str]:
-        """Greedy replies, cut at the first stop string."""
+    def prepare(self, prompts: Sequence[VisualPrompt]):
+        """The model inputs for a batch, on the device: what :meth:`generate` and :meth:`next_token_logits` take as
+        ``inputs``, so an input pipeline can build batch k+1 while the model runs batch k."""
         inputs = self.encode(prompts)
+        mask = inputs["attention_mask"]
+        self.padding_tokens += int(mask.numel() - mask.sum())
+        self.prompt_tokens += int(mask.numel())
+        return inputs
+
+    @torch.inference_mode()
+    def generate(
+        self, prompts: Sequence[VisualPrompt], max_new_tokens: int, stop: Sequence[str] = (), inputs=None
+    ) -> list[str]:
+        """Greedy replies, cut at the first stop string (``inputs``: from :meth:`prepare`, else built here)."""
+        inputs = self.prepare(prompts) if inputs is None else inputs
+        began = time.perf_counter()
         output = self.model.generate(**inputs, generation_config=self._config(max_new_tokens=max_new_tokens))
+        self.model_seconds += time.perf_counter() - began
         new_tokens = output[:, inputs["input_ids"].shape[1]:]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return [cut_at_stop(text, stop) for text in texts]
 
     @torch.inference_mode()
-    def next_token_logits(self, prompts: Sequence[VisualPrompt]) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_token_logits(self, prompts: Sequence[VisualPrompt], inputs=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw next-token logits ``[batch, vocab]`` (float32, CPU) and the greedy first token ids.
 
         One forward pass: ``generate`` with one new token, so inputs are prepared exactly as for
         greedy generation (position ids from the padding mask, M-RoPE indices).
         """
-        inputs = self.encode(prompts)
+        inputs = self.prepare(prompts) if inputs is None else inputs
         config = self._config(max_new_tokens=1, output_logits=True, return_dict_in_generate=True)
+        began = time.perf_counter()
         output = self.model.generate(**inputs, generation_config=config)
-        return output.logits[0].float().cpu(), output.sequences[:, -1].cpu()
+        logits, greedy = output.logits[0].float().cpu(), output.sequences[:, -1].cpu()
+        self.model_seconds += time.perf_counter() - began
+        return logits, greedy
+
+    def image_tokens(self, size: tuple[int, int]) -> int:
+        """About how many tokens an image of ``size`` (width, height) becomes, without running the processor:
+        a fixed count for fixed-resolution towers (LLaVA), the patch grid for dynamic ones (Qwen2-VL)."""
+        image_processor = getattr(self.processor, "image_processor", None)
+        patch = getattr(image_processor, "patch_size", None)
+        merge = getattr(image_processor, "merge_size", None)
+        if isinstance(patch, int) and isinstance(merge, int):  # dynamic resolution: (h/p)(w/p)/m^2, clamped
+            width, height = size
+            low = getattr(image_processor, "min_pixels", None) or 0
+            high = getattr(image_processor, "max_pixels", None) or width * height
+            pixels = min(max(width * height, low), high)
+            return max(1, round(pixels / (patch * merge) ** 2))
+        return int(getattr(self.processor, "num_image_tokens", 0) or getattr(self.model.config, "image_seq_length", 0) or 0)
 
     @torch.inference_mode()
     def continuation_scores(

@@ -15,6 +15,9 @@ Model args (lm-eval-harness style ``key=value``):
                    list) or ``prompt`` (the full multiple-choice prompt)
 ``log_dir``        where the letter distributions / option log-likelihoods go as JSONL, appended
                    (default ``clsbench_model_logs``; ``none`` turns it off)
+``num_workers``    input pipeline: threads that decode images and run the processor for the next
+                   batches while the model runs this one (default ``auto``: 1 on GPU, 0 on CPU;
+                   ``0`` = one batch after another, as before)
 ``answer_store``   where every computed reply is appended per batch and reused on rerun
                    (default ``<log_dir or clsbench_model_logs>/answers``; ``none`` turns it off;
                    see :mod:`clsbench.models.answer_store`)
@@ -75,6 +78,7 @@ class ClsbenchHF(lmms):
         loglik_chunk: int = 32,
         log_dir: str | None = DEFAULT_LOG_DIR,
         answer_store: str | None = "auto",
+        num_workers: int | str = "auto",
         max_batch_size: int | None = None,  # passed by lmms-eval's CLI; batches here are fixed-size
         **unknown,
     ) -> None:
@@ -102,6 +106,7 @@ class ClsbenchHF(lmms):
         off = _off(log_dir)
         self.decision_log = DecisionLog(None if off else log_dir, f"{pretrained}_{mode}_rank{self._rank}")
         self.inference_seconds = 0.0  # time inside the model, for throughput reports
+        self.num_workers = (1 if str(self.engine.device).startswith("cuda") else 0) if num_workers == "auto" else int(num_workers)
         self.answer_store = None
         if not _off(answer_store):
             folder = Path(answer_store)
@@ -180,14 +185,13 @@ class ClsbenchHF(lmms):
             print(f"clsbench_hf: {reused} of {len(requests)} replies reused from the answer store "
                   f"{self.answer_store.path.parent}", file=sys.stderr, flush=True)
         pending = [i for i in range(len(requests)) if replies[i] is None]
-        order = sorted(pending, key=lambda i: -len(requests[i].args[0]))
+        order = sorted(pending, key=lambda i: -self._length(requests[i]))  # similar lengths share a batch: less padding
         size = 1 if self.mode == "loglik" else max(1, self.batch_size)
         progress = tqdm(total=len(requests), initial=reused, disable=self.rank != 0, desc=f"clsbench_hf {self.mode}")
-        for start in range(0, len(order), size):
-            batch = order[start:start + size]
-            queries = [self._query(requests[i]) for i in batch]
+        batches = [order[start:start + size] for start in range(0, len(order), size)]
+        for batch, queries, inputs in self._prepared(requests, batches):
             began = time.perf_counter()
-            answers = self.answerer.answer(queries)
+            answers = self.answerer.answer(queries, inputs)
             self.inference_seconds += time.perf_counter() - began
             for index, query, answer in zip(batch, queries, answers):
                 replies[index] = answer.text
@@ -209,6 +213,52 @@ class ClsbenchHF(lmms):
         if self.decision_log.folder is not None and self.mode != "generate":
             eval_logger.info(f"clsbench_hf: decision records in {self.decision_log.folder.resolve()}")
         return replies  # type: ignore[return-value]
+
+    def _length(self, request: Instance) -> int:
+        """A request's prompt length in tokens, estimated before any processor runs: text tokens plus the
+        image's token count from its size (read from the file header, not decoded)."""
+        context, _, _, doc_id, task, split = request.args
+        text = len(self.engine.tokenizer(context, add_special_tokens=False)["input_ids"])
+        image = self.task_dict[task][split][doc_id].get("image")
+        if isinstance(image, dict) and image.get("bytes"):
+            import io
+
+            from PIL import Image
+
+            try:
+                with Image.open(io.BytesIO(image["bytes"])) as header:
+                    return text + self.engine.image_tokens(header.size)
+            except OSError:  # unreadable: it fails with its name when it is decoded
+                return text
+        return text
+
+    def _prepared(self, requests: list[Instance], batches: list[list[int]]):
+        """``(batch, queries, model inputs)`` in order; with ``num_workers`` the next batches are decoded and
+        processed in threads while the caller runs the model on this one (results are identical)."""
+
+        def prepare(batch: list[int]):
+            queries = [self._query(requests[i]) for i in batch]
+            return batch, queries, self.answerer.prepare(queries)
+
+        if self.num_workers <= 0:
+            for batch in batches:
+                yield prepare(batch)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=self.num_workers, thread_name_prefix="clsbench-inputs") as pool:
+            ahead = [pool.submit(prepare, batch) for batch in batches[: self.num_workers + 1]]
+            for number in range(len(batches)):
+                following = number + len(ahead)
+                result = ahead.pop(0).result()
+                if following < len(batches):
+                    ahead.append(pool.submit(prepare, batches[following]))
+                yield result
+
+    @property
+    def padding_fraction(self) -> float:
+        """Share of prepared prompt tokens that were padding (length-aware batching keeps it small)."""
+        return self.engine.padding_tokens / self.engine.prompt_tokens if self.engine.prompt_tokens else 0.0
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
         """``(sum log p(continuation | image, context), is_greedy)`` per request, for loglikelihood tasks."""

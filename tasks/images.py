@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+
+_FLAG_LOCK = threading.Lock()
 
 
 class ImageDecodeError(ValueError):
@@ -49,12 +53,16 @@ def decode_image(source: bytes | str | os.PathLike | Image.Image) -> Image.Image
     """Decode image bytes, a file or a PIL image to an upright RGB image, or raise :class:`ImageDecodeError`."""
     if isinstance(source, Image.Image):
         return _to_rgb(ImageOps.exif_transpose(source))
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error here, whoever switched the flag on
     try:
         handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else Path(source)
         with Image.open(handle) as image:
-            image.load()
+            with _FLAG_LOCK:  # the flag is process-wide: decoding threads (an input pipeline) take turns
+                previous = ImageFile.LOAD_TRUNCATED_IMAGES
+                ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error here, whoever set the flag
+                try:
+                    image.load()
+                finally:
+                    ImageFile.LOAD_TRUNCATED_IMAGES = previous
             upright = ImageOps.exif_transpose(image)
             return _to_rgb(upright)
     except Image.DecompressionBombError as error:
@@ -63,5 +71,3 @@ def decode_image(source: bytes | str | os.PathLike | Image.Image) -> Image.Image
         raise ImageDecodeError("not an image file PIL can read") from error
     except (OSError, SyntaxError, ValueError) as error:  # truncated data, broken headers
         raise ImageDecodeError(f"corrupt or truncated image ({error})") from error
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous

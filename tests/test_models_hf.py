@@ -342,3 +342,31 @@ def test_loglikelihood_requests_score_the_continuation_after_the_chat_prompt(tin
         expected = model.engine.continuation_scores(VisualPrompt(tuple(visual(docs[i])), docs[i]["question"]), [name])[0]
         assert logprob == pytest.approx(expected[0], abs=1e-4) and greedy == expected[2]
         assert logprob < 0
+
+
+@pytest.mark.parametrize("mode", ["score", "generate"])
+def test_the_input_pipeline_changes_nothing_but_speed(letter_qwen, task_manager, tmp_path, mode):
+    """num_workers=2 prepares batches in threads ahead of the model; letters, replies and probabilities are identical,
+    and so is batch 1 without it (length-aware batching keeps the result order)."""
+    from clsbench.models.lmms_hf import ClsbenchHF
+
+    tasks = ["cls_logo_mcq", "cls_food101_mcq"]
+    outputs, decisions = {}, {}
+    for label, batch_size, workers in (("serial bs1", 1, 0), ("pipeline bs8", 8, 2)):
+        logs = tmp_path / label.replace(" ", "_")
+        model = ClsbenchHF(pretrained=str(letter_qwen), mode=mode, batch_size=batch_size, log_dir=str(logs),
+                           answer_store="none", num_workers=workers)
+        output = _run_in_lmms(model, task_manager, tasks, batch_size)
+        outputs[label] = {task: [s["resps"][0][0] for s in output["samples"][task]] for task in tasks}
+        decisions[label] = _decisions(logs)
+        if workers:
+            assert 0.0 <= model.padding_fraction < 1.0
+    assert outputs["serial bs1"] == outputs["pipeline bs8"]
+    for key, record in decisions["serial bs1"].items():
+        assert record["probs"] == pytest.approx(decisions["pipeline bs8"][key]["probs"], abs=1e-5)
+
+
+def test_image_token_estimates_follow_the_architecture(engines):
+    llava, qwen = engines["llava"], engines["qwen2_vl"]
+    assert llava.image_tokens((500, 375)) == llava.image_tokens((64, 64)) > 0  # fixed-resolution tower
+    assert qwen.image_tokens((500, 500)) > qwen.image_tokens((224, 224)) > 0  # dynamic resolution: grows with the image
