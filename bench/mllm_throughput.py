@@ -5,8 +5,9 @@ lmms-eval evaluator and task YAMLs (``max_new_tokens: 16``), float32 on CPU. Onl
 inside each model's ``generate_until`` is counted (model loading, dataset loading and scoring
 are the same for all three and excluded). ``llava_hf`` supports batch size 1 only; ``clsbench_hf``
 runs batched. The three paths run in turn ``--repeats`` times and each reports its best pass, so
-a busy machine (other processes on the same cores) distorts the ratio less. The last line is
-``score_speedup_vs_builtin=<x>``.
+a busy machine (other processes on the same cores) distorts the ratio less. Then
+``bench/input_pipeline.py`` prints the preprocessing share of wall time with and without the input
+pipeline on a compute-bearing configuration (576 image tokens, a 512-wide language model).
 
     python bench/mllm_throughput.py [--samples 8] [--tasks cls_food101_mcq,...] [--batch-size 8] [--repeats 3]
 """
@@ -35,6 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="clsbench_hf batch size (llava_hf only supports 1)")
     parser.add_argument("--repeats", type=int, default=3, help="passes per path; the fastest counts")
     parser.add_argument("--work-dir", help="keep fixtures and the model here (default: a temporary folder)")
+    parser.add_argument("--no-pipeline", dest="pipeline", action="store_false",
+                        help="skip the input-pipeline measurement on the compute-bearing configuration")
     return parser.parse_args(argv)
 
 
@@ -96,6 +99,12 @@ def bench(args: argparse.Namespace, work: Path) -> int:
     builtin, generate, score = rates.values()
     print(f"generate_speedup_vs_builtin={generate / builtin:.2f}")
     print(f"score_speedup_vs_builtin={score / builtin:.2f}")
+    if args.pipeline:  # the preprocessing share, with and without the input pipeline, where compute matters
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from input_pipeline import main as pipeline_bench
+
+        print()
+        pipeline_bench(["--questions", "32", "--batch-size", str(size), "--repeats", "1"])
     return 0
 
 
