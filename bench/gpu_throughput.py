@@ -158,19 +158,25 @@ def main(argv: list[str] | None = None) -> int:
         run_mode(mode, batch)
     run_mode("loglik", batch[: args.loglik_questions])
 
-    def score_with_pipeline() -> None:  # clsbench_hf's num_workers=1: the next batch is prepared in a thread
+    def score_with_pipeline() -> list[str]:  # clsbench_hf's num_workers=1: the next batch is prepared in a thread
         from concurrent.futures import ThreadPoolExecutor
 
         answerer = Answerer(engine, "score")
         chunks = batches(batch)
+        letters = []
         with ThreadPoolExecutor(max_workers=1) as pool:
             ahead = pool.submit(answerer.prepare, chunks[0])
             for number, chunk in enumerate(chunks):
                 inputs = ahead.result()
                 if number + 1 < len(chunks):
                     ahead = pool.submit(answerer.prepare, chunks[number + 1])
-                answerer.answer(chunk, inputs)
+                letters += [reply.text for reply in answerer.answer(chunk, inputs)]
+        return letters
 
+    serial = Answerer(engine, "score")
+    expected = [reply.text for chunk in batches(batch) for reply in serial.answer(chunk)]
+    assert score_with_pipeline() == expected, "the input pipeline changed a letter"
+    print(f"input pipeline: the same {len(expected)} letters as one batch after another", file=sys.stderr)
     seconds = timed(score_with_pipeline, repeats=1)
     rows["score, input pipeline"] = {"questions": len(batch), "seconds": seconds, "questions_per_s": len(batch) / seconds}
 
