@@ -19,7 +19,8 @@ Model args (lm-eval-harness style ``key=value``):
                    batches while the model runs this one (default ``auto``: 1 on GPU, 0 on CPU;
                    ``0`` = one batch after another, as before)
 ``answer_store``   where every computed reply is appended per batch and reused on rerun
-                   (default ``<log_dir or clsbench_model_logs>/answers``; ``none`` turns it off;
+                   (default ``$CLSBENCH_ANSWER_STORE``, else ``<log_dir or clsbench_model_logs>/answers``;
+                   ``none`` turns it off;
                    see :mod:`clsbench.models.answer_store`)
 ``dtype``          ``auto`` (bf16 on GPU, float32 on CPU), ``bfloat16``, ``float16``, ``float32``
 ``device``, ``device_map``, ``revision``, ``trust_remote_code``, ``attn_implementation``,
@@ -185,7 +186,8 @@ class ClsbenchHF(lmms):
             print(f"clsbench_hf: {reused} of {len(requests)} replies reused from the answer store "
                   f"{self.answer_store.path.parent}", file=sys.stderr, flush=True)
         pending = [i for i in range(len(requests)) if replies[i] is None]
-        order = sorted(pending, key=lambda i: -self._length(requests[i]))  # similar lengths share a batch: less padding
+        lengths = dict(zip(pending, self._lengths([requests[i] for i in pending])))
+        order = sorted(pending, key=lambda i: -lengths[i])  # similar lengths share a batch: less padding
         size = 1 if self.mode == "loglik" else max(1, self.batch_size)
         progress = tqdm(total=len(requests), initial=reused, disable=self.rank != 0, desc=f"clsbench_hf {self.mode}")
         batches = [order[start:start + size] for start in range(0, len(order), size)]
@@ -214,23 +216,28 @@ class ClsbenchHF(lmms):
             eval_logger.info(f"clsbench_hf: decision records in {self.decision_log.folder.resolve()}")
         return replies  # type: ignore[return-value]
 
-    def _length(self, request: Instance) -> int:
-        """A request's prompt length in tokens, estimated before any processor runs: text tokens plus the
-        image's token count from its size (read from the file header, not decoded)."""
-        context, _, _, doc_id, task, split = request.args
-        text = len(self.engine.tokenizer(context, add_special_tokens=False)["input_ids"])
-        image = self.task_dict[task][split][doc_id].get("image")
-        if isinstance(image, dict) and image.get("bytes"):
-            import io
+    def _lengths(self, requests: list[Instance]) -> list[int]:
+        """Each request's prompt length in tokens, estimated before any processor runs: text tokens (one batched
+        tokenizer call) plus the image's token count from its size (read from the file header, not decoded)."""
+        import io
 
-            from PIL import Image
+        from PIL import Image
 
-            try:
-                with Image.open(io.BytesIO(image["bytes"])) as header:
-                    return text + self.engine.image_tokens(header.size)
-            except OSError:  # unreadable: it fails with its name when it is decoded
-                return text
-        return text
+        contexts = [request.args[0] for request in requests]
+        texts = [len(ids) for ids in self.engine.tokenizer(contexts, add_special_tokens=False)["input_ids"]] if contexts else []
+        lengths = []
+        for request, text in zip(requests, texts):
+            _, _, _, doc_id, task, split = request.args
+            image = self.task_dict[task][split][doc_id].get("image")
+            tokens = 0
+            if isinstance(image, dict) and image.get("bytes"):
+                try:
+                    with Image.open(io.BytesIO(image["bytes"])) as header:
+                        tokens = self.engine.image_tokens(header.size)
+                except OSError:  # unreadable: it fails with its name when it is decoded
+                    pass
+            lengths.append(text + tokens)
+        return lengths
 
     def _prepared(self, requests: list[Instance], batches: list[list[int]]):
         """``(batch, queries, model inputs)`` in order; with ``num_workers`` the next batches are decoded and

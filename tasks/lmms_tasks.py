@@ -121,20 +121,25 @@ def group_name(group: str | None, suffix: str = "") -> str:
 
 
 def datasets_of_tasks(names: str | list[str]) -> list[str]:
-    """Dataset keys behind task or group names (``cls_mcq``, ``cls_food101_mcq_4opt``, ``cls_open``, ...)."""
+    """Dataset keys behind task or group names (``cls_mcq``, ``cls_food101_mcq_4opt``, ``cls_open``, ...),
+    read from the same registry facts the task and group YAMLs are generated from."""
+    members: dict[str, list[str]] = {}
+    for suffix, variant in MCQ_VARIANTS.items():
+        for spec in DATASETS.values():
+            if variant.applies_to(spec):
+                members[task_name(spec.key, suffix)] = [spec.key]
+        if variant.has_groups:
+            for group in GROUPS:
+                members[group_name(group, suffix)] = [spec.key for spec in DATASETS.values() if spec.group == group]
+            members[group_name(None, suffix)] = list(DATASETS)
+    for suffix, kind in FREE_FORM_KINDS.items():
+        keys = [spec.key for spec in kind_datasets(kind)]
+        members.update({task_name(key, suffix): [key] for key in keys})
+        if kind.group:
+            members[kind.group] = keys
     wanted = [names] if isinstance(names, str) else list(names)
-    wanted = [name for part in wanted for name in part.split(",") if name]
-    files = generated_files()
-    keys: list[str] = []
-    for name in wanted:
-        for key in DATASETS:
-            if any(name == task_name(key, suffix) for suffix in (*MCQ_VARIANTS, *FREE_FORM_KINDS)):
-                keys.append(key)
-        text = files.get(f"{name}.yaml", "")
-        if text.startswith(_HEADER) and "\ngroup: " in "\n" + text:
-            members = [line.strip()[2:] for line in text.splitlines() if line.startswith("  - ") and "metric" not in line]
-            keys += datasets_of_tasks(members)
-    return list(dict.fromkeys(keys))
+    found = [key for part in wanted for name in part.split(",") if name for key in members.get(name.strip(), [])]
+    return list(dict.fromkeys(found))
 
 
 def said_first(hook: Callable) -> Callable:
