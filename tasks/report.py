@@ -564,14 +564,19 @@ def _merge(records: list[Record], notes: list[str]) -> list[ModelResult]:
     by_row: dict[tuple, list[Record]] = defaultdict(list)
     for record in records:
         by_row[record.row_key].append(record)
-    names = Counter(rows[0].row_name for rows in by_row.values())
+    identities: dict[str, set[str]] = defaultdict(set)  # row name -> model identities using it
+    toolkits: dict[tuple[str, str], set[str]] = defaultdict(set)  # (row name, identity) -> toolkits
+    for model_id, toolkit, _ in by_row:
+        first = by_row[(model_id, toolkit, _)][0]
+        identities[first.row_name].add(model_id)
+        toolkits[(first.row_name, model_id)].add(toolkit)
     models = []
     for key, rows in by_row.items():
         first = rows[0]
         name = first.row_name
-        if names[name] > 1:  # two checkpoints with one short name: tell them apart
+        if len(identities[first.row_name]) > 1:  # two checkpoints with one short name: tell them apart
             name += f" #{hashlib.sha256(key[0].encode()).hexdigest()[:4]}"
-        if len({r.toolkit for r in records if r.row_name == first.row_name and r.model_id == first.model_id}) > 1:
+        if len(toolkits[(first.row_name, key[0])]) > 1:  # one model read from two toolkits' outputs
             name += f" [{first.toolkit}]"
         model = ModelResult(name, first.kind, first.toolkit, {})
         for dataset in DATASETS:
