@@ -52,11 +52,11 @@ def bench(args: argparse.Namespace, work: Path) -> int:
     from clsbench.clip_baselines.models import load_model, resolve_model
     from clsbench.clip_baselines.results import PredictionLog
     from clsbench.clip_baselines.run import default_workers, parse_datasets, run_clip
-    from clsbench.clip_baselines.tiny import TINY_LABEL, build_tiny_clip, tiny_model_name
+    from clsbench.clip_baselines.fixtures import TINY_LABEL, build_tiny_clip, tiny_model_name
     from clsbench.clip_baselines.zeroshot import templates_for
-    from clsbench.tasks.data import classnames_for, load_rows
-    from clsbench.tasks.fixtures import write_fixture_data
-    from clsbench.tasks.mcq import open_image
+    from clsbench.tasks.data.loading import classnames_for, load_rows
+    from clsbench.tasks.data.fixtures import write_fixture_data
+    from clsbench.tasks.data.samples import open_image
 
     torch.set_num_threads(args.threads)
     keys = parse_datasets(args.datasets)

@@ -50,7 +50,7 @@ def build(shape: str, out: Path) -> Path:
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, GenerationConfig, LlamaConfig, LlavaConfig,
                               LlavaForConditionalGeneration, LlavaProcessor)
 
-    from clsbench.models.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, _build_tokenizer
+    from clsbench.models.fixtures import CHAT_TEMPLATE, SPECIAL_TOKENS, _build_tokenizer
 
     tokenizer = _build_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
@@ -83,9 +83,9 @@ def build(shape: str, out: Path) -> Path:
 
 def questions(count: int):
     """Real clsbench questions (ImageNet, the paper's names and prompt) with synthetic 500x375 images."""
-    from clsbench.models.answering import Query
-    from clsbench.tasks.mcq import format_prompt, make_sample
-    from clsbench.tasks.registry import DATASETS
+    from clsbench.models.engine.answering import Query
+    from clsbench.tasks.protocol.questions import format_prompt, make_sample
+    from clsbench.tasks.protocol.registry import DATASETS
 
     names = DATASETS["imagenet"].classnames
     generator = torch.Generator().manual_seed(0)
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
 
-    from clsbench.models.answering import Answerer
-    from clsbench.models.hf_vlm import HFVisionLanguageModel, VisualPrompt
+    from clsbench.models.engine.answering import Answerer
+    from clsbench.models.engine.hf_vlm import HFVisionLanguageModel, VisualPrompt
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="clsbench-gpu-bench-"))
     began = time.perf_counter()

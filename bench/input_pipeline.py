@@ -44,8 +44,8 @@ def run(model_dir: str, data: Path, questions: int, batch_size: int, workers: in
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 
-    from clsbench.models.lmms_hf import ClsbenchHF
-    from clsbench.tasks.lmms_tasks import task_folder_for
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
+    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
 
     model = ClsbenchHF(pretrained=model_dir, mode="score", batch_size=batch_size, log_dir="none", answer_store="none",
                        num_workers=workers)
@@ -76,9 +76,9 @@ def main(argv=None) -> int:
 
     from gpu_throughput import build
 
-    from clsbench.tasks.data import write_prepared
-    from clsbench.tasks.fixtures import fixture_labels
-    from clsbench.tasks.registry import DATASETS
+    from clsbench.tasks.data.loading import write_prepared
+    from clsbench.tasks.data.fixtures import fixture_labels
+    from clsbench.tasks.protocol.registry import DATASETS
 
     with tempfile.TemporaryDirectory(prefix="pipeline_bench_") as scratch:
         work = Path(scratch)

@@ -1,6 +1,6 @@
 """Throughput of lmms-eval's built-in ``llava_hf`` against ``clsbench_hf`` (generate and score), in one process, offline.
 
-Same tiny random-weight LLaVA-1.5 (``clsbench.models.tiny``), same fixture questions, same
+Same tiny random-weight LLaVA-1.5 (``clsbench.models.fixtures``), same fixture questions, same
 lmms-eval evaluator and task YAMLs (``max_new_tokens: 16``), float32 on CPU. Only the time spent
 inside each model's ``generate_until`` is counted (model loading, dataset loading and scoring
 are the same for all three and excluded). ``llava_hf`` supports batch size 1 only; ``clsbench_hf``
@@ -62,11 +62,12 @@ def timed_pass(model, tasks: list[str], manager, batch_size: int) -> tuple[int, 
 
 
 def bench(args: argparse.Namespace, work: Path) -> int:
-    from clsbench.models.lmms_hf import ClsbenchHF
-    from clsbench.models.tiny import build_tiny_llava
-    from clsbench.tasks.fixtures import write_fixture_data
-    from clsbench.tasks.lmms_tasks import task_folder_for, task_name
-    from clsbench.tasks.registry import DATASETS
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
+    from clsbench.models.fixtures import build_tiny_llava
+    from clsbench.tasks.data.fixtures import write_fixture_data
+    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.protocol.catalog import task_name
+    from clsbench.tasks.protocol.registry import DATASETS
     from lmms_eval.models.simple.llava_hf import LlavaHf
     from lmms_eval.tasks import TaskManager
 

@@ -3,6 +3,6 @@
 
 import sys
 
-from .cli import main
+from clsbench.clip_baselines.cli import main
 
 sys.exit(main())

@@ -10,10 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from clsbench.tasks.options import MAX_OPTIONS
+from clsbench.tasks.protocol.draws import MAX_OPTIONS
 
-from .models import PAPER_MODELS
-from .results import MODES, TEMPLATE_CHOICES
+from clsbench.clip_baselines.models import PAPER_MODELS
+from clsbench.clip_baselines.results import MODES, TEMPLATE_CHOICES
 
 DEFAULT_OUT = "clip_results"
 DESCRIPTION = (
@@ -83,10 +83,10 @@ def list_models() -> str:
 
 
 def cmd_clip(args: argparse.Namespace) -> int:
-    from clsbench.tasks.results import markdown_table, table_row
+    from clsbench.tasks.report.lmms_results import markdown_table, table_row
 
-    from .results import accuracies
-    from .run import run_clip
+    from clsbench.clip_baselines.results import accuracies
+    from clsbench.clip_baselines.run import run_clip
 
     if args.list_models:
         print(list_models())
@@ -121,8 +121,8 @@ def cmd_clip(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from clsbench.tasks.data import DataError
-    from clsbench.tasks.mcq import SampleError
+    from clsbench.tasks.data.loading import DataError
+    from clsbench.tasks.protocol.questions import SampleError
 
     parser = add_arguments(argparse.ArgumentParser(
         prog="python -m clsbench.clip_baselines", description=DESCRIPTION, epilog=EPILOG,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clsbench.tasks.data import find_prepared
-from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.data.loading import find_prepared
+from clsbench.tasks.protocol.registry import DATASETS
 
-from .tiny import TINY_LABEL, build_tiny_clip, tiny_model_name
+from clsbench.clip_baselines.fixtures import TINY_LABEL, build_tiny_clip, tiny_model_name
 
 DEMO_LABEL = f"{TINY_LABEL}, mcq"
 
@@ -22,7 +22,7 @@ def run_clip_demo(
     in the usual format, and a second call resumes (returns at once). Most of a first call's time
     is tokenizing ImageNet's 80 x 1000 prompts; ``templates="single"`` skips that.
     """
-    from .run import run_clip
+    from clsbench.clip_baselines.run import run_clip
 
     work_dir = Path(work_dir).resolve()
     model_dir = build_tiny_clip(work_dir / "tiny-clip")

@@ -5,7 +5,7 @@ Models": the wrong options are the top 4 *incorrect* classes of a full zero-shot
 OpenCLIP ViT-L/14 trained on LAION (chosen so as not to favour models built on OpenAI CLIP, SigLIP or
 DFN), here :data:`DEFAULT_MODEL` with :data:`DEFAULT_PRETRAINED` and the single template
 "a photo of a {}." (the protocol's CLIP prompt). Computed once (``clsbench negatives DATASET --method clip-hard``) into the
-negatives file of :mod:`clsbench.tasks.negatives`, which the ``cls_<dataset>_mcq_cliphard`` tasks and
+negatives file of :mod:`clsbench.tasks.data.negatives`, which the ``cls_<dataset>_mcq_cliphard`` tasks and
 ``clsbench clip --negatives clip-hard`` both read, so MLLMs and CLIP models answer the same questions.
 """
 
@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from clsbench.tasks.data import load_rows
-from clsbench.tasks.negatives import rank_by_similarity, write_negatives
+from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.data.negatives import rank_by_similarity, write_negatives
 
-from .models import load_model, resolve_model, weights_identity
-from .zeroshot import ImageRows, autocast_for, class_embeddings, templates_for
+from clsbench.clip_baselines.models import load_model, resolve_model, weights_identity
+from clsbench.clip_baselines.zeroshot import ImageRows, autocast_for, class_embeddings, templates_for
 
 DEFAULT_MODEL = "ViT-L-14"
 DEFAULT_PRETRAINED = "laion2b_s32b_b82k"  # OpenCLIP ViT-L/14 trained on LAION-2B

@@ -190,7 +190,7 @@ def table2_row(model_name: str, pretrained: str | None) -> str | None:
 
 def weights_identity(ref: ModelRef) -> dict:
     """What the weights are, for result fingerprints: a release tag, a local file or folder's files, or random."""
-    from clsbench.tasks.stores import weights_fingerprint
+    from clsbench.tasks.runtime.stores import weights_fingerprint
 
     if ref.schema == "local-dir":
         return weights_fingerprint(ref.model_name)

@@ -45,8 +45,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from clsbench.tasks.options import LETTERS, MAX_OPTIONS
-from clsbench.tasks.registry import DATASETS, DEFAULT_NAMES
+from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
+from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES
 
 FORMAT = "clsbench-clip-v1"
 PREDICTIONS_SUFFIX = ".predictions.jsonl"
@@ -69,7 +69,7 @@ class RunSettings:
     templates: str = "ensemble"
     seed: int = 0
     n_options: int = MAX_OPTIONS
-    negatives: str = "random"  # or a hard-negatives method (clsbench.tasks.negatives), read from its file
+    negatives: str = "random"  # or a hard-negatives method (clsbench.tasks.data.negatives), read from its file
     class_names: str = DEFAULT_NAMES  # the class-name set shown (registry name sets; ImageNet also has "openai")
 
     @property
@@ -221,5 +221,5 @@ def load_runs(out: str | os.PathLike) -> dict[str, dict[str, dict]]:
 
 
 def accuracies(run: dict[str, dict]) -> dict[str, float]:
-    """Dataset key -> accuracy (0..1), the input of :func:`clsbench.tasks.results.table_row`."""
+    """Dataset key -> accuracy (0..1), the input of :func:`clsbench.tasks.report.lmms_results.table_row`."""
     return {dataset: summary["accuracy"] for dataset, summary in run.items()}

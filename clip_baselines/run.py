@@ -17,20 +17,21 @@ from pathlib import Path
 
 import torch
 
-from clsbench.tasks.data import DataError, classnames_for, find_prepared, load_rows, missing_data_message
-from clsbench.tasks.mcq import SampleError
-from clsbench.tasks.negatives import load_negatives
-from clsbench.tasks.options import MAX_OPTIONS, build_question
-from clsbench.tasks.environment import write_versions
-from clsbench.tasks.registry import DATASETS, DEFAULT_NAMES, get_dataset
-from clsbench.tasks.stores import OutputLock, OutputLocked, StoreMismatch, check_fingerprint
+from clsbench.tasks.data.loading import DataError, classnames_for, find_prepared, load_rows, missing_data_message
+from clsbench.tasks.data.negatives import load_negatives
+from clsbench.tasks.protocol.draws import MAX_OPTIONS
+from clsbench.tasks.protocol.questions import check_label, make_samples
+from clsbench.tasks.runtime.environment import write_versions
+from clsbench.tasks.protocol.catalog import resolve_datasets
+from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
+from clsbench.tasks.runtime.stores import OutputLock, OutputLocked, StoreMismatch, check_fingerprint
 
-from .models import LoadedModel, ModelRef, load_model, resolve_model, table2_row, weights_identity
-from .results import (
+from clsbench.clip_baselines.models import LoadedModel, ModelRef, load_model, resolve_model, table2_row, weights_identity
+from clsbench.clip_baselines.results import (
     MODES, TEMPLATE_CHOICES, PredictionLog, ResultsError, RunSettings, prediction_record, predictions_path, read_summary,
     summarize, summary_path, write_json_atomic,
 )
-from .zeroshot import ImageRows, class_embeddings, pairs, predict_batches, shard, templates_for
+from clsbench.clip_baselines.zeroshot import ImageRows, class_embeddings, pairs, predict_batches, shard, templates_for
 
 
 @dataclass(frozen=True)
@@ -51,21 +52,15 @@ def load_split(key: str, settings: RunSettings, data_dir=None) -> Split:
     classnames = classnames_for(spec.key, data_dir, settings.class_names)
     rows = load_rows(spec.key, data_dir)
     labels = list(rows["label"])
-    for index, label in enumerate(labels):
-        if not isinstance(label, int) or not 0 <= label < len(classnames):
-            raise SampleError(f"{key} sample {index}: label {label!r} is outside the class list (0..{len(classnames) - 1})")
     if settings.mode == "full":
+        for index, label in enumerate(labels):
+            check_label(key, str(index), label, len(classnames))
         return Split(key, rows, labels, classnames, None, None)
+    # The same route to a question as the MLLM tasks and VLMEvalKit (make_samples checks every label).
     ranked = None if settings.negatives == "random" else load_negatives(key, settings.negatives, classnames, data_dir)
-    questions = [
-        build_question(
-            key, str(index), label, classnames, seed=settings.seed, n_options=settings.n_options,
-            ranked_negatives=ranked.for_sample(str(index), label) if ranked else None,
-        )
-        for index, label in enumerate(labels)
-    ]
-    options = torch.tensor([question.options for question in questions], dtype=torch.long)
-    return Split(key, rows, labels, classnames, options, [question.answer_letter for question in questions])
+    samples = make_samples(key, labels, classnames, seed=settings.seed, n_options=settings.n_options, negatives=ranked)
+    options = torch.tensor([sample.option_labels for sample in samples], dtype=torch.long)
+    return Split(key, rows, labels, classnames, options, [sample.answer for sample in samples])
 
 
 def check_data(key: str, data_dir=None) -> None:
@@ -182,23 +177,11 @@ def _records(split: Split, predictions: Sequence[tuple[int, int | list[int]]]) -
 
 
 def parse_datasets(text: str | Sequence[str]) -> list[str]:
-    """``food101,cub200`` or ``food101 cub200``, ``all``, a group (``general``, ``fine-grained``), or other tools'
-    names (CLIP_benchmark's ``cars``, ``imagenet1k``) -> dataset keys, checked."""
-    import re
-
-    parts = [text] if isinstance(text, str) else list(text)
-    names = [name for part in parts for name in re.split(r"[,\s]+", part) if name]
-    keys: list[str] = []
-    for name in names:
-        if name == "all":
-            keys += list(DATASETS)
-        elif name in ("general", "fine-grained"):
-            keys += [key for key, spec in DATASETS.items() if spec.group == name]
-        else:
-            keys.append(get_dataset(name).key)
-    if not keys:
-        raise ValueError("no datasets given")
-    return list(dict.fromkeys(keys))
+    """Dataset keys from ``--datasets`` (the catalog's one grammar: keys, aliases, groups, task names), checked."""
+    try:
+        return resolve_datasets(text)
+    except KeyError as error:
+        raise ValueError(error.args[0]) from None
 
 
 def run_clip(
@@ -282,7 +265,7 @@ FINGERPRINT_FILE = "fingerprint.json"
 
 def run_fingerprint(loaded: LoadedModel, settings: RunSettings, precision: str) -> dict:
     """What decides a run folder's predictions beyond its name: the weights and the effective precision."""
-    from .zeroshot import autocast_for
+    from clsbench.clip_baselines.zeroshot import autocast_for
 
     _, effective = autocast_for(loaded.device, precision)
     return {"model": settings.model, "pretrained": settings.pretrained, "weights": weights_identity(loaded.ref),

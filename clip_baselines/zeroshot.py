@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from clsbench.tasks.mcq import open_image
-from clsbench.tasks.registry import get_dataset
+from clsbench.tasks.data.samples import open_image
+from clsbench.tasks.protocol.registry import get_dataset
 
-from .results import TEMPLATE_CHOICES
+from clsbench.clip_baselines.results import TEMPLATE_CHOICES
 
 SINGLE_TEMPLATE = "a photo of a {}."  # the one prompt of the 'Why are VLMs bad at classification' protocol
 CACHE_VERSION = 1

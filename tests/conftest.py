@@ -23,14 +23,14 @@ def _answer_store_per_test(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def fixture_root(tmp_path_factory) -> Path:
-    from clsbench.tasks.fixtures import write_fixture_data
+    from clsbench.tasks.data.fixtures import write_fixture_data
 
     return write_fixture_data(tmp_path_factory.mktemp("data"), FIXTURE_SAMPLES)
 
 
 @pytest.fixture(scope="session")
 def tiny_llava(tmp_path_factory) -> Path:
-    from clsbench.models.tiny import build_tiny_llava
+    from clsbench.models.fixtures import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("models") / "tiny-llava")
 

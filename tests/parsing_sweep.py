@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from clsbench.tasks.mcq import make_sample
-from clsbench.tasks.options import LETTERS
-from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.protocol.questions import make_sample
+from clsbench.tasks.protocol.draws import LETTERS
+from clsbench.tasks.protocol.registry import DATASETS
 
 # (template, who the grader picks): "X" the chosen option, None ambiguous. {X}/{x} the chosen letter
 # (upper/lower), {N} its name, {Y}/{M} another option's letter and name, {LIST} the echoed options.

@@ -7,13 +7,13 @@ import json
 import subprocess
 import sys
 
-from clsbench.tasks.lmms_tasks import PACKAGE_TASK_FOLDER
-from clsbench.tasks.options import build_question
-from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER
+from clsbench.tasks.protocol.draws import build_question
+from clsbench.tasks.protocol.registry import DATASETS
 
 
 def clsbench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "clsbench.tasks.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "clsbench.tasks.cli.main", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_list_shows_all_datasets_with_source_and_reachability(fixture_root, tmp_path):
@@ -72,8 +72,12 @@ def test_tasks_path_is_the_package_folder_or_a_copy_reading_local_data(fixture_r
     assert clsbench("tasks-path", "--data-dir", str(tmp_path)).stdout.strip() == str(PACKAGE_TASK_FOLDER)
     folder = clsbench("tasks-path", "--data-dir", str(fixture_root)).stdout.strip()
     assert folder == str(fixture_root / "_lmms_tasks")
-    text = (fixture_root / "_lmms_tasks" / "cls_imagenet_mcq.yaml").read_text()
+    text = (fixture_root / "_lmms_tasks" / "_imagenet_source_yaml").read_text()  # each dataset's source, written once
     assert f"test: {fixture_root}/imagenet/data/test-*.parquet" in text
+    from lmms_eval.utils import load_yaml_config
+
+    config = load_yaml_config(yaml_path=str(fixture_root / "_lmms_tasks" / "4opt" / "cls_imagenet_mcq_4opt.yaml"))
+    assert config["dataset_kwargs"]["data_files"]["test"] == f"{fixture_root}/imagenet/data/test-*.parquet"
 
 
 def test_lmms_exits_non_zero_when_lmms_eval_fails(tmp_path):

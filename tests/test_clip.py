@@ -17,10 +17,10 @@ import torch
 from clsbench.clip_baselines.models import PAPER_MODELS, LoadedModel, ModelError, load_model, resolve_model
 from clsbench.clip_baselines.results import FORMAT, PredictionLog, RunSettings, load_runs, per_class_accuracy
 from clsbench.clip_baselines.run import load_split, run_clip
-from clsbench.clip_baselines.tiny import build_tiny_clip, tiny_model_name
+from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 from clsbench.clip_baselines.zeroshot import SINGLE_TEMPLATE, encode_classes, templates_for
-from clsbench.tasks.data import DataError, classnames_for, load_rows
-from clsbench.tasks.mcq import add_questions, open_image
+from clsbench.tasks.data.loading import DataError, classnames_for, load_rows
+from clsbench.tasks.data.samples import add_questions, open_image
 
 KEYS = ["food101", "caltech101"]  # one prompt / 34 prompts; 101 classes each
 SUMMARY_KEYS = {"format", "class_names", "metrics", "paper_row", "model", "pretrained", "mode", "templates", "seed", "n_options", "negatives", "dataset", "accuracy",
@@ -116,7 +116,7 @@ def test_bad_model_names_say_how_to_find_valid_ones(capsys, fixture_root):
         resolve_model("ViT-B-32", "openia")
     with pytest.raises(ModelError, match="drop --pretrained"):
         resolve_model("siglip-so400m", "openai")
-    from clsbench.tasks.cli import main
+    from clsbench.tasks.cli.main import main
 
     assert main(["clip", "--model", "no-such-clip", "--data-dir", str(fixture_root)]) == 2
     assert "unknown model 'no-such-clip'" in capsys.readouterr().err
@@ -301,7 +301,7 @@ def test_run_names_and_results_reader(tiny, fixture_root, tmp_path):
 
 
 def test_cli_writes_results_and_a_table(tiny, fixture_root, tmp_path, capsys):
-    from clsbench.tasks.cli import main
+    from clsbench.tasks.cli.main import main
 
     model = tiny.ref.model_name
     args = ["clip", "--model", model, "--datasets", "logo,cub200", "--output-dir", str(tmp_path), "--data-dir", str(fixture_root),
@@ -341,7 +341,7 @@ def test_two_processes_give_the_same_predictions_as_one(tiny, fixture_root, tmp_
 
 def test_demo_row(tmp_path):
     from clsbench.clip_baselines.demo import run_clip_demo
-    from clsbench.tasks.fixtures import write_fixture_data
+    from clsbench.tasks.data.fixtures import write_fixture_data
 
     data = write_fixture_data(tmp_path / "data", 4, keys=["logo", "flowers102"])
     scores = run_clip_demo(tmp_path / "demo", data)

@@ -11,14 +11,14 @@ import torch.nn.functional as F
 
 from clsbench.clip_baselines.models import load_model, resolve_model
 from clsbench.clip_baselines.run import run_clip
-from clsbench.clip_baselines.tiny import build_tiny_clip, tiny_model_name
+from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 from clsbench.clip_baselines.zeroshot import class_embeddings, templates_for
-from clsbench.tasks.data import load_rows
-from clsbench.tasks.fixtures import write_fixture_dataset
-from clsbench.tasks.lmms_tasks import process_docs_hook
-from clsbench.tasks.mcq import open_image
-from clsbench.tasks.negatives import negatives_path
-from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.data.fixtures import write_fixture_dataset
+from clsbench.tasks.cls_mcq.hooks import questions_for
+from clsbench.tasks.data.samples import open_image
+from clsbench.tasks.data.negatives import negatives_path
+from clsbench.tasks.protocol.registry import DATASETS
 
 
 def test_clip_hard_file_feeds_tasks_and_clip_alike(tmp_path):
@@ -27,7 +27,7 @@ def test_clip_hard_file_feeds_tasks_and_clip_alike(tmp_path):
     write_fixture_dataset(root, "logo", 6)
     fixture_root = root
     run = subprocess.run(
-        [sys.executable, "-m", "clsbench.tasks.cli", "negatives", "logo", "--method", "clip-hard", "--model", model,
+        [sys.executable, "-m", "clsbench.tasks.cli.main", "negatives", "logo", "--method", "clip-hard", "--model", model,
          "--data-dir", str(fixture_root)],
         capture_output=True, text=True, timeout=300,
     )
@@ -47,7 +47,7 @@ def test_clip_hard_file_feeds_tasks_and_clip_alike(tmp_path):
         assert stored[str(index)] == order
 
     # The 5-way task asks the top four of the image's list; the CLIP baseline reads the same file.
-    docs = process_docs_hook("logo_cliphard", root)(rows)
+    docs = questions_for(rows, "logo", "_cliphard", root)
     for doc in docs:
         assert len(doc["options"]) == 5
         assert [c for c in doc["option_labels"] if c != doc["label"]] == stored[doc["sample_key"]][:4]

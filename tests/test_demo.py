@@ -5,7 +5,7 @@ import sys
 
 
 def test_demo_runs_everything_offline_and_ends_with_the_report(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "clsbench.tasks.cli", "demo", "--output-dir", str(tmp_path), "--samples", "3"],
+    run = subprocess.run([sys.executable, "-m", "clsbench.tasks.cli.main", "demo", "--output-dir", str(tmp_path), "--samples", "3"],
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     table = (tmp_path / "report" / "table.md").read_text()

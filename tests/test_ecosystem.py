@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
 
 
 def offline(**extra) -> dict:
@@ -45,7 +45,7 @@ def test_builtin_tasks_keep_priority():
     import lmms_eval.models  # noqa: F401  (loads the entry point, as lmms-eval's start-up does)
     from lmms_eval.tasks import TaskManager
 
-    registration = sys.modules["clsbench.models.lmms_registration"]
+    registration = sys.modules["clsbench.models.lmms.registration"]
 
     assert registration.add_task_folder()
     manager = TaskManager("ERROR")
@@ -110,7 +110,7 @@ def test_no_hub_fails_in_seconds_with_the_download_command(tmp_path):
 
 
 def test_llava_onevision_failure_says_what_it_needs():
-    from clsbench.tasks.cli import lmms_failure_messages
+    from clsbench.tasks.toolkits.lmms_runner import lmms_failure_messages
 
     output = "Traceback ...\nNameError: name 'get_model_name_from_path' is not defined\n"
     (message,) = lmms_failure_messages(output)
@@ -118,7 +118,7 @@ def test_llava_onevision_failure_says_what_it_needs():
 
 
 def test_every_option_has_help():
-    from clsbench.tasks.cli import build_parser
+    from clsbench.tasks.cli.main import build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")

@@ -14,13 +14,13 @@ import re
 import datasets
 import pytest
 
-from clsbench.tasks.data import DataError, check_label_names, hub_load_kwargs, load_rows, write_prepared
-from clsbench.tasks.descriptions import DESCRIBE_PROMPT, TEXTONLY_QUESTION
-from clsbench.tasks.fixtures import synthetic_image
-from clsbench.tasks.lmms_tasks import generated_files
-from clsbench.tasks.mcq import add_questions
-from clsbench.tasks.openworld import CLOSED_PROMPT, OPEN_PROMPT, P2_CLOSED_PROMPT, contains_class
-from clsbench.tasks.registry import DATASETS, HubSource
+from clsbench.tasks.data.loading import DataError, check_label_names, hub_load_kwargs, load_rows, write_prepared
+from clsbench.tasks.variants.descriptions import DESCRIBE_PROMPT, TEXTONLY_QUESTION
+from clsbench.tasks.data.fixtures import synthetic_image
+from clsbench.tasks.cls_mcq._generate_configs import generated_files
+from clsbench.tasks.data.samples import add_questions
+from clsbench.tasks.variants.open_world import CLOSED_PROMPT, OPEN_PROMPT, P2_CLOSED_PROMPT, contains_class
+from clsbench.tasks.protocol.registry import DATASETS, HubSource
 
 HUB = {key: spec for key, spec in DATASETS.items() if isinstance(spec.source, HubSource)}
 RECORDED = {key: spec.hub_labels for key, spec in HUB.items() if spec.hub_labels and spec.hub_labels["names"]}

@@ -8,14 +8,16 @@ import sys
 
 import pytest
 
-from clsbench.tasks.data import load_rows
-from clsbench.tasks.fixtures import write_fixture_dataset
-from clsbench.tasks.mcq import add_questions
-from clsbench.tasks.lmms_tasks import FREE_FORM_KINDS, PACKAGE_TASK_FOLDER, kind_datasets, task_folder_for, task_name
-from clsbench.tasks.openworld import CLOSED_PROMPT, OPEN_PROMPT, exact_class, nearest_classes
-from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.data.fixtures import write_fixture_dataset
+from clsbench.tasks.data.samples import add_questions
+from clsbench.tasks.protocol.catalog import FREE_FORM_KINDS, kind_datasets, task_name
+from clsbench.tasks.protocol.catalog import variant_folder
+from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
+from clsbench.tasks.variants.open_world import CLOSED_PROMPT, OPEN_PROMPT, exact_class, nearest_classes
+from clsbench.tasks.protocol.registry import DATASETS
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
 BRANDS = "Nike Puma Adidas Anta Erke Kappa Xtep Li-Ning New Balance 361 Degrees"
 
 
@@ -58,7 +60,7 @@ def test_kinds_and_closed_world_limit():
         "caltech101", "cub200", "food101", "logo", "flowers102", "stanfordcars"]
     for suffix, kind in FREE_FORM_KINDS.items():
         for spec in kind_datasets(kind):
-            assert (PACKAGE_TASK_FOLDER / f"{task_name(spec.key, suffix)}.yaml").is_file()
+            assert (PACKAGE_TASK_FOLDER / variant_folder(suffix) / f"{task_name(spec.key, suffix)}.yaml").is_file()
 
 
 @pytest.mark.parametrize("reply,expected", [
@@ -139,8 +141,8 @@ def test_describe_then_text_only(fixture_root, tmp_path):
 
 
 def test_text_only_without_descriptions_names_the_command(fixture_root):
-    from clsbench.tasks.data import DataError, load_rows
-    from clsbench.tasks.lmms_tasks import process_docs_hook
+    from clsbench.tasks.data.loading import DataError, load_rows
+    from clsbench.tasks.cls_mcq.hooks import questions_for
 
     with pytest.raises(DataError, match="clsbench descriptions"):
-        process_docs_hook("cub200_textonly", fixture_root / "elsewhere")(load_rows("cub200", fixture_root))
+        questions_for(load_rows("cub200", fixture_root), "cub200", "_textonly", fixture_root / "elsewhere")

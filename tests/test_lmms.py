@@ -13,13 +13,15 @@ from pathlib import Path
 import datasets
 import pytest
 
-from clsbench.tasks.data import DataError, load_rows
-from clsbench.tasks.lmms_tasks import PACKAGE_TASK_FOLDER, task_folder_for, task_name
-from clsbench.tasks.mcq import SampleError, add_questions
-from clsbench.tasks.registry import DATASETS
-from clsbench.tasks.results import dataset_accuracies, read_results
+from clsbench.tasks.data.loading import DataError, load_rows
+from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
+from clsbench.tasks.protocol.catalog import task_name
+from clsbench.tasks.protocol.questions import SampleError
+from clsbench.tasks.data.samples import add_questions
+from clsbench.tasks.protocol.registry import DATASETS
+from clsbench.tasks.report.lmms_results import dataset_accuracies, read_results
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
 
 
 def expected_answers(fixture_root: Path, key: str) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import shlex
 
-from clsbench.models.coverage import MODE_NOTE, ROUTES, markdown_table, vlmeval_models
-from clsbench.tasks.cli import build_parser, main
+from clsbench.models.catalog import MODE_NOTE, ROUTES, markdown_table, vlmeval_models
+from clsbench.tasks.cli.main import build_parser, main
 
 PAPER_MODELS = {
     "Qwen-VL-Chat", "LLaVA-1.5-7B", "LLaVA-1.6-7B", "DeepSeek-VL-7B", "Phi-3-Vision", "MiniCPM-Llama3-V-2.5",
@@ -47,8 +47,8 @@ def test_every_lmms_route_names_a_registered_model_and_parses():
 def test_entry_point_registers_both_models():
     (entry,) = [ep for ep in importlib.metadata.entry_points(group="lmms_eval.models") if ep.value.startswith("clsbench.")]
     manifests = {manifest.model_id: manifest for manifest in entry.load()}
-    assert manifests["clsbench_hf"].simple_class_path == "clsbench.models.lmms_hf.ClsbenchHF"
-    assert manifests["clsbench_minicpm"].simple_class_path == "clsbench.models.lmms_remote.ClsbenchMiniCPM"
+    assert manifests["clsbench_hf"].simple_class_path == "clsbench.models.lmms.clsbench_hf.ClsbenchHF"
+    assert manifests["clsbench_minicpm"].simple_class_path == "clsbench.models.lmms.minicpm.ClsbenchMiniCPM"
 
 
 def test_vlmeval_model_names_cover_the_native_checkpoints_in_both_modes():

@@ -16,25 +16,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from clsbench.models.answering import Answerer, Query
-from clsbench.models.hf_vlm import HFVisionLanguageModel, VisualPrompt
-from clsbench.models.scoring import rank_options
-from clsbench.models.tiny import (
-    build_letter_prone,
-    build_tiny_gemma3,
-    build_tiny_idefics3,
-    build_tiny_llava_next,
-    build_tiny_llava_onevision,
-    build_tiny_qwen2_5_vl,
-    build_tiny_qwen2_vl,
-    build_tiny_qwen3_vl,
-)
-from clsbench.tasks.data import load_rows
-from clsbench.tasks.lmms_tasks import task_folder_for
-from clsbench.tasks.mcq import add_questions, format_prompt, open_image
-from clsbench.tasks.options import LETTERS
+from clsbench.models.engine.answering import Answerer, Query
+from clsbench.models.engine.hf_vlm import HFVisionLanguageModel, VisualPrompt
+from clsbench.models.engine.scoring import rank_options
+from clsbench.models.fixtures import build_letter_prone, build_tiny_gemma3, build_tiny_idefics3, build_tiny_llava_next, build_tiny_llava_onevision, build_tiny_qwen2_5_vl, build_tiny_qwen2_vl, build_tiny_qwen3_vl
+from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.data.samples import add_questions, open_image
+from clsbench.tasks.protocol.questions import format_prompt
+from clsbench.tasks.protocol.draws import LETTERS
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
 
 
 @pytest.fixture(scope="session")
@@ -181,7 +173,7 @@ def _decisions(folder: Path) -> dict[tuple[str, int], dict]:
 
 
 def test_lmms_eval_batch_1_and_batch_8_give_the_same_letters(letter_llava, task_manager, tmp_path):
-    from clsbench.models.lmms_hf import ClsbenchHF
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
 
     tasks = ["cls_logo_mcq", "cls_food101_mcq", "cls_cub200_mcq"]
     replies, decisions = {}, {}
@@ -271,7 +263,7 @@ def test_loglik_ranks_the_favoured_class_first_and_sum_and_mean_differ_as_expect
 
 
 def test_loglik_mode_in_lmms_eval_returns_the_best_names_letter(tiny_llava, task_manager, tmp_path):
-    from clsbench.models.lmms_hf import ClsbenchHF
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
 
     model = ClsbenchHF(pretrained=str(tiny_llava), mode="loglik", loglik_norm="mean", log_dir=str(tmp_path))
     output = _run_in_lmms(model, task_manager, ["cls_logo_mcq"], 1)
@@ -309,7 +301,7 @@ def test_clsbench_hf_through_the_real_lmms_eval_cli(letter_llava, fixture_root, 
 
 
 def test_errors_name_the_cause(tiny_llava):
-    from clsbench.models.lmms_hf import ClsbenchHF
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
 
     with pytest.raises(ValueError, match="unknown model_args \\['temprature'\\]"):
         ClsbenchHF(pretrained=str(tiny_llava), temprature=0)
@@ -322,7 +314,7 @@ def test_errors_name_the_cause(tiny_llava):
 
 
 def test_loglikelihood_requests_score_the_continuation_after_the_chat_prompt(tiny_llava, fixture_root):
-    from clsbench.models.lmms_hf import ClsbenchHF
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
     from lmms_eval.api.instance import Instance
 
     model = ClsbenchHF(pretrained=str(tiny_llava), log_dir="none")
@@ -348,7 +340,7 @@ def test_loglikelihood_requests_score_the_continuation_after_the_chat_prompt(tin
 def test_the_input_pipeline_changes_nothing_but_speed(letter_qwen, task_manager, tmp_path, mode):
     """num_workers=2 prepares batches in threads ahead of the model; letters, replies and probabilities are identical,
     and so is batch 1 without it (length-aware batching keeps the result order)."""
-    from clsbench.models.lmms_hf import ClsbenchHF
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
 
     tasks = ["cls_logo_mcq", "cls_food101_mcq"]
     outputs, decisions = {}, {}

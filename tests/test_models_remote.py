@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 import pytest
-from clsbench.tasks.fixtures import fixture_classnames
-from clsbench.tasks.lmms_tasks import task_folder_for
+from clsbench.tasks.data.fixtures import fixture_classnames
+from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
 
 REMOTE_CODE = '''
 import re
@@ -51,7 +51,7 @@ class FakeMiniCPM(PreTrainedModel):
 
 
 def _background(key: str, label: int) -> str:
-    return hashlib.sha256(f"{key}|{label}".encode()).digest()[:3].hex()  # as clsbench.tasks.fixtures.synthetic_image
+    return hashlib.sha256(f"{key}|{label}".encode()).digest()[:3].hex()  # as clsbench.tasks.data.fixtures.synthetic_image
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def fake_minicpm(tmp_path_factory, tiny_llava) -> Path:
 
 
 def test_minicpm_wrapper_passes_image_prompt_and_greedy_settings(fake_minicpm, fixture_root):
-    from clsbench.models.lmms_remote import ClsbenchMiniCPM
+    from clsbench.models.lmms.minicpm import ClsbenchMiniCPM
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 
@@ -88,7 +88,7 @@ def test_minicpm_wrapper_passes_image_prompt_and_greedy_settings(fake_minicpm, f
 
 
 def test_minicpm_wrapper_refuses_batches_and_unknown_args(fake_minicpm):
-    from clsbench.models.lmms_remote import ClsbenchMiniCPM
+    from clsbench.models.lmms.minicpm import ClsbenchMiniCPM
 
     with pytest.raises(ValueError, match="one question at a time"):
         ClsbenchMiniCPM(pretrained=str(fake_minicpm), batch_size=4)

@@ -6,17 +6,11 @@ import math
 
 import pytest
 import torch
-from clsbench.models.answering import letters_in_prompt
-from clsbench.models.hf_vlm import cut_at_stop, resolve_dtype
-from clsbench.models.scoring import (
-    OptionScore,
-    decide_letter,
-    expected_calibration_error,
-    letter_token_ids,
-    rank_options,
-)
-from clsbench.tasks.mcq import format_prompt
-from clsbench.tasks.options import LETTERS
+from clsbench.models.engine.answering import letters_in_prompt
+from clsbench.models.engine.hf_vlm import cut_at_stop, resolve_dtype
+from clsbench.models.engine.scoring import OptionScore, decide_letter, expected_calibration_error, letter_token_ids, rank_options
+from clsbench.tasks.protocol.questions import format_prompt
+from clsbench.tasks.protocol.draws import LETTERS
 
 
 def test_letter_ids_of_the_byte_level_tokenizer_are_single_tokens(tiny_llava):

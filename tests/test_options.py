@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from clsbench.tasks.mcq import make_sample
-from clsbench.tasks.options import build_question, draw_negatives
-from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.protocol.questions import make_sample
+from clsbench.tasks.protocol.draws import build_question, draw_negatives
+from clsbench.tasks.protocol.registry import DATASETS
 
 IMAGENET = DATASETS["imagenet"].classnames  # the paper's first-WordNet-lemma names (crane, cardigan, maillot repeat)
 IMAGENET_OPENAI = DATASETS["imagenet"].names("openai")  # OpenAI's CLIP names (missile, sunglasses repeat)
@@ -120,8 +120,8 @@ def test_golden_digests():
 def test_same_bytes_in_another_process_with_another_hash_seed():
     code = (
         "import hashlib, json\n"
-        "from clsbench.tasks.options import build_question\n"
-        "from clsbench.tasks.registry import DATASETS\n"
+        "from clsbench.tasks.protocol.draws import build_question\n"
+        "from clsbench.tasks.protocol.registry import DATASETS\n"
         "names = DATASETS['imagenet'].classnames\n"
         "h = hashlib.sha256()\n"
         "for i in range(300):\n"
@@ -198,3 +198,22 @@ def test_bad_arguments():
         build_question("imagenet", "0", 1000, IMAGENET)
     with pytest.raises(ValueError, match="distinct names are available"):
         draw_negatives("x", "0", 0, 0, ["a", "b", "b"], 2)
+
+
+def test_models_read_back_exactly_the_question_and_options_from_the_prompt():
+    """``prompt_parts`` inverts ``format_prompt`` for every dataset's questions, any option count, and the
+    lmms-eval kwargs a user may set (pre/post prompt); a prompt without option lines gives None."""
+    from clsbench.tasks.protocol.questions import format_prompt, make_sample, prompt_parts
+    from clsbench.tasks.protocol.registry import DATASETS
+
+    for key, spec in DATASETS.items():
+        names = spec.classnames or [f"landmark {index}" for index in range(300)]
+        for n_options in (2, 5, 26):
+            for index in range(3):
+                sample = make_sample(key, str(index), index, names, n_options=n_options)
+                for pre, post in (("", ""), ("Look closely. ", "\nAnswer:")):
+                    prompt = format_prompt(sample.question, sample.options, pre_prompt=pre, post_prompt=post)
+                    question, options = prompt_parts(prompt)
+                    assert options == sample.options
+                    assert question == f"{pre}{sample.question}"
+    assert prompt_parts("What is this? Answer in one word.") is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from clsbench.tasks.parsing import parse_answer
+from clsbench.tasks.protocol.parsing import parse_answer
 
 from parsing_sweep import sweep
 
@@ -135,7 +135,7 @@ def test_the_sweep_has_teeth_against_lmms_evals_extractor(record_parser_stats):
     """lmms-eval's shared extractor, on the same sweep, gives wrong letters: the sweep can fail."""
     from lmms_eval.tasks._task_utils.mcq_extract import extract_mcq_answer
 
-    from clsbench.tasks.options import LETTERS
+    from clsbench.tasks.protocol.draws import LETTERS
 
     def lmms(reply, options):
         return extract_mcq_answer(reply, list(LETTERS[: len(options)])) or None

@@ -12,9 +12,9 @@ import datasets
 import pytest
 from PIL import Image
 
-from clsbench.tasks.data import DataError, find_prepared
-from clsbench.tasks.prepare import caltech101_test_files, gldv2_classname, prepare
-from clsbench.tasks.registry import get_dataset
+from clsbench.tasks.data.loading import DataError, find_prepared
+from clsbench.tasks.data.prepare import caltech101_test_files, gldv2_classname, prepare
+from clsbench.tasks.protocol.registry import get_dataset
 
 
 def image_bytes(seed: int, fmt: str = "JPEG") -> bytes:
@@ -353,7 +353,7 @@ def test_failed_rebuild_keeps_the_previous_copy(logo_raw: Path, tmp_path: Path):
 
 
 def test_large_copies_are_sharded_in_order(tmp_path: Path):
-    from clsbench.tasks.data import write_prepared
+    from clsbench.tasks.data.loading import write_prepared
 
     records = [(f"img/{i}.png", image_bytes(i, "PNG"), i % 3) for i in range(7)]
     prepared = write_prepared(tmp_path / "logo", "logo", records, get_dataset("logo").classnames, {}, shard_bytes=1)

@@ -15,17 +15,18 @@ import datasets
 import pytest
 from PIL import Image, ImageFile
 
-from clsbench.models.answer_store import AnswerStore
-from clsbench.models.answering import DecisionLog
-from clsbench.tasks.data import DataError, META_FILE, load_rows, write_prepared
-from clsbench.tasks.fixtures import synthetic_image, write_fixture_dataset
-from clsbench.tasks.images import ImageDecodeError, decode_image
-from clsbench.tasks.mcq import SampleError, add_questions
-from clsbench.tasks.options import build_question
-from clsbench.tasks.registry import DATASETS
-from clsbench.tasks.stores import OutputLock, OutputLocked, StoreMismatch, weights_fingerprint
+from clsbench.models.engine.answer_store import AnswerStore
+from clsbench.models.engine.answering import DecisionLog
+from clsbench.tasks.data.loading import DataError, META_FILE, load_rows, write_prepared
+from clsbench.tasks.data.fixtures import synthetic_image, write_fixture_dataset
+from clsbench.tasks.data.images import ImageDecodeError, decode_image
+from clsbench.tasks.protocol.questions import SampleError
+from clsbench.tasks.data.samples import add_questions
+from clsbench.tasks.protocol.draws import build_question
+from clsbench.tasks.protocol.registry import DATASETS
+from clsbench.tasks.runtime.stores import OutputLock, OutputLocked, StoreMismatch, weights_fingerprint
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
 OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 LOGO = list(DATASETS["logo"].classnames)
 
@@ -123,7 +124,7 @@ def test_weights_replaced_at_the_same_path_change_the_fingerprint(tiny_llava, tm
 def test_clsbench_hf_refuses_a_store_made_with_other_weights(tiny_llava, tmp_path):
     import shutil
 
-    from clsbench.models.lmms_hf import ClsbenchHF
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_llava, copy)
@@ -140,7 +141,7 @@ def test_clsbench_hf_refuses_a_store_made_with_other_weights(tiny_llava, tmp_pat
 def test_clip_resume_under_another_precision_is_refused(fixture_root, tmp_path):
     from clsbench.clip_baselines.results import ResultsError
     from clsbench.clip_baselines.run import run_clip
-    from clsbench.clip_baselines.tiny import build_tiny_clip, tiny_model_name
+    from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 
     model = tiny_model_name(build_tiny_clip(tmp_path / "tiny-clip"))
     kwargs = dict(data_dir=fixture_root, cache_dir=tmp_path / "cache", progress=False)
@@ -155,7 +156,7 @@ def test_clip_resume_under_another_precision_is_refused(fixture_root, tmp_path):
 
 
 def test_negatives_files_record_what_made_them(fixture_root, tmp_path, tiny_sentence_encoder):
-    from clsbench.tasks.negatives import negatives_path, text_similar
+    from clsbench.tasks.data.negatives import negatives_path, text_similar
 
     text_similar("logo", LOGO, str(tiny_sentence_encoder), tmp_path)
     content = json.loads(negatives_path("logo", "text-similar", tmp_path).read_text())
@@ -166,7 +167,7 @@ def test_negatives_files_record_what_made_them(fixture_root, tmp_path, tiny_sent
 # ---------------------------------------------------------------- one writer per output
 
 
-HOLD = ("import sys, time\nfrom clsbench.tasks.stores import OutputLock\n"
+HOLD = ("import sys, time\nfrom clsbench.tasks.runtime.stores import OutputLock\n"
         "lock = OutputLock(sys.argv[1]).acquire()\nprint('held', flush=True)\ntime.sleep(60)\n")
 
 
@@ -193,7 +194,7 @@ def test_a_second_writer_fails_at_once_naming_the_holder(tmp_path):
 def test_two_clip_runs_into_one_folder_do_not_mix(fixture_root, tmp_path):
     from clsbench.clip_baselines.results import ResultsError
     from clsbench.clip_baselines.run import run_clip
-    from clsbench.clip_baselines.tiny import build_tiny_clip, tiny_model_name
+    from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 
     model = tiny_model_name(build_tiny_clip(tmp_path / "tiny-clip"))
     run_clip(model, None, ["logo"], tmp_path / "out", data_dir=fixture_root, cache_dir=tmp_path / "c", progress=False)
@@ -275,7 +276,7 @@ def _write_copy(root: Path, key: str, images: list[bytes], labels: list[int], na
 def test_a_bad_image_fails_the_same_way_in_lmms_clip_and_export(tmp_path, monkeypatch, kind):
     from clsbench.clip_baselines.zeroshot import ImageRows
     from clsbench.tasks.cls_mcq import utils
-    from clsbench.tasks.vlmeval import write_tsv
+    from clsbench.tasks.toolkits.vlmeval import write_tsv
 
     bad = _jpeg((400, 300))[:1500] if kind == "truncated" else _jpeg((40, 20))
     _write_copy(tmp_path, "logo", [_jpeg((10, 10)), bad], [0, 1])
@@ -309,8 +310,8 @@ def test_tricky_images_give_the_same_pixels_in_lmms_clip_and_export(tmp_path, ki
 
     from clsbench.clip_baselines.zeroshot import ImageRows
     from clsbench.tasks.cls_mcq import utils
-    from clsbench.tasks.mcq import open_image
-    from clsbench.tasks.vlmeval import write_tsv
+    from clsbench.tasks.data.samples import open_image
+    from clsbench.tasks.toolkits.vlmeval import write_tsv
 
     tricky = _jpeg(orientation=6) if kind == "exif" else _png16(32896)
     _write_copy(tmp_path, "logo", [tricky], [0])
@@ -342,7 +343,7 @@ def _good(tmp_path: Path, key: str = "logo") -> Path:
     ("row count", "hold 2 rows, clsbench.json says 5"),
 ])
 def test_malformed_copies_fail_naming_dataset_file_and_cause(tmp_path, damage, message):
-    from clsbench.tasks.lmms_tasks import task_folder_for
+    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
 
     folder = _good(tmp_path)
     meta_path, shard = folder / META_FILE, folder / "data" / "test-00000-of-00001.parquet"
@@ -385,7 +386,7 @@ def test_gldv2_names_agree_between_the_copy_and_its_parquet(tmp_path):
 
 
 def test_report_names_and_skips_malformed_results(tmp_path):
-    from clsbench.tasks.report import write_report
+    from clsbench.tasks.report.build import write_report
 
     good = tmp_path / "runs" / "org__m"
     good.mkdir(parents=True)

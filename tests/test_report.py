@@ -12,11 +12,12 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from clsbench.tasks.lmms_tasks import task_name
-from clsbench.tasks.registry import DATASETS
-from clsbench.tasks.report import load_subset, write_report
+from clsbench.tasks.protocol.catalog import task_name
+from clsbench.tasks.protocol.registry import DATASETS
+from clsbench.tasks.report.subsets import load_subset
+from clsbench.tasks.report.build import write_report
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
 NAMES = {key: spec.classnames for key, spec in DATASETS.items()}
 
 # lmms-eval model: all ten datasets, general mean 62.5, fine-grained mean 2.2 / 6 = 36.7 %.
@@ -339,7 +340,7 @@ def test_vlmeval_files_as_clsbench_vlmeval_names_them(tmp_path):
     """tasks/vlmeval.py names the dataset like the lmms-eval task and adds category / unparseable columns."""
     import pandas as pd
 
-    vlmeval = pytest.importorskip("clsbench.tasks.vlmeval")
+    vlmeval = pytest.importorskip("clsbench.tasks.toolkits.vlmeval")
     data = vlmeval.vlmeval_name("logo")
     run_dir = tmp_path / "work" / "MiniCPM-V-2_6" / "T20260110-101010"
     run_dir.mkdir(parents=True)

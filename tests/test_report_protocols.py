@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from clsbench.tasks.paper import mllm_row, table2
-from clsbench.tasks.registry import DATASETS, dataset_for_name
-from clsbench.tasks.report import ReportError, write_report
-from clsbench.tasks.lmms_tasks import task_name
+from clsbench.tasks.protocol.paper import mllm_row, table2
+from clsbench.tasks.protocol.registry import DATASETS, dataset_for_name
+from clsbench.tasks.report.records import ReportError
+from clsbench.tasks.report.build import write_report
+from clsbench.tasks.protocol.catalog import task_name
 
 
 def lmms_results(folder: Path, stamp: str, model_args: str, scores: dict[str, float], *, n: int = 8,
@@ -167,7 +168,8 @@ def test_figures_show_chance_and_zero_and_keep_colours(tmp_path):
     write_report([tmp_path / "runs"], tmp_path / "out", scatter=True, echo=None, reference="paper")
     svg = (tmp_path / "out" / "bars.svg").read_text()
     assert "chance" in svg and "clsbench_hf (org/m)" in svg
-    from clsbench.tasks.report import _series_styles, chance_levels, collect
+    from clsbench.tasks.report.figures import _series_styles, chance_levels
+    from clsbench.tasks.report.readers import collect
 
     assert chance_levels()[list(DATASETS).index("logo")] == pytest.approx(10.0)
     assert chance_levels()[0] == pytest.approx(100 / 26)

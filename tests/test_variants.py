@@ -8,32 +8,33 @@ import sys
 
 import pytest
 
-from clsbench.tasks.data import DataError, load_rows
-from clsbench.tasks.lmms_tasks import MCQ_VARIANTS, PACKAGE_TASK_FOLDER, group_name, process_docs_hook, task_folder_for, task_name
-from clsbench.tasks.mcq import add_questions
-from clsbench.tasks.negatives import load_negatives, negatives_path, rank_by_similarity
-from clsbench.tasks.registry import DATASETS
+from clsbench.tasks.data.loading import DataError, load_rows
+from clsbench.tasks.protocol.catalog import MCQ_VARIANTS, group_name, task_name
+from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
+from clsbench.tasks.cls_mcq.hooks import questions_for
+from clsbench.tasks.protocol.catalog import variant_folder
+from clsbench.tasks.data.samples import add_questions
+from clsbench.tasks.data.negatives import load_negatives, negatives_path, rank_by_similarity
+from clsbench.tasks.protocol.registry import DATASETS
 
 
 def test_every_variant_has_ten_tasks_three_groups_and_a_hook():
     for suffix, variant in MCQ_VARIANTS.items():
         for key, spec in DATASETS.items():
-            present = (PACKAGE_TASK_FOLDER / f"{task_name(key, suffix)}.yaml").is_file()
+            present = (PACKAGE_TASK_FOLDER / variant_folder(suffix) / f"{task_name(key, suffix)}.yaml").is_file()
             assert present is variant.applies_to(spec)
-            if present:
-                assert callable(process_docs_hook(f"{key}{suffix}"))
         for group in ("general", "fine-grained", None):
-            assert (PACKAGE_TASK_FOLDER / f"{group_name(group, suffix)}.yaml").is_file() is variant.has_groups
+            assert (PACKAGE_TASK_FOLDER / variant_folder(suffix) / f"{group_name(group, suffix)}.yaml").is_file() is variant.has_groups
     assert [key for key, spec in DATASETS.items() if MCQ_VARIANTS["_openai"].applies_to(spec)] == ["imagenet"]
-    with pytest.raises(AttributeError):
-        process_docs_hook("imagenet_3opt")
+    with pytest.raises(KeyError, match="_3opt"):
+        questions_for(None, "imagenet", "_3opt")
 
 
 @pytest.mark.parametrize("suffix,count", [("_4opt", 4), ("_8opt", 8), ("_16opt", 16), ("", 26)])
 def test_option_count_variants_nest(fixture_root, suffix, count):
     rows = load_rows("cub200", fixture_root)
     full = add_questions(rows, "cub200")
-    docs = process_docs_hook(f"cub200{suffix}", fixture_root)(rows)
+    docs = questions_for(rows, "cub200", suffix, fixture_root)
     for small, big in zip(docs, full):
         assert len(small["options"]) == count
         assert small["options"][ord(small["answer"]) - 65] == big["options"][ord(big["answer"]) - 65]
@@ -46,7 +47,7 @@ def test_option_count_variants_nest(fixture_root, suffix, count):
 def test_hard_negative_task_without_its_file_says_what_to_run(fixture_root):
     rows = load_rows("food101", fixture_root)
     with pytest.raises(DataError, match="clsbench negatives food101 --method text-similar"):
-        process_docs_hook("food101_textsim", fixture_root)(rows)
+        questions_for(rows, "food101", "_textsim", fixture_root)
 
 
 def test_rank_by_similarity_is_stable_and_excludes_self():
@@ -59,7 +60,7 @@ def test_rank_by_similarity_is_stable_and_excludes_self():
 def test_text_similar_negatives_end_to_end(fixture_root, tiny_sentence_encoder, tmp_path):
     root = tmp_path / "root"
     run = subprocess.run(
-        [sys.executable, "-m", "clsbench.tasks.cli", "negatives", "food101", "--method", "text-similar",
+        [sys.executable, "-m", "clsbench.tasks.cli.main", "negatives", "food101", "--method", "text-similar",
          "--encoder", str(tiny_sentence_encoder), "--data-dir", str(root)],
         capture_output=True, text=True, timeout=300,
     )

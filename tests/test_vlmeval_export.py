@@ -7,20 +7,14 @@ import base64
 import datasets
 import pandas as pd
 import pytest
-from clsbench.tasks.cli import main
-from clsbench.tasks.data import load_rows
-from clsbench.tasks.fixtures import GLDV2_FIXTURE_CLASSES
-from clsbench.tasks.lmms_tasks import task_folder_for, task_name
-from clsbench.tasks.options import LETTERS
-from clsbench.tasks.registry import DATASETS
-from clsbench.tasks.vlmeval import (
-    NAME_TO_KEY,
-    prompt_message,
-    score_rows,
-    tsv_columns,
-    vlmeval_name,
-    write_tsv,
-)
+from clsbench.tasks.cli.main import main
+from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.data.fixtures import GLDV2_FIXTURE_CLASSES
+from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.protocol.catalog import task_name
+from clsbench.tasks.protocol.draws import LETTERS
+from clsbench.tasks.protocol.registry import DATASETS
+from clsbench.tasks.toolkits.vlmeval import NAME_TO_KEY, prompt_message, score_rows, tsv_columns, vlmeval_name, write_tsv
 
 KEYS = ["logo", "food101", "imagenet"]  # 10 options, 26 options, a split named "validation"
 

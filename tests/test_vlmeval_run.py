@@ -15,19 +15,15 @@ import pytest
 
 pytest.importorskip("vlmeval", reason="VLMEvalKit (vlmeval) is not installed; it is not on PyPI, see README 'VLMEvalKit'")
 
-from clsbench.models.tiny import build_letter_prone
-from clsbench.tasks.data import load_rows
-from clsbench.tasks.lmms_tasks import task_folder_for
-from clsbench.tasks.mcq import format_prompt, open_image
-from clsbench.tasks.vlmeval import (
-    RESULT_SUFFIX,
-    dataset_classes,
-    register,
-    vlmeval_name,
-    write_tsv,
-)
+from clsbench.models.fixtures import build_letter_prone
+from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.protocol.questions import prompt_parts, format_prompt
+from clsbench.tasks.data.samples import open_image
+from clsbench.models.vlmeval.registration import register
+from clsbench.tasks.toolkits.vlmeval import RESULT_SUFFIX, dataset_classes, vlmeval_name, write_tsv
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +49,7 @@ def letter_llava(tiny_llava, tmp_path_factory) -> Path:
 def test_registration_is_idempotent_and_complete(registered):
     import vlmeval.config
     import vlmeval.dataset
-    from clsbench.models.vlmeval_model import ClsbenchVLM
+    from clsbench.models.vlmeval.model import ClsbenchVLM
 
     register()
     for name, cls in dataset_classes().items():
@@ -76,7 +72,8 @@ def test_prompt_and_image_are_the_lmms_eval_ones(registered, fixture_root):
         image_part, text_part = dataset.build_prompt(line)
         options = [line[letter] for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
         assert text_part["value"] == format_prompt(line["question"], options)
-        assert text_part["clsbench"]["options"] == options and "answer" not in text_part["clsbench"]
+        assert set(text_part) == {"type", "value"}  # nothing hidden: models read the options from the prompt
+        assert prompt_parts(text_part["value"]) == (line["question"], tuple(options))
         original = open_image(stored[position]["image"], dataset="food101", sample_key=str(position))
         assert np.array_equal(np.asarray(open_image(image_part["value"], dataset="food101", sample_key="?")), np.asarray(original))
 
@@ -98,7 +95,7 @@ def test_evaluate_scores_with_our_parser_and_writes_the_usual_files(registered, 
 
 
 def test_clsbench_vlmeval_gives_the_same_letters_as_lmms_eval(letter_llava, fixture_root, tmp_path):
-    from clsbench.models.lmms_hf import ClsbenchHF
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 

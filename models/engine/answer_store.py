@@ -1,0 +1,121 @@
+"""Resumable MLLM runs: every reply ``clsbench_hf`` computes is appended (and fsynced) per batch, and reused on rerun.
+
+lmms-eval 0.7.3's ``--use_cache`` writes its cache only after the whole request list is done, so a
+killed or failed run loses every answer. This store does not: a kill loses at most the batch in
+flight. Layout, under ``answer_store`` (default ``$CLSBENCH_ANSWER_STORE``, else
+``<log_dir>/answers``)::
+
+    <model>-<id hash>_<mode>_rank<R>.jsonl    line 1: {"format": "clsbench-answers-v1", "fingerprint": {...}}
+                                    then:   {"key": ..., "task": ..., "doc_id": ..., "reply": ..., "record": ...}
+
+``key`` hashes the task, the document id, the prompt (question and options) and the image bytes,
+so a changed dataset never hits. ``fingerprint`` is the model identity and weights fingerprint
+(:func:`clsbench.tasks.runtime.stores.weights_fingerprint`), the dtype, the mode and every answer setting;
+a store made under another fingerprint is refused with the differences. Each rank appends to its
+own file and reads all ranks' files, so a rerun with another process count still reuses them. A
+torn last line (a kill mid-write) is cut off and its question recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from clsbench.tasks.runtime.stores import OutputLock, check_fingerprint
+
+FORMAT = "clsbench-answers-v1"
+
+
+def answer_key(task: str, doc_id: int, prompt: str, options, image_bytes: Iterable[bytes]) -> str:
+    """A question's identity: task, document, prompt, options and image content."""
+    digest = hashlib.sha256(json.dumps([task, int(doc_id), prompt, list(options or [])], ensure_ascii=False).encode())
+    for data in image_bytes:
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def _read(path: Path, truncate: bool) -> tuple[dict | None, dict[str, dict]]:
+    """(header, entries by key) of one store file; a torn last line is dropped (and cut off when ``truncate``)."""
+    data = path.read_bytes()
+    header, entries, good_end = None, {}, 0
+    for line in data.splitlines(keepends=True):
+        try:
+            record = json.loads(line) if line.endswith(b"\n") else None
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            break
+        good_end += len(line)
+        if header is None:
+            header = record
+        else:
+            entries[record["key"]] = record
+    if truncate and good_end != len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(good_end)
+    return header, entries
+
+
+class AnswerStore:
+    """The replies of one model under one fingerprint, across ranks and reruns.
+
+    ``with store: ...`` holds the rank file's lock while a run appends (a second concurrent run with
+    the same store fails at once, naming the holder), reads every rank's file and checks its
+    fingerprint; :meth:`get` and :meth:`add` work inside that block.
+    """
+
+    def __init__(self, folder: str | os.PathLike, name: str, fingerprint: dict, rank: int = 0) -> None:
+        self.folder = Path(folder)
+        self.prefix = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
+        self.fingerprint = fingerprint
+        self.path = self.folder / f"{self.prefix}_rank{rank}.jsonl"
+        self.lock = OutputLock(self.folder, "answers", name=f".{self.prefix}_rank{rank}.lock")
+        self.entries: dict[str, dict] = {}
+
+    def __enter__(self) -> AnswerStore:
+        self.lock.acquire()
+        try:
+            self._load()
+        except BaseException:
+            self.lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.lock.release()
+
+    def _load(self) -> None:
+        self.entries = {}
+        for path in sorted(self.folder.glob(f"{self.prefix}_rank*.jsonl")):
+            header, entries = _read(path, truncate=path == self.path)
+            if header is None:
+                continue
+            if header.get("format") != FORMAT:
+                raise ValueError(f"{path} is not a clsbench answer store ({FORMAT})")
+            check_fingerprint(header.get("fingerprint") or {}, self.fingerprint, str(path),
+                              f"delete {self.folder / self.prefix}_rank*.jsonl, or pass answer_store=<another folder>")
+            self.entries.update(entries)
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            self._append([{"format": FORMAT, "fingerprint": self.fingerprint}])
+
+    def get(self, key: str) -> dict | None:
+        return self.entries.get(key)
+
+    def add(self, entries: list[dict]) -> None:
+        """Append entries (each with ``key``) and fsync: after this returns, a kill loses none of them."""
+        self._append(entries)
+        self.entries.update((entry["key"], entry) for entry in entries)
+
+    def _append(self, lines: list[dict]) -> None:
+        if not lines:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n" for line in lines)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())

@@ -1,0 +1,213 @@
+"""From a question to a reply string, in one of three answer modes; shared by the lmms-eval and VLMEvalKit adapters.
+
+The reply is always what the task's scorer (``clsbench.tasks.protocol.parsing.parse_answer``) reads:
+free text in ``generate`` mode, a bare letter (``"C"``) in ``score`` and ``loglik`` modes. What
+the decision was based on (the letter distribution, the per-option log-likelihoods) goes to a
+JSONL log next to it, never into the reply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from clsbench.tasks.protocol.draws import LETTERS
+
+from clsbench.models.engine.hf_vlm import HFVisionLanguageModel, VisualPrompt
+from clsbench.models.engine.scoring import NORMS, Norm, decide_letter, rank_options
+
+Mode = Literal["generate", "score", "loglik"]
+MODES: tuple[Mode, ...] = ("generate", "score", "loglik")
+LoglikContext = Literal["question", "prompt"]
+_OPTION_LINE = re.compile(r"^([A-Z])\. ", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One question as a toolkit hands it over."""
+
+    images: tuple
+    prompt: str  # the full prompt the toolkit formatted (question, instruction, option lines)
+    options: tuple[str, ...] | None = None  # class names, A first; None: letters are read from the prompt
+    question: str | None = None  # the bare question (the loglik context)
+    max_new_tokens: int = 16
+    stop: tuple[str, ...] = ()
+    meta: dict = field(default_factory=dict)  # where it came from, for errors and logs (task, doc_id, answer, ...)
+
+    def where(self) -> str:
+        keys = ("task", "dataset", "sample_key", "doc_id", "index")
+        return ", ".join(f"{key} {self.meta[key]}" for key in keys if key in self.meta) or "a query"
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    record: dict | None = None  # what the decision was based on; None in generate mode
+
+
+def letters_in_prompt(prompt: str) -> str:
+    """Option letters listed as ``A. ...`` lines, when they run A, B, C, ... without gaps."""
+    found = "".join(_OPTION_LINE.findall(prompt))
+    return found if found and LETTERS.startswith(found) else ""
+
+
+class Answerer:
+    """Applies one answer mode to batches of queries."""
+
+    def __init__(
+        self,
+        engine: HFVisionLanguageModel,
+        mode: Mode = "generate",
+        *,
+        loglik_norm: Norm = "sum",
+        cfg_weight: float = 0.0,
+        loglik_context: LoglikContext = "question",
+        loglik_chunk: int = 32,
+        max_new_tokens: int | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if loglik_norm not in NORMS:
+            raise ValueError(f"loglik_norm must be one of {NORMS}, got {loglik_norm!r}")
+        if loglik_context not in ("question", "prompt"):
+            raise ValueError(f"loglik_context must be question or prompt, got {loglik_context!r}")
+        self.engine = engine
+        self.mode = mode
+        self.loglik_norm = loglik_norm
+        self.cfg_weight = float(cfg_weight)
+        self.loglik_context = loglik_context
+        self.loglik_chunk = int(loglik_chunk)
+        self.max_new_tokens = max_new_tokens
+
+    def prepare(self, queries: Sequence[Query]):
+        """Model inputs for one batch (generate and score modes; None in loglik mode, which encodes per option)."""
+        if self.mode == "loglik" or not queries:
+            return None
+        return self.engine.prepare([VisualPrompt(tuple(q.images), q.prompt) for q in queries])
+
+    def answer(self, queries: Sequence[Query], inputs=None) -> list[Reply]:
+        """Replies in query order; in generate and score modes the batch is one model call.
+
+        ``inputs`` are the batch's model inputs from :meth:`prepare` (built ahead by an input pipeline);
+        without them they are built here.
+        """
+        if not queries:
+            return []
+        if self.mode == "generate":
+            return self._generate(queries, inputs)
+        if self.mode == "score":
+            return self._score(queries, inputs)
+        return [self._loglik(query) for query in queries]
+
+    def _generate(self, queries: Sequence[Query], inputs=None) -> list[Reply]:
+        limit = self.max_new_tokens or max(query.max_new_tokens for query in queries)
+        stops = tuple(dict.fromkeys(stop for query in queries for stop in query.stop))
+        texts = self.engine.generate([VisualPrompt(tuple(q.images), q.prompt) for q in queries], limit, stops, inputs=inputs)
+        return [Reply(text) for text in texts]
+
+    def _letters(self, query: Query) -> str:
+        if query.options is not None:
+            return LETTERS[: len(query.options)]
+        letters = letters_in_prompt(query.prompt)
+        if not letters:
+            raise ValueError(
+                f"score mode needs the options, and {query.where()} has neither an options list "
+                "nor 'A. ...' option lines in its prompt"
+            )
+        return letters
+
+    def _score(self, queries: Sequence[Query], inputs=None) -> list[Reply]:
+        letters = [self._letters(query) for query in queries]
+        logits, greedy = self.engine.next_token_logits([VisualPrompt(tuple(q.images), q.prompt) for q in queries], inputs)
+        replies = []
+        for row, (query, option_letters) in enumerate(zip(queries, letters)):
+            decision = decide_letter(logits[row], self.engine.letter_ids, option_letters)
+            record = {
+                **query.meta,
+                "mode": "score",
+                "pred": decision.letter,
+                "confidence": decision.confidence,
+                "letter_mass": decision.letter_mass,
+                "probs": decision.probs,
+                "greedy_token": self.engine.tokenizer.decode([int(greedy[row])]),
+            }
+            replies.append(Reply(decision.letter, _with_correct(record)))
+        return replies
+
+    def _loglik(self, query: Query) -> Reply:
+        if query.options is None or (self.loglik_context == "question" and query.question is None):
+            raise ValueError(f"loglik mode needs the options' class names and the bare question; {query.where()} lacks them")
+        text = query.question if self.loglik_context == "question" else query.prompt
+        scores = self.engine.option_scores(
+            VisualPrompt(tuple(query.images), text), query.options, cfg_weight=self.cfg_weight, chunk=self.loglik_chunk
+        )
+        best = rank_options(scores, self.loglik_norm, self.cfg_weight)
+        letters = LETTERS[: len(query.options)]
+        record = {
+            **query.meta,
+            "mode": "loglik",
+            "norm": self.loglik_norm,
+            "cfg_weight": self.cfg_weight,
+            "pred": letters[best],
+            "pred_sum": letters[rank_options(scores, "sum", self.cfg_weight)],
+            "pred_mean": letters[rank_options(scores, "mean", self.cfg_weight)],
+            "options": {
+                letter: {"name": name, "logprob": score.logprob, "n_tokens": score.n_tokens, "uncond_logprob": score.uncond_logprob}
+                for letter, name, score in zip(letters, query.options, scores)
+            },
+        }
+        return Reply(letters[best], _with_correct(record))
+
+
+def _with_correct(record: dict) -> dict:
+    if "answer" in record:
+        record["correct"] = record["pred"] == record["answer"]
+    return record
+
+
+class DecisionLog:
+    """Appends decision records as JSONL, one file per key (e.g. per task); earlier records are never lost.
+
+    A rerun appends after the earlier runs' records (with the answer store, only the questions it
+    computes); readers take the last record per (task, doc_id) when a question appears twice.
+    """
+
+    def __init__(self, folder: str | Path | None, prefix: str) -> None:
+        self.folder = Path(folder) if folder else None
+        self.prefix = re.sub(r"[^A-Za-z0-9._-]+", "_", prefix).strip("_") or "model"
+
+    def path(self, key: str) -> Path | None:
+        if self.folder is None:
+            return None
+        return self.folder / f"{self.prefix}_{re.sub(r'[^A-Za-z0-9._-]+', '_', key)}.jsonl"
+
+    def write(self, key: str, records: Sequence[dict]) -> None:
+        path = self.path(key)
+        if path is None or not records:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+ENGINE_SETTINGS = frozenset(
+    {"device", "dtype", "device_map", "revision", "trust_remote_code", "attn_implementation", "chat_template", "system_prompt"}
+)
+ANSWER_SETTINGS = frozenset({"loglik_norm", "cfg_weight", "loglik_context", "loglik_chunk", "max_new_tokens"})
+
+
+def build_answerer(pretrained: str, mode: Mode = "generate", **settings) -> Answerer:
+    """Load ``pretrained`` and wrap it in an :class:`Answerer`; settings are split between the two by name."""
+    unknown = set(settings) - ENGINE_SETTINGS - ANSWER_SETTINGS
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(ENGINE_SETTINGS | ANSWER_SETTINGS)}")
+    engine = HFVisionLanguageModel(pretrained, **{k: v for k, v in settings.items() if k in ENGINE_SETTINGS})
+    return Answerer(engine, mode, **{k: v for k, v in settings.items() if k in ANSWER_SETTINGS})

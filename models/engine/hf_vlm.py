@@ -1,0 +1,260 @@
+"""Any transformers-native image-text model behind three calls: generate, next-token logits, continuation log-likelihoods.
+
+Loaded with ``AutoModelForImageTextToText`` + ``AutoProcessor`` and prompted through the
+processor's own chat template (images as content parts), so LLaVA-1.5/NeXT/OneVision ``-hf``,
+Qwen2/2.5/3-VL, InternVL ``-hf``, DeepSeek-VL, Idefics3/SmolVLM, Gemma 3 and the like need no
+per-model code. Toolkit adapters (lmms-eval, VLMEvalKit) sit on top of this and never touch the
+model directly.
+
+Why the calls look the way they do:
+
+* batches are left-padded and next-token logits come from ``generate(max_new_tokens=1)``, i.e.
+  from exactly the first step of greedy decoding (same input preparation: position ids from the
+  padding mask, M-RoPE indices, cache positions), so the scored letter equals the first greedy
+  token whenever that token is a letter, for any architecture (a plain ``forward`` numbers
+  left-padded rows from the first pad; harmless for RoPE, not for absolute positions);
+* continuations are scored as ``context + name`` with the context tokens identical for every
+  option (right-padded names), so positions need no special care, and only the last positions'
+  logits are computed (``logits_to_keep``), which keeps a 150k-token vocabulary affordable.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from clsbench.models.engine.scoring import OptionScore, letter_token_ids
+
+_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
+           "float32": torch.float32, "fp32": torch.float32}
+
+
+@dataclass(frozen=True)
+class VisualPrompt:
+    """One user turn: images first, then the text (the layout every chat template here expects)."""
+
+    images: tuple[Image.Image, ...]
+    text: str
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    """``auto``: bfloat16 on GPU, float32 on CPU (CPU bf16 matmuls are slow and lossy)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    try:
+        return _DTYPES[str(dtype)]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; choose auto or one of {sorted(_DTYPES)}") from None
+
+
+class HFVisionLanguageModel:
+    """A loaded image-text model with its processor; stateless between calls."""
+
+    def __init__(
+        self,
+        pretrained: str,
+        *,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = "auto",
+        device_map: str | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        attn_implementation: str | None = None,
+        chat_template: str | None = None,
+        system_prompt: str | None = None,
+    ) -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.pretrained = pretrained
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = resolve_dtype(dtype, self.device)
+        if device_map is None and self.device == "cuda":
+            device_map = "auto"  # shard a large model over the visible GPUs
+        load_kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+        self.model = AutoModelForImageTextToText.from_pretrained(
+            pretrained, dtype=self.dtype, device_map=device_map, attn_implementation=attn_implementation, **load_kwargs
+        ).eval()
+        if device_map is None:
+            self.model.to(self.device)
+        self.processor = AutoProcessor.from_pretrained(pretrained, **load_kwargs)
+        if chat_template:
+            path = Path(chat_template)
+            self.processor.chat_template = path.read_text("utf-8") if path.is_file() else chat_template
+        if not getattr(self.processor, "chat_template", None):
+            raise ValueError(f"{pretrained}: the processor has no chat template; pass chat_template=<file or Jinja text>")
+        self.system_prompt = system_prompt
+        self.model_seconds = 0.0  # time inside the model's forward/generate calls (for the input-pipeline bench)
+        self.prompt_tokens = 0  # tokens in prepared batches, padding included
+        self.padding_tokens = 0
+        self.tokenizer = self.processor.tokenizer
+        self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        self._letter_ids: dict[str, tuple[int, ...]] | None = None
+        self._generation_config = self._greedy_config()
+
+    @property
+    def input_device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def letter_ids(self) -> dict[str, tuple[int, ...]]:
+        if self._letter_ids is None:
+            self._letter_ids = letter_token_ids(self.tokenizer)
+        return self._letter_ids
+
+    def _greedy_config(self):
+        """The model's generation config with sampling switched off (checkpoints often ship temperature/top_p)."""
+        config = copy.deepcopy(self.model.generation_config)
+        config.do_sample = False
+        config.num_beams = 1
+        for name in ("temperature", "top_p", "top_k", "min_p", "typical_p"):
+            if hasattr(config, name):
+                setattr(config, name, None)
+        if config.pad_token_id is None:
+            config.pad_token_id = self.pad_token_id
+        return config
+
+    def _config(self, **settings):
+        config = copy.deepcopy(self._generation_config)
+        for name, value in settings.items():
+            setattr(config, name, value)
+        return config
+
+    def _messages(self, prompt: VisualPrompt, with_images: bool) -> list[dict]:
+        content = [{"type": "image", "image": image} for image in prompt.images] if with_images else []
+        content.append({"type": "text", "text": prompt.text})
+        messages = [{"role": "user", "content": content}]
+        if self.system_prompt:
+            messages.insert(0, {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
+        return messages
+
+    def encode(self, prompts: Sequence[VisualPrompt], *, with_images: bool = True):
+        """Chat-templated, tokenized, left-padded inputs with pixel tensors, on the model's device."""
+        inputs = self.processor.apply_chat_template(
+            [self._messages(prompt, with_images) for prompt in prompts],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"padding": True, "padding_side": "left"},
+        )
+        return inputs.to(self.input_device).to(self.dtype)  # BatchFeature casts only floating tensors
+
+    def prepare(self, prompts: Sequence[VisualPrompt]):
+        """The model inputs for a batch, on the device: what :meth:`generate` and :meth:`next_token_logits` take as
+        ``inputs``, so an input pipeline can build batch k+1 while the model runs batch k."""
+        inputs = self.encode(prompts)
+        mask = inputs["attention_mask"]
+        self.padding_tokens += int(mask.numel() - mask.sum())
+        self.prompt_tokens += int(mask.numel())
+        return inputs
+
+    @torch.inference_mode()
+    def generate(
+        self, prompts: Sequence[VisualPrompt], max_new_tokens: int, stop: Sequence[str] = (), inputs=None
+    ) -> list[str]:
+        """Greedy replies, cut at the first stop string (``inputs``: from :meth:`prepare`, else built here)."""
+        inputs = self.prepare(prompts) if inputs is None else inputs
+        began = time.perf_counter()
+        output = self.model.generate(**inputs, generation_config=self._config(max_new_tokens=max_new_tokens))
+        self.model_seconds += time.perf_counter() - began
+        new_tokens = output[:, inputs["input_ids"].shape[1]:]
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [cut_at_stop(text, stop) for text in texts]
+
+    @torch.inference_mode()
+    def next_token_logits(self, prompts: Sequence[VisualPrompt], inputs=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw next-token logits ``[batch, vocab]`` (float32, CPU) and the greedy first token ids.
+
+        One forward pass: ``generate`` with one new token, so inputs are prepared exactly as for
+        greedy generation (position ids from the padding mask, M-RoPE indices).
+        """
+        inputs = self.prepare(prompts) if inputs is None else inputs
+        config = self._config(max_new_tokens=1, output_logits=True, return_dict_in_generate=True)
+        began = time.perf_counter()
+        output = self.model.generate(**inputs, generation_config=config)
+        logits, greedy = output.logits[0].float().cpu(), output.sequences[:, -1].cpu()
+        self.model_seconds += time.perf_counter() - began
+        return logits, greedy
+
+    def image_tokens(self, size: tuple[int, int]) -> int:
+        """About how many tokens an image of ``size`` (width, height) becomes, without running the processor:
+        a fixed count for fixed-resolution towers (LLaVA), the patch grid for dynamic ones (Qwen2-VL)."""
+        image_processor = getattr(self.processor, "image_processor", None)
+        patch = getattr(image_processor, "patch_size", None)
+        merge = getattr(image_processor, "merge_size", None)
+        if isinstance(patch, int) and isinstance(merge, int):  # dynamic resolution: (h/p)(w/p)/m^2, clamped
+            width, height = size
+            low = getattr(image_processor, "min_pixels", None) or 0
+            high = getattr(image_processor, "max_pixels", None) or width * height
+            pixels = min(max(width * height, low), high)
+            return max(1, round(pixels / (patch * merge) ** 2))
+        return int(getattr(self.processor, "num_image_tokens", 0) or getattr(self.model.config, "image_seq_length", 0) or 0)
+
+    @torch.inference_mode()
+    def continuation_scores(
+        self, prompt: VisualPrompt, continuations: Sequence[str], *, with_images: bool = True, chunk: int = 32
+    ) -> list[tuple[float, int, bool]]:
+        """``(sum log p, n_tokens, is_greedy)`` of each continuation right after the chat's generation prompt."""
+        context = self.encode([prompt], with_images=with_images)
+        token_lists = [self.tokenizer.encode(text, add_special_tokens=False) for text in continuations]
+        for text, ids in zip(continuations, token_lists):
+            if not ids:
+                raise ValueError(f"{self.pretrained}: the continuation {text!r} encodes to no tokens")
+        results: list[tuple[float, int, bool]] = []
+        for start in range(0, len(token_lists), max(1, chunk)):
+            results += self._score_chunk(context, token_lists[start:start + max(1, chunk)])
+        return results
+
+    def _score_chunk(self, context, token_lists: list[list[int]]) -> list[tuple[float, int, bool]]:
+        count, width = len(token_lists), max(len(ids) for ids in token_lists)
+        n_context = context["input_ids"].shape[1]
+        device = self.input_device
+        continuation = torch.full((count, width), self.pad_token_id, dtype=torch.long, device=device)
+        mask = torch.zeros((count, width), dtype=torch.long, device=device)
+        for row, ids in enumerate(token_lists):
+            continuation[row, : len(ids)] = torch.tensor(ids, device=device)
+            mask[row, : len(ids)] = 1
+        inputs = {}
+        for key, value in context.items():
+            if not isinstance(value, torch.Tensor):
+                inputs[key] = value
+            elif value.shape[:2] == (1, n_context):  # per-token tensors: input ids, masks, token types
+                tail = continuation if key == "input_ids" else mask if key == "attention_mask" else torch.zeros_like(mask)
+                inputs[key] = torch.cat([value.expand(count, -1), tail.to(value.dtype)], dim=1)
+            else:  # per-image tensors (pixel values, grids, sizes): one copy of the image per row
+                inputs[key] = torch.cat([value] * count, dim=0)
+        try:
+            logits = self.model(**inputs, logits_to_keep=width + 1).logits
+        except TypeError:  # a model without logits_to_keep: slice afterwards
+            logits = self.model(**inputs).logits
+        # position n_context - 1 + j predicts continuation token j
+        logits = logits[:, -(width + 1):-1].float()
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, continuation.unsqueeze(-1)).squeeze(-1) * mask
+        greedy = ((logits.argmax(dim=-1) == continuation) | (mask == 0)).all(dim=1)
+        return [(float(logprobs[row].sum()), len(ids), bool(greedy[row])) for row, ids in enumerate(token_lists)]
+
+    def option_scores(
+        self, prompt: VisualPrompt, names: Sequence[str], *, cfg_weight: float = 0.0, chunk: int = 32
+    ) -> list[OptionScore]:
+        """Log-likelihood of each class name as the answer; with a guidance weight also without the image."""
+        cond = self.continuation_scores(prompt, names, chunk=chunk)
+        uncond = self.continuation_scores(prompt, names, with_images=False, chunk=chunk) if cfg_weight else None
+        return [
+            OptionScore(logprob=c[0], n_tokens=c[1], uncond_logprob=None if uncond is None else uncond[i][0])
+            for i, c in enumerate(cond)
+        ]
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    for marker in stop:
+        if marker:
+            text = text.split(marker, 1)[0]
+    return text

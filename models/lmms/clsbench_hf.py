@@ -1,0 +1,291 @@
+"""lmms-eval model ``clsbench_hf``: any transformers image-text model, with letter scoring and option ranking.
+
+Registered through the ``lmms_eval.models`` entry point (see ``clsbench.models.lmms.registration``),
+so ``lmms-eval --model clsbench_hf --model_args pretrained=...,mode=score`` works with no flag.
+Model args (lm-eval-harness style ``key=value``):
+
+=================  ==========================================================================
+``pretrained``     Hub id or local folder of a transformers-native checkpoint (required)
+``mode``           ``generate`` (greedy reply), ``score`` (one forward per batch, argmax over the
+                   option letters' next-token logits) or ``loglik`` (rank the options' class names
+                   by log-likelihood given image and question)
+``loglik_norm``    ``sum`` (default) or ``mean`` over the class name's tokens
+``cfg_weight``     classifier-free guidance weight for ``loglik`` (0 = off)
+``loglik_context`` ``question`` (default: the bare question, an open-ended query with no option
+                   list) or ``prompt`` (the full multiple-choice prompt)
+``log_dir``        where the letter distributions / option log-likelihoods go as JSONL, appended
+                   (default ``clsbench_model_logs``; ``none`` turns it off)
+``num_workers``    input pipeline: threads that decode images and run the processor for the next
+                   batches while the model runs this one (default ``auto``: 1 on GPU, 0 on CPU;
+                   ``0`` = one batch after another, as before)
+``answer_store``   where every computed reply is appended per batch and reused on rerun
+                   (default ``$CLSBENCH_ANSWER_STORE``, else ``<log_dir or clsbench_model_logs>/answers``;
+                   ``none`` turns it off;
+                   see :mod:`clsbench.models.engine.answer_store`)
+``dtype``          ``auto`` (bf16 on GPU, float32 on CPU), ``bfloat16``, ``float16``, ``float32``
+``device``, ``device_map``, ``revision``, ``trust_remote_code``, ``attn_implementation``,
+``chat_template`` (file or Jinja text), ``system_prompt``, ``max_new_tokens``, ``loglik_chunk``
+=================  ==========================================================================
+
+The model answers from what the request carries, as lmms-eval's model guide asks: the image (through
+the request's ``doc_to_visual``) and the prompt, whose ``A. ...`` lines give the options and whose
+first line gives the question (:func:`clsbench.tasks.protocol.questions.prompt_parts`). It never reads
+the options or the answer from the task's documents; only its decision log copies a document's
+``answer``/``label`` when present, so ``correct`` can be logged beside each decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from loguru import logger as eval_logger
+from tqdm import tqdm
+
+from clsbench.tasks.protocol.questions import prompt_parts
+from clsbench.tasks.runtime.stores import weights_fingerprint
+
+from clsbench.models.engine.answer_store import AnswerStore, answer_key
+from clsbench.models.engine.answering import Answerer, DecisionLog, Query
+from clsbench.models.engine.hf_vlm import HFVisionLanguageModel, VisualPrompt
+
+DEFAULT_LOG_DIR = "clsbench_model_logs"
+_LOG_ONLY = ("dataset", "sample_key", "label", "answer")
+
+
+class ClsbenchHF(lmms):
+    """Simple (non-chat) lmms-eval model over :class:`HFVisionLanguageModel`."""
+
+    is_simple = True
+
+    def __init__(
+        self,
+        pretrained: str,
+        mode: str = "generate",
+        batch_size: int | str = 1,
+        device: str | None = None,
+        dtype: str = "auto",
+        device_map: str | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        attn_implementation: str | None = None,
+        chat_template: str | None = None,
+        system_prompt: str | None = None,
+        max_new_tokens: int | None = None,
+        loglik_norm: str = "sum",
+        cfg_weight: float = 0.0,
+        loglik_context: str = "question",
+        loglik_chunk: int = 32,
+        log_dir: str | None = DEFAULT_LOG_DIR,
+        answer_store: str | None = "auto",
+        num_workers: int | str = "auto",
+        max_batch_size: int | None = None,  # passed by lmms-eval's CLI; batches here are fixed-size
+        **unknown,
+    ) -> None:
+        super().__init__()
+        if unknown:
+            raise ValueError(f"clsbench_hf: unknown model_args {sorted(unknown)}")
+        from accelerate import Accelerator
+
+        accelerator = Accelerator()
+        if accelerator.num_processes > 1:  # data parallel: one model copy per process
+            device, device_map = f"cuda:{accelerator.local_process_index}", f"cuda:{accelerator.local_process_index}"
+            self._rank, self._world_size = accelerator.local_process_index, accelerator.num_processes
+        self.accelerator = accelerator
+        self.engine = HFVisionLanguageModel(
+            str(pretrained), device=device, dtype=dtype, device_map=device_map, revision=revision,
+            trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
+            chat_template=chat_template, system_prompt=system_prompt,
+        )
+        self.answerer = Answerer(
+            self.engine, mode, loglik_norm=loglik_norm, cfg_weight=float(cfg_weight),
+            loglik_context=loglik_context, loglik_chunk=int(loglik_chunk), max_new_tokens=max_new_tokens,
+        )
+        self.mode = mode
+        self.batch_size_per_gpu = int(batch_size)
+        off = _off(log_dir)
+        self.decision_log = DecisionLog(None if off else log_dir, f"{pretrained}_{mode}_rank{self._rank}")
+        self.inference_seconds = 0.0  # time inside the model, for throughput reports
+        self.num_workers = (1 if str(self.engine.device).startswith("cuda") else 0) if num_workers == "auto" else int(num_workers)
+        self.answer_store = None
+        if not _off(answer_store):
+            folder = Path(answer_store)
+            if answer_store == "auto":
+                folder = Path(os.environ.get("CLSBENCH_ANSWER_STORE") or Path(log_dir if not off else DEFAULT_LOG_DIR) / "answers")
+            fingerprint = {
+                "model": str(pretrained),
+                "weights": weights_fingerprint(
+                    str(pretrained), revision or getattr(self.engine.model.config, "_commit_hash", None)
+                ),
+                "dtype": str(self.engine.dtype),
+                "mode": mode,
+                "settings": {
+                    "loglik_norm": loglik_norm, "cfg_weight": float(cfg_weight), "loglik_context": loglik_context,
+                    "max_new_tokens": max_new_tokens, "system_prompt": system_prompt,
+                    "chat_template_sha256": hashlib.sha256(str(self.engine.processor.chat_template).encode()).hexdigest()[:16],
+                },
+            }
+            local = Path(str(pretrained)).expanduser()
+            identity = str(local.resolve()) if local.exists() else str(pretrained)
+            short = hashlib.sha256(identity.encode()).hexdigest()[:8]  # one file per model location
+            name = f"{local.name if local.exists() else pretrained}-{short}_{mode}"
+            self.answer_store = AnswerStore(folder, name, fingerprint, self._rank)
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_size_per_gpu
+
+    @property
+    def device(self):
+        return self.engine.input_device
+
+    def _query(self, request: Instance) -> Query:
+        context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]  # only for doc_to_visual, as every lmms-eval simple model
+        parts = prompt_parts(context)
+        meta = {"task": task, "doc_id": doc_id}
+        meta.update({key: doc[key] for key in _LOG_ONLY if key in doc})  # for the decision log, never for answering
+        until = gen_kwargs.get("until") or ()
+        return Query(
+            images=tuple(doc_to_visual(doc)),
+            prompt=context,
+            options=parts[1] if parts else None,
+            question=parts[0] if parts else None,
+            max_new_tokens=int(gen_kwargs.get("max_new_tokens", 16)),
+            stop=(until,) if isinstance(until, str) else tuple(until),
+            meta=meta,
+        )
+
+    def _key(self, request: Instance) -> str:
+        context, _, _, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]
+        image = doc.get("image")
+        data = [image["bytes"]] if isinstance(image, dict) and image.get("bytes") else []
+        return answer_key(task, doc_id, context, None, data)
+
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        """Replies in request order; requests are batched longest-first to waste little padding.
+
+        Replies already in the answer store (an earlier, interrupted run) are reused; the rest are
+        computed and appended to the store batch by batch.
+        """
+        if self.answer_store is None:
+            return self._generate(requests, [None] * len(requests))
+        with self.answer_store:
+            return self._generate(requests, [self._key(request) for request in requests])
+
+    def _generate(self, requests: list[Instance], keys: list[str | None]) -> list[str]:
+        replies: list[str | None] = [None] * len(requests)
+        for index, key in enumerate(keys):
+            stored = self.answer_store.get(key) if key is not None else None
+            if stored is not None:
+                replies[index] = stored["reply"]
+        reused = sum(reply is not None for reply in replies)
+        if reused and self.rank == 0:
+            print(f"clsbench_hf: {reused} of {len(requests)} replies reused from the answer store "
+                  f"{self.answer_store.path.parent}", file=sys.stderr, flush=True)
+        pending = [i for i in range(len(requests)) if replies[i] is None]
+        lengths = dict(zip(pending, self._lengths([requests[i] for i in pending])))
+        order = sorted(pending, key=lambda i: -lengths[i])  # similar lengths share a batch: less padding
+        size = 1 if self.mode == "loglik" else max(1, self.batch_size)
+        progress = tqdm(total=len(requests), initial=reused, disable=self.rank != 0, desc=f"clsbench_hf {self.mode}")
+        batches = [order[start:start + size] for start in range(0, len(order), size)]
+        for batch, queries, inputs in self._prepared(requests, batches):
+            began = time.perf_counter()
+            answers = self.answerer.answer(queries, inputs)
+            self.inference_seconds += time.perf_counter() - began
+            for index, query, answer in zip(batch, queries, answers):
+                replies[index] = answer.text
+                self.cache_hook.add_partial("generate_until", (requests[index].args[0], requests[index].args[1]), answer.text)
+            if self.answer_store is not None:
+                self.answer_store.add([
+                    {"key": keys[index], "task": requests[index].args[4], "doc_id": requests[index].args[3],
+                     "reply": answer.text, "record": answer.record}
+                    for index, answer in zip(batch, answers)
+                ])
+            records = [answer.record for answer in answers if answer.record is not None]
+            by_task: dict[str, list[dict]] = {}
+            for record in records:
+                by_task.setdefault(str(record.get("task", "all")), []).append(record)
+            for task, task_records in by_task.items():
+                self.decision_log.write(task, task_records)
+            progress.update(len(batch))
+        progress.close()
+        if self.decision_log.folder is not None and self.mode != "generate":
+            eval_logger.info(f"clsbench_hf: decision records in {self.decision_log.folder.resolve()}")
+        return replies  # type: ignore[return-value]
+
+    def _lengths(self, requests: list[Instance]) -> list[int]:
+        """Each request's prompt length in tokens, estimated before any processor runs: text tokens (one batched
+        tokenizer call) plus the image's token count from its size (read from the file header, not decoded)."""
+        import io
+
+        from PIL import Image
+
+        contexts = [request.args[0] for request in requests]
+        texts = [len(ids) for ids in self.engine.tokenizer(contexts, add_special_tokens=False)["input_ids"]] if contexts else []
+        lengths = []
+        for request, text in zip(requests, texts):
+            _, _, _, doc_id, task, split = request.args
+            image = self.task_dict[task][split][doc_id].get("image")
+            tokens = 0
+            if isinstance(image, dict) and image.get("bytes"):
+                try:
+                    with Image.open(io.BytesIO(image["bytes"])) as header:
+                        tokens = self.engine.image_tokens(header.size)
+                except OSError:  # unreadable: it fails with its name when it is decoded
+                    pass
+            lengths.append(text + tokens)
+        return lengths
+
+    def _prepared(self, requests: list[Instance], batches: list[list[int]]):
+        """``(batch, queries, model inputs)`` in order; with ``num_workers`` the next batches are decoded and
+        processed in threads while the caller runs the model on this one (results are identical)."""
+
+        def prepare(batch: list[int]):
+            queries = [self._query(requests[i]) for i in batch]
+            return batch, queries, self.answerer.prepare(queries)
+
+        if self.num_workers <= 0:
+            for batch in batches:
+                yield prepare(batch)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=self.num_workers, thread_name_prefix="clsbench-inputs") as pool:
+            ahead = [pool.submit(prepare, batch) for batch in batches[: self.num_workers + 1]]
+            for number in range(len(batches)):
+                following = number + len(ahead)
+                result = ahead.pop(0).result()
+                if following < len(batches):
+                    ahead.append(pool.submit(prepare, batches[following]))
+                yield result
+
+    @property
+    def padding_fraction(self) -> float:
+        """Share of prepared prompt tokens that were padding (length-aware batching keeps it small)."""
+        return self.engine.padding_tokens / self.engine.prompt_tokens if self.engine.prompt_tokens else 0.0
+
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        """``(sum log p(continuation | image, context), is_greedy)`` per request, for loglikelihood tasks."""
+        results = []
+        for request in tqdm(requests, disable=self.rank != 0, desc="clsbench_hf loglikelihood"):
+            context, continuation, doc_to_visual, doc_id, task, split = request.args
+            doc = self.task_dict[task][split][doc_id]
+            text = continuation if isinstance(continuation, str) else continuation(doc)
+            prompt = VisualPrompt(tuple(doc_to_visual(doc)), context)
+            logprob, _, greedy = self.engine.continuation_scores(prompt, [text])[0]
+            results.append((logprob, greedy))
+        return results
+
+    def generate_until_multi_round(self, requests) -> list[str]:
+        raise NotImplementedError("clsbench_hf answers single-turn questions; multi-round generation is not supported")
+
+
+def _off(value) -> bool:
+    return value is None or str(value).lower() in ("", "none", "false", "off")

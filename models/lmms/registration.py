@@ -1,0 +1,114 @@
+"""The ``lmms_eval.models`` entry point: clsbench's models, and its task folder in lmms-eval's task index.
+
+lmms-eval 0.7.3 loads this entry-point group at start-up, before it builds its TaskManager, and has
+no hook for plugin tasks (``LMMS_EVAL_PLUGINS`` appends a plugin's tasks only after the TaskManager
+was built). So, as narrowly as possible, this module wraps ``TaskManager.initialize_tasks`` to append
+clsbench's task folder (:func:`clsbench.tasks.cls_mcq._generate_configs.task_folder_for`) after lmms-eval's own
+folder and any ``--include_path``: built-in task names keep priority, and ``lmms-eval --tasks
+cls_imagenet_mcq --model ...`` works with no flag. Nothing else in lmms-eval is touched.
+
+It checks what it relies on (lmms-eval 0.7.3, ``initialize_tasks(include_path=..., include_defaults=...)``);
+where that differs it warns once and leaves lmms-eval alone, so ``--include_path "$(clsbench tasks-path)"``
+is the way. ``CLSBENCH_LMMS_TASKS=0`` turns it off. Model classes are imported only when used.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.abc
+import importlib.util
+import inspect
+import os
+import sys
+import warnings
+from importlib import metadata
+
+from lmms_eval.models.registry_v2 import ModelManifest
+
+MANIFESTS = [
+    ModelManifest(model_id="clsbench_hf", simple_class_path="clsbench.models.lmms.clsbench_hf.ClsbenchHF"),
+    ModelManifest(model_id="clsbench_minicpm", simple_class_path="clsbench.models.lmms.minicpm.ClsbenchMiniCPM"),
+]
+SUPPORTED_LMMS_EVAL = "0.7.3"
+
+
+def _clsbench_folder() -> str:
+    """The folder to index: the package's tasks, or the data root's copy reading prepared local data."""
+    from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
+
+    try:
+        return str(task_folder_for())
+    except Exception as error:  # a malformed prepared copy must not stop lmms-eval from starting
+        warnings.warn(f"clsbench: prepared data could not be indexed ({error}); using the Hub-only task folder",
+                      stacklevel=2)
+        return str(PACKAGE_TASK_FOLDER)
+
+
+def add_task_folder() -> bool:
+    """Make lmms-eval's TaskManager index clsbench's tasks after its own; False when it was not done (and why is warned)."""
+    if os.environ.get("CLSBENCH_LMMS_TASKS", "1") == "0":
+        return False
+    try:
+        from lmms_eval.tasks import TaskManager
+
+        version = metadata.version("lmms_eval")
+        original = TaskManager.initialize_tasks
+        parameters = inspect.signature(original).parameters
+    except Exception as error:  # lmms-eval moved things: leave it alone
+        version, original, parameters = f"unknown ({error})", None, {}
+    if getattr(original, "__clsbench__", False):
+        return True
+    if version != SUPPORTED_LMMS_EVAL or not {"include_path", "include_defaults"} <= set(parameters):
+        warnings.warn(
+            f"clsbench: lmms-eval {version} is not {SUPPORTED_LMMS_EVAL}, whose task index clsbench extends; its "
+            'tasks are not added automatically. Pass --include_path "$(clsbench tasks-path)" to lmms-eval, or use '
+            "`clsbench lmms`.", stacklevel=2)
+        return False
+
+    @functools.wraps(original)
+    def initialize_tasks(self, include_path=None, include_defaults=True):
+        paths = [] if include_path is None else [include_path] if isinstance(include_path, str) else list(include_path)
+        folder = _clsbench_folder()
+        if folder not in paths:
+            paths.append(folder)  # after lmms-eval's own folder and the user's: earlier names win
+        return original(self, include_path=paths, include_defaults=include_defaults)
+
+    initialize_tasks.__clsbench__ = True
+    TaskManager.initialize_tasks = initialize_tasks
+    return True
+
+
+class _AfterTasksImport(importlib.abc.MetaPathFinder):
+    """Runs :func:`add_task_folder` right after ``lmms_eval.tasks`` is imported.
+
+    lmms-eval loads this entry point while ``lmms_eval.models`` is still being imported, when importing
+    ``lmms_eval.tasks`` from here could be circular; so the patch waits for lmms-eval's own import.
+    """
+
+    def __init__(self) -> None:
+        self.busy = False
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "lmms_eval.tasks" or self.busy:
+            return None
+        self.busy = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.busy = False
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            add_task_folder()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "lmms_eval.tasks" in sys.modules:
+    add_task_folder()
+elif not any(isinstance(finder, _AfterTasksImport) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _AfterTasksImport())

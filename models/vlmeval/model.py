@@ -1,0 +1,53 @@
+"""VLMEvalKit model wrapper ``ClsbenchVLM``: the same engine and answer modes as lmms-eval's ``clsbench_hf``.
+
+Imported only by :func:`clsbench.tasks.toolkits.vlmeval.register` (it needs ``vlmeval``). VLMEvalKit calls
+``generate(message, dataset)`` one sample at a time with image paths and the prompt text; the
+``score`` and ``loglik`` modes read the options and the question from the prompt's ``A. ...`` lines
+(:func:`clsbench.tasks.protocol.questions.prompt_parts`), for our datasets and any other MCQ dataset.
+"""
+
+from __future__ import annotations
+
+from clsbench.tasks.data.samples import open_image
+from clsbench.tasks.protocol.questions import prompt_parts
+from vlmeval.vlm.base import BaseModel
+
+from clsbench.models.engine.answering import DecisionLog, Query, build_answerer
+
+DEFAULT_LOG_DIR = "clsbench_model_logs"
+
+
+class ClsbenchVLM(BaseModel):
+    """Any transformers image-text model for VLMEvalKit, in generate, score or loglik mode."""
+
+    INTERLEAVE = False
+
+    def __init__(self, model_path: str, mode: str = "generate", log_dir: str | None = DEFAULT_LOG_DIR,
+                 max_new_tokens: int = 16, use_vllm: bool = False, **settings) -> None:
+        super().__init__()
+        if use_vllm:  # VLMEvalKit passes this to models whose name contains "Qwen2-VL"
+            raise ValueError("ClsbenchVLM runs transformers models; use_vllm is not supported")
+        self.answerer = build_answerer(model_path, mode, max_new_tokens=max_new_tokens, **settings)
+        self.model_path = model_path
+        self.mode = mode
+        off = log_dir is None or str(log_dir).lower() in ("", "none", "false")
+        self.decision_log = DecisionLog(None if off else log_dir, f"{model_path}_{mode}_vlmeval")
+
+    def generate_inner(self, message, dataset=None) -> str:
+        prompt = "\n".join(item["value"] for item in message if item["type"] == "text")
+        paths = [item["value"] for item in message if item["type"] == "image"]
+        where = {"task": dataset or "", "dataset": dataset or "", "image": paths[0] if paths else ""}
+        images = tuple(open_image(path, dataset=str(dataset), sample_key=str(path)) for path in paths)
+        parts = prompt_parts(prompt)
+        query = Query(
+            images=images,
+            prompt=prompt,
+            options=parts[1] if parts else None,
+            question=parts[0] if parts else None,
+            max_new_tokens=self.answerer.max_new_tokens or 16,
+            meta=where,
+        )
+        reply = self.answerer.answer([query])[0]
+        if reply.record is not None:
+            self.decision_log.write(str(dataset or "all"), [reply.record])
+        return reply.text

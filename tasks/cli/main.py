@@ -1,0 +1,312 @@
+"""The ``clsbench`` command: one entry point for the benchmark, its toolkits and its reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from clsbench.tasks.data.loading import DataError, classnames_for, data_root, find_prepared, load_rows
+from clsbench.tasks.protocol.questions import DEFAULT_SEED, SampleError, format_prompt, make_sample
+from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
+from clsbench.tasks.data.loading import hub_status
+from clsbench.tasks.toolkits.lmms_runner import run_lmms
+from clsbench.tasks.protocol.registry import DATASETS, HubSource, get_dataset
+
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    specs = list(DATASETS.values())
+    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+
+        def status(spec):
+            prepared = find_prepared(spec.key, args.data_dir)
+            if prepared is not None:
+                rows = prepared.meta["rows"]
+                size = "" if rows == spec.expected_size else f" (not the paper's {spec.expected_size:,}: partial)"
+                return f"local: {rows} rows at {prepared.root}{size}"
+            if spec.is_local:
+                return "missing: run `clsbench prepare " + spec.key + "`"
+            return "not checked" if args.no_check else hub_status(spec.source, args.timeout)
+
+        statuses = list(pool.map(status, specs))
+    header = f"{'dataset':<13}{'abbr':<8}{'group':<14}{'size':>8}  {'source':<62}reachable"
+    print(header)
+    for spec, state in zip(specs, statuses):
+        source = (
+            f"{spec.source.repo_id}@{spec.source.revision[:7]} [{spec.source.split}]"
+            if isinstance(spec.source, HubSource)
+            else "local (clsbench prepare)"
+        )
+        print(f"{spec.key:<13}{spec.abbreviation:<8}{spec.group:<14}{spec.expected_size:>8,}  {source:<62}{state}")
+    return 0
+
+
+def cmd_options(args: argparse.Namespace) -> int:
+    spec = get_dataset(args.dataset)
+    if args.index < 0:
+        raise ValueError(f"index must be a row of the split (0 or more), got {args.index}")
+    classnames = classnames_for(spec.key, args.data_dir, args.class_names)
+    if args.label is not None:
+        label = args.label
+    else:
+        rows = load_rows(spec.key, args.data_dir)
+        if not 0 <= args.index < len(rows):
+            raise DataError(f"{spec.key}: index {args.index} is outside the split (0..{len(rows) - 1})")
+        label = int(rows[args.index]["label"])
+    sample = make_sample(spec.key, str(args.index), label, classnames, seed=args.seed, n_options=args.n_options)
+    print(
+        json.dumps(
+            {
+                "dataset": spec.key,
+                "sample_key": sample.sample_key,
+                "seed": args.seed,
+                "n_options": len(sample.options),  # fewer than asked when the dataset has fewer classes
+                "class_names": args.class_names,
+                "label": sample.label,
+                "class": classnames[sample.label],
+                "question": sample.question,
+                "options": dict(zip(LETTERS, sample.options)),
+                "answer": sample.answer,
+                "prompt": format_prompt(sample.question, sample.options),
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from clsbench.tasks.data.prepare import prepare
+
+    prepared = prepare(args.dataset, args.source, args.data_dir, skip_corrupt=args.skip_corrupt, subset=args.subset)
+    skipped = len(prepared.meta.get("skipped", []))
+    print(f"{prepared.key}: {prepared.meta['rows']} rows written to {prepared.root}" + (f" ({skipped} skipped)" if skipped else ""))
+    expected = get_dataset(args.dataset).expected_size
+    if prepared.meta["rows"] != expected:
+        print(f"clsbench prepare: warning: the paper's {args.dataset} split has {expected:,} images, this copy "
+              f"{prepared.meta['rows']:,}; check the raw files (see `clsbench list` and README)", file=sys.stderr)
+    print(f'use it with: lmms-eval --include_path "$(clsbench tasks-path --data-dir {data_root(args.data_dir)})" ...')
+    return 0
+
+
+def cmd_negatives(args: argparse.Namespace) -> int:
+    from clsbench.tasks.data import negatives
+
+    classnames = classnames_for(args.dataset, args.data_dir)
+    if args.method == "text-similar":
+        try:
+            path = negatives.text_similar(args.dataset, classnames, args.encoder, args.data_dir)
+        except (OSError, ValueError) as error:  # offline, or no such model: one line, not a traceback
+            raise DataError(
+                f"the text encoder {args.encoder} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
+                f"Download it on a machine with access (hf download {args.encoder}) and pass its folder, or set "
+                "HF_HUB_OFFLINE=1 with a filled cache"
+            ) from error
+    else:
+        from clsbench.clip_baselines.hard_negatives import DEFAULT_MODEL, DEFAULT_PRETRAINED, clip_hard
+
+        pretrained = args.pretrained if args.pretrained or args.model != DEFAULT_MODEL else DEFAULT_PRETRAINED
+        path = clip_hard(args.dataset, classnames, args.model, pretrained, data_dir=args.data_dir,
+                         out_root=args.data_dir, templates=args.templates)
+    print(f"{args.dataset}: {args.method} negatives written to {path}")
+    return 0
+
+
+def cmd_descriptions(args: argparse.Namespace) -> int:
+    from clsbench.tasks.variants.descriptions import collect_descriptions
+
+    for key, path in collect_descriptions(args.runs, args.data_dir).items():
+        print(f"{key}: descriptions written to {path}")
+    return 0
+
+
+def cmd_multilabel(args: argparse.Namespace) -> int:
+    from clsbench.tasks.variants.multilabel import markdown, rescore
+
+    print(markdown(rescore(args.runs, args.labels, args.dataset, args.data_dir, with_data=args.with_data)))
+    return 0
+
+
+def cmd_tasks_path(args: argparse.Namespace) -> int:
+    from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
+
+    folder = task_folder_for(args.data_dir)
+    if folder != PACKAGE_TASK_FOLDER:
+        print(f"clsbench: wrote the task folder for these prepared copies to {folder} (its YAMLs read them)",
+              file=sys.stderr)
+    print(folder)
+    return 0
+
+
+def stop_on_known_bad(command: str) -> bool:
+    """Print the environment's known-bad combinations (as ``clsbench doctor`` does); True when any was found.
+
+    ``CLSBENCH_SKIP_DOCTOR=1`` turns the check off (at your own risk).
+    """
+    from clsbench.tasks.runtime.environment import environment_errors
+
+    if os.environ.get("CLSBENCH_SKIP_DOCTOR") == "1":
+        return False
+    errors = environment_errors()
+    for message in errors:
+        print(f"clsbench {command}: error: {message}", file=sys.stderr)
+    if errors:
+        print(f"clsbench {command}: stopped before running lmms-eval; `clsbench doctor` shows every installed version "
+              "(CLSBENCH_SKIP_DOCTOR=1 skips this check)", file=sys.stderr)
+    return bool(errors)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from clsbench.tasks.runtime.environment import doctor_report
+
+    text, has_errors = doctor_report()
+    print(text)
+    return 1 if has_errors else 0
+
+
+def cmd_lmms(args: argparse.Namespace) -> int:
+    if stop_on_known_bad("lmms"):
+        return 3
+    code, written = run_lmms(args.lmms_args, args.data_dir)
+    for path in written:
+        print(f"clsbench: results in {path}", file=sys.stderr)
+    return code
+
+
+def cmd_upstream(args: argparse.Namespace) -> int:
+    from clsbench.tasks.runtime.environment import clsbench_version
+    from clsbench.tasks.toolkits.upstream import write_upstream_kit
+
+    folder = write_upstream_kit(args.dest, clsbench_version())
+    print(f"clsbench: the task folder is {folder} (copy it to lmms_eval/tasks/), the PR description "
+          f"{folder.parent / 'PR.md'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from clsbench.tasks.cli.demo import run_demo
+
+    if stop_on_known_bad("demo"):
+        return 3
+
+    return run_demo(Path(args.output_dir), samples=args.samples)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from clsbench.tasks.runtime.environment import clsbench_version
+
+    parser = argparse.ArgumentParser(prog="clsbench", description=__doc__, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"clsbench {clsbench_version()}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    data_dir_help = "root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)"
+
+    p = commands.add_parser("list", help="the ten datasets with group, size, source and whether the data is reachable")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("--no-check", action="store_true", help="do not ask the Hub whether the pinned revisions answer")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per Hub check")
+    p.set_defaults(run=cmd_list)
+
+    p = commands.add_parser("options", help="the question for one sample, as JSON")
+    p.add_argument("dataset", choices=list(DATASETS), help="dataset key")
+    p.add_argument("index", type=int, help="row index in the evaluation split (the sample key)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")
+    p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
+    p.add_argument("--label", type=int, help="the sample's label, to skip loading the data")
+    p.add_argument("--class-names", default="paper", metavar="SET",
+                   help="class-name set shown: paper (default; ImageNet's first WordNet lemmas) or, for imagenet, openai")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(run=cmd_options)
+
+    p = commands.add_parser("prepare", help="build a local dataset in the standard schema from raw files")
+    p.add_argument("dataset", choices=list(DATASETS), help="dataset key")
+    p.add_argument("--source", required=True, help="the raw files (see `clsbench list` and README)")
+    p.add_argument("--data-dir", help=f"data root to write <root>/<dataset>/ into ({data_dir_help.split('(')[1]}")
+    p.add_argument("--skip-corrupt", action="store_true", help="leave out unreadable images (listed in clsbench.json)")
+    p.add_argument("--subset", help="gldv2: a file of test image ids to keep (e.g. the paper's subset)")
+    p.set_defaults(run=cmd_prepare)
+
+    p = commands.add_parser("negatives", help="precompute hard negatives into the file the hard-negative tasks read")
+    p.add_argument("dataset", choices=list(DATASETS), help="dataset key")
+    p.add_argument("--method", required=True, choices=["text-similar", "clip-hard"],
+                   help="text-similar: nearest class names (per class); clip-hard: a CLIP model's top wrong classes (per image)")
+    p.add_argument("--encoder", default="sentence-transformers/all-MiniLM-L6-v2", help="text-similar: a sentence-transformers model id or path")
+    p.add_argument("--model", default="ViT-L-14",
+                   help="clip-hard: an open_clip name or a paper CLIP model (default: ViT-L-14, the protocol's OpenCLIP ViT-L/14)")
+    p.add_argument("--pretrained",
+                   help="clip-hard: open_clip pretrained tag (default with ViT-L-14: laion2b_s32b_b82k, trained on LAION-2B)")
+    p.add_argument("--templates", choices=("single", "ensemble"), default="single",
+                   help="clip-hard: zero-shot prompts for ranking (default: single, 'a photo of a {}.', as the protocol)")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(run=cmd_negatives)
+
+    p = commands.add_parser("descriptions", help="collect cls_<dataset>_describe replies for the text-only tasks")
+    p.add_argument("runs", nargs="+", help="lmms-eval --output_path folders of describe runs made with --log_samples")
+    p.add_argument("--data-dir", help="data root to write descriptions/<dataset>.json into (default: the data root)")
+    p.set_defaults(run=cmd_descriptions)
+
+    p = commands.add_parser("multilabel", help="single- and multi-label accuracy (ReGT, ReaL) of logged predictions")
+    p.add_argument("runs", nargs="+", help="lmms-eval --output_path folders (with --log_samples) or clsbench clip outputs")
+    p.add_argument("--labels", required=True, help="valid labels per image: JSON list (ReaL order), JSON object or CSV")
+    p.add_argument("--dataset", default="imagenet", choices=list(DATASETS), help="dataset of the runs (default imagenet)")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("--with-data", action="store_true", help="read image ids from the data for predictions that lack them (CLIP)")
+    p.set_defaults(run=cmd_multilabel)
+
+    p = commands.add_parser("tasks-path", help="the folder to pass to lmms-eval --include_path")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(run=cmd_tasks_path)
+
+    p = commands.add_parser(
+        "lmms",
+        help="lmms-eval's CLI with clsbench tasks included; non-zero exit when it fails",
+        description="Every argument but --data-dir goes to lmms-eval unchanged.",
+        allow_abbrev=False,
+    )
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(run=cmd_lmms)
+
+    p = commands.add_parser("upstream-lmms-eval", help="write the task folder as it would go into lmms-eval, and a PR description")
+    p.add_argument("dest", help="folder to write cls_mcq/ and PR.md into")
+    p.set_defaults(run=cmd_upstream)
+
+    p = commands.add_parser("doctor", help="installed versions of clsbench's dependencies and every known-bad combination")
+    p.set_defaults(run=cmd_doctor)
+
+    p = commands.add_parser("demo", help="the whole path offline: fixture data, a tiny model, real lmms-eval, a table")
+    p.add_argument("--output-dir", default="clsbench_demo", help="where fixtures, the tiny model and results go")
+    p.add_argument("--samples", type=int, default=8, help="fixture samples per dataset")
+    p.set_defaults(run=cmd_demo)
+
+    from clsbench.clip_baselines.cli import add_clip_parser
+
+    add_clip_parser(commands)
+    from clsbench.tasks.report.build import add_report_command
+    add_report_command(commands)
+    from clsbench.tasks.cli.models import add_commands as add_mllm_commands
+    add_mllm_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "lmms":
+        args.lmms_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.run(args)
+    except (DataError, SampleError, KeyError, ValueError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"clsbench {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The lmms-eval task folder, generated from the registry.
+
+``cls_mcq/`` in this package is the upstreamable folder: a template, ``utils.py`` hooks, one YAML
+per dataset and protocol variant and three group YAMLs per variant (:data:`MCQ_VARIANTS`: the
+paper's 26 random options, the 4/8/16-option ablation, text-similar and CLIP-hard negatives).
+The per-dataset and group YAMLs are written by
+:func:`write_task_folder` from the registry (run ``python -m clsbench.tasks.lmms_tasks`` after
+editing it; a test fails when they drift). Datasets with no Hub copy point at a one-row sentinel
+file whose ``process_docs`` raises the message naming ``clsbench prepare``.
+
+:func:`task_folder_for` gives lmms-eval's ``--include_path``: the package folder itself, or, when
+the data root holds prepared copies, a copy of it whose YAMLs read those copies instead."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from clsbench.tasks.protocol.draws import MAX_OPTIONS
+from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, GROUPS, DatasetSpec, dataset_for_name
+
+
+GROUP_TASKS = {"general": "cls_general_mcq", "fine-grained": "cls_finegrained_mcq"}
+
+
+ALL_TASKS_GROUP = "cls_mcq"
+
+
+# Bumped whenever a question, prompt or score changes (2.0: Food-101 label order fixed, ImageNet shows the
+# paper's WordNet names, the papers' verbatim free-form prompts).
+TASK_VERSION = "2.0"
+
+
+@dataclass(frozen=True)
+class McqVariant:
+    """A protocol variant: one task per dataset, plus three groups, all named with ``suffix``."""
+
+    suffix: str
+    n_options: int = MAX_OPTIONS
+    negatives: str = "random"  # or a method of clsbench.tasks.data.negatives
+    name_set: str = DEFAULT_NAMES  # another class-name set: only datasets that offer it get the variant, no groups
+    question: str | None = None  # one question for every sample instead of the dataset's ten wordings
+    description: str = ""  # one line for the task folder's README
+
+    def applies_to(self, spec: DatasetSpec) -> bool:
+        return self.name_set in spec.name_sets
+
+    @property
+    def has_groups(self) -> bool:
+        return self.name_set == DEFAULT_NAMES
+
+
+MCQ_VARIANTS: dict[str, McqVariant] = {
+    variant.suffix: variant
+    for variant in (
+        McqVariant("", description="the paper's protocol: 26 options, 25 random wrong classes"),
+        McqVariant("_4opt", 4, description="4 options (P1 Appendix B.2, option-count ablation)"),
+        McqVariant("_8opt", 8, description="8 options (P1 Appendix B.2)"),
+        McqVariant("_16opt", 16, description="16 options (P1 Appendix B.2)"),
+        McqVariant("_textsim", MAX_OPTIONS, "text-similar",
+                   description="the 25 wrong classes nearest in text embedding (P1 Appendix B.3)"),
+        McqVariant("_cliphard", 5, "clip-hard", question="What type of object is in this photo?",
+                   description="5 options, CLIP-hard negatives, one fixed question (the fine-grained-knowledge paper)"),
+        McqVariant("_openai", name_set="openai",
+                   description="ImageNet with OpenAI's CLIP class names instead of the paper's WordNet names"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class FreeFormKind:
+    """Tasks beyond the MCQ variants: open/closed-world answers and the text-only LLM test."""
+
+    suffix: str
+    template: str  # the shared YAML in cls_mcq/ that its task YAMLs include
+    metrics: tuple[str, ...]
+    group: str | None  # one group over all its datasets, or none
+    max_classes: int | None = None  # closed world lists every class name in the prompt
+    description: str = ""  # one line for the task folder's README
+
+
+_FREE_FORM_METRICS = ("strict_accuracy", "mapped_accuracy", "contains_accuracy", "out_of_list_rate")
+FREE_FORM_KINDS: dict[str, FreeFormKind] = {
+    kind.suffix: kind
+    for kind in (
+        FreeFormKind("_open", "_open_template_yaml", _FREE_FORM_METRICS, "cls_open",
+                     description="open world: no options, the class name in free form (P1 Appendix B.1)"),
+        FreeFormKind("_closed", "_closed_template_yaml", _FREE_FORM_METRICS, "cls_closed", max_classes=256,
+                     description="closed world: every class name in the prompt (P1 Appendix B.1)"),
+        FreeFormKind("_closed_p2", "_closed_p2_template_yaml", _FREE_FORM_METRICS, "cls_closed_p2", max_classes=256,
+                     description="closed world with P2's prompt (section 2.3)"),
+        FreeFormKind("_describe", "_describe_template_yaml", ("described",), None,
+                     description="the privileged describe step of the text-only test (P1 Appendix C.2)"),
+        FreeFormKind("_textonly", "_textonly_template_yaml", ("accuracy", "unparseable_rate"), "cls_textonly",
+                     description="the text-only LLM test on those descriptions (P1 section 5.1)"),
+    )
+}
+
+
+def variant_folder(suffix: str) -> str:
+    """The subfolder of ``cls_mcq/`` holding a variant's YAMLs: ``4opt`` for ``_4opt``; the paper's protocol sits at the top."""
+    return suffix.lstrip("_")
+
+
+def variant_tag(suffix: str) -> str:
+    """The lmms-eval ``tag`` on every task of a variant: runs them all, each reported alone (no group average)."""
+    return f"cls{suffix or '_mcq'}_tasks"
+
+
+def task_name(key: str, suffix: str = "") -> str:
+    """``cls_<key>_mcq<suffix>`` for the MCQ variants, ``cls_<key><suffix>`` for the free-form kinds."""
+    return f"cls_{key}{suffix}" if suffix in FREE_FORM_KINDS else f"cls_{key}_mcq{suffix}"
+
+
+def kind_datasets(kind: FreeFormKind) -> list[DatasetSpec]:
+    if kind.max_classes is None:
+        return list(DATASETS.values())
+    return [spec for spec in DATASETS.values() if spec.classnames and len(spec.classnames) <= kind.max_classes]
+
+
+def group_name(group: str | None, suffix: str = "") -> str:
+    """The group task for a paper group ("general", "fine-grained") or all ten (None)."""
+    return (GROUP_TASKS[group] if group else ALL_TASKS_GROUP) + suffix
+
+
+def _members() -> dict[str, list[str]]:
+    """Every task and group name -> its dataset keys, from the same facts the YAMLs are generated from."""
+    members: dict[str, list[str]] = {"all": list(DATASETS)}
+    members.update({group: [spec.key for spec in DATASETS.values() if spec.group == group] for group in GROUPS})
+    for suffix, variant in MCQ_VARIANTS.items():
+        for spec in DATASETS.values():
+            if variant.applies_to(spec):
+                members[task_name(spec.key, suffix)] = [spec.key]
+        if variant.has_groups:
+            for group in GROUPS:
+                members[group_name(group, suffix)] = [spec.key for spec in DATASETS.values() if spec.group == group]
+            members[group_name(None, suffix)] = [spec.key for spec in DATASETS.values() if spec.group]
+    for suffix, kind in FREE_FORM_KINDS.items():
+        keys = [spec.key for spec in kind_datasets(kind)]
+        members.update({task_name(key, suffix): [key] for key in keys})
+        if kind.group:
+            members[kind.group] = keys
+    return members
+
+
+def resolve_datasets(names: str | Sequence[str], *, strict: bool = True) -> list[str]:
+    """Dataset keys, in order and once each, from the one grammar every subcommand accepts.
+
+    Items are separated by commas or spaces; each is a dataset key, an alias (paper abbreviation,
+    VLMEvalKit name ``ClsBench_food101``, CLIP_benchmark's ``cars``), a paper group (``general``,
+    ``fine-grained``), ``all``, or an lmms-eval task or group name (``cls_food101_mcq_4opt``,
+    ``cls_mcq``). ``strict`` raises on an unknown item, naming the choices; otherwise it is skipped.
+    """
+    parts = [names] if isinstance(names, str) else list(names)
+    items = [item for part in parts for item in re.split(r"[,\s]+", part) if item]
+    members = _members()
+    keys: list[str] = []
+    for item in items:
+        found = members.get(item) or ([dataset_for_name(item)] if dataset_for_name(item) else None)
+        if found is None:
+            if strict:
+                raise KeyError(
+                    f"unknown dataset {item!r}; use a key ({', '.join(DATASETS)}), an alias such as ClsBench_food101, "
+                    f"a group (all, {', '.join(GROUPS)}) or a task or group name such as {task_name('food101')} "
+                    f"or {group_name(None)}"
+                )
+            continue
+        keys += found
+    if strict and not keys:
+        raise KeyError("no datasets given")
+    return list(dict.fromkeys(keys))
+
+
+def datasets_of_tasks(names: str | list[str]) -> list[str]:
+    """Dataset keys behind lmms-eval task or group names; names that are not ours are skipped."""
+    return resolve_datasets(names, strict=False)

@@ -1,0 +1,181 @@
+"""TODO docstring (clsbench.tasks.report split)."""
+
+from __future__ import annotations
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable
+from clsbench.tasks.protocol.registry import DATASETS
+from clsbench.tasks.report.lmms_results import GROUP_COLUMNS, table_columns, table_row
+from clsbench.tasks.report.records import LEADERBOARD_FORMAT, CLIP, ClassScore, KIND_ORDER, MLLM, ModelResult, REFERENCE, Record
+
+
+def missing_line(models: list[ModelResult]) -> str:
+    """One line naming each row's missing, partial and conflicting datasets (by paper abbreviation)."""
+    gaps = []
+    for model in models:
+        parts = [DATASETS[k].abbreviation for k in model.missing if k not in model.conflicts]
+        parts += [f"{DATASETS[k].abbreviation} partial (n={r.n} of {r.n_expected})"
+                  for k, r in model.datasets.items() if r.partial]
+        parts += [f"{DATASETS[k].abbreviation} conflict" for k in model.conflicts]
+        if parts:
+            gaps.append(f"{model.name}: {', '.join(parts)}")
+    return "Missing datasets: " + ("; ".join(gaps) if gaps else "none (every model has all ten, complete)")
+
+
+def table_rows(models: list[ModelResult], allow_partial: bool = False) -> dict[str, dict[str, float | None]]:
+    """Percent per column; group averages leave out partial cells unless ``allow_partial``."""
+    rows = {}
+    for model in models:
+        cells = table_row({key: record.accuracy for key, record in model.datasets.items()})
+        complete = table_row({key: r.accuracy for key, r in model.datasets.items() if allow_partial or not r.partial})
+        rows[model.name] = {**cells, **{column: complete[column] for column in GROUP_COLUMNS.values()}}
+    return rows
+
+
+def cell_text(model: ModelResult, column: str, rows: dict[str, dict[str, float | None]], show: str | None,
+              missing: str) -> str:
+    """A cell: the percentage, with ``(n=...)`` for a partial cell, and on request its n or 95 % interval."""
+    value = rows[model.name].get(column)
+    if value is None:
+        return missing
+    text = f"{value:.1f}"
+    key = next((k for k, spec in DATASETS.items() if spec.abbreviation == column), None)
+    record = model.datasets.get(key) if key else None
+    if record is None:
+        return text
+    if record.partial:
+        text += f" (n={record.n}/{record.n_expected})"
+    elif show == "n" and record.n:
+        text += f" (n={record.n})"
+    if show == "ci" and record.interval():
+        low, high = record.interval()
+        text += f" [{100 * low:.1f}, {100 * high:.1f}]"
+    return text
+
+
+def _cell(value: float | None, missing: str) -> str:
+    return missing if value is None else f"{value:.1f}"
+
+
+def table_csv(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
+    lines = [["Model", "Type", "Toolkit", *table_columns()]]
+    lines += [[m.name, m.kind, m.toolkit, *(cell_text(m, c, rows, show, "") for c in table_columns())] for m in models]
+    return _csv_text(lines)
+
+
+def _csv_text(lines: Iterable[Iterable[object]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(lines)
+    return buffer.getvalue()
+
+
+_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"}
+
+
+_LATEX_SPECIAL |= {"~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
+
+
+def table_latex(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
+    """A booktabs tabular (needs ``\\usepackage{booktabs}``), reference rows, CLIP-style models and MLLMs in blocks."""
+    columns = table_columns()
+    lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule",
+             "Model & " + " & ".join(latex_escape(c) for c in columns) + r" \\"]
+    for kind in KIND_ORDER:
+        block = [m for m in models if m.kind == kind]
+        if block:
+            label = {CLIP: "CLIP-style models", MLLM: "MLLMs", REFERENCE: "The paper (Table 2)"}[kind]
+            lines += [r"\midrule", rf"\multicolumn{{{len(columns) + 1}}}{{l}}{{\textit{{{label}}}}} \\"]
+            lines += [latex_escape(m.name) + " & " + " & ".join(latex_escape(cell_text(m, c, rows, show, "--"))
+                                                                 for c in columns) + r" \\" for m in block]
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
+
+
+def table_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
+    """The paper's table in Markdown; missing cells show as '—', never as zero."""
+    columns = table_columns()
+    lines = ["| Model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for model in models:
+        lines.append(f"| {model.name.replace('|', chr(92) + '|')} | "
+                     + " | ".join(cell_text(model, c, rows, show, "—") for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def leaderboard_lines(models: list[ModelResult]) -> str:
+    """``results.jsonl``: one record per (row, dataset) with everything needed to compare it or rebuild the table."""
+    lines = []
+    for model in models:
+        if model.kind == REFERENCE:
+            continue
+        cells = [(key, record, False) for key, record in model.datasets.items()]
+        cells += [(key, record, True) for key, records in model.conflicts.items() for record in records]
+        for key, record, conflict in cells:
+            interval = record.interval()
+            stderr = record.stderr if record.stderr is not None else (
+                math.sqrt(record.accuracy * (1 - record.accuracy) / record.n) if record.n else None)
+            lines.append(json.dumps({
+                "format": LEADERBOARD_FORMAT, "row": model.name, "model": record.model, "model_id": record.model_id,
+                "kind": record.kind, "toolkit": record.toolkit, "protocol": record.protocol, "dataset": key,
+                "accuracy": record.accuracy, "n": record.n, "n_expected": record.n_expected, "partial": record.partial,
+                "conflict": conflict, "stderr": stderr, "ci95": list(interval) if interval else None,
+                "unparseable_rate": record.unparseable_rate, "versions": record.versions,
+                "paper_row": record.paper_row, "stamp": record.stamp, "source": str(record.source),
+            }, ensure_ascii=False, sort_keys=True))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def delta_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | None]]) -> str:
+    """Each row matched to a paper row, minus the paper's number (points), per column."""
+    paper = {m.datasets[next(iter(m.datasets))].paper_row: m for m in models if m.kind == REFERENCE and m.datasets}
+    columns = table_columns()
+    lines = ["| Model | paper row | " + " | ".join(f"Δ {c}" for c in columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    for model in models:
+        if model.kind == REFERENCE:
+            continue
+        row = next((r.paper_row for r in model.datasets.values() if r.paper_row), None)
+        if row not in paper:
+            continue
+        ours, theirs = rows[model.name], rows[paper[row].name]
+        cells = ["—" if ours[c] is None or theirs[c] is None else f"{ours[c] - theirs[c]:+.1f}" for c in columns]
+        lines.append(f"| {model.name} | {row} | " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        lines.append("| (no row matched a paper model: see README 'Reports' for the mapping) |" + " |" * (len(columns) + 1))
+    return "\n".join(lines) + "\n"
+
+
+def per_class_csv(models: list[ModelResult]) -> str:
+    lines: list[list[object]] = [["model", "dataset", "class", "n", "correct", "accuracy"]]
+    for model in models:
+        for record in model.records():
+            for name, score in sorted(record.per_class.items(), key=lambda item: item[0].casefold()):
+                n, correct = ("" if score.n is None else score.n), ("" if score.correct is None else score.correct)
+                lines.append([model.name, record.dataset, name, n, correct, f"{score.accuracy:.4f}"])
+    return _csv_text(lines)
+
+
+def worst_classes(record: Record, count: int) -> list[tuple[str, ClassScore]]:
+    """The ``count`` lowest-accuracy classes; among ties the better-sampled class first."""
+    ranked = sorted(record.per_class.items(), key=lambda item: (item[1].accuracy, -(item[1].n or 0), item[0]))
+    return ranked[:count]
+
+
+def worst_markdown(models: list[ModelResult], count: int) -> str:
+    lines = [f"# Worst classes per model and dataset (lowest accuracy, up to {count})", ""]
+    for model in models:
+        lines += [f"## {model.name}", ""]
+        with_classes = [record for record in model.records() if record.per_class]
+        if not with_classes:
+            lines += ["No per-sample results (lmms-eval: rerun with `--log_samples`).", ""]
+        for record in with_classes:
+            lines += [f"**{DATASETS[record.dataset].abbreviation}** ({len(record.per_class)} classes with samples)", "",
+                      "| Class | Accuracy (%) | Correct / n |", "|---|---|---|"]
+            for name, score in worst_classes(record, count):
+                counts = "—" if score.n is None else f"{score.correct} / {score.n}"
+                lines.append(f"| {name.replace('|', chr(92) + '|')} | {100 * score.accuracy:.1f} | {counts} |")
+            lines.append("")
+    return "\n".join(lines)
