@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from clsbench.tasks.data.loading import find_prepared
-from clsbench.tasks.protocol.registry import DATASETS
+from clsbench.tasks.protocol.catalog import ALL_TASKS_GROUP, resolve_datasets
 
 from clsbench.clip_baselines.fixtures import TINY_LABEL, build_tiny_clip, tiny_model_name
 
@@ -26,7 +26,8 @@ def run_clip_demo(
 
     work_dir = Path(work_dir).resolve()
     model_dir = build_tiny_clip(work_dir / "tiny-clip")
-    keys = [key for key in DATASETS if find_prepared(key, data_dir) is not None] or list(DATASETS)
+    paper = resolve_datasets(ALL_TASKS_GROUP)  # the same datasets as the demo's lmms-eval run: the paper's
+    keys = [key for key in paper if find_prepared(key, data_dir) is not None] or paper
     summaries = run_clip(
         tiny_model_name(model_dir), None, keys, work_dir / "clip_results", mode="mcq", templates=templates,
         data_dir=data_dir, cache_dir=work_dir / "clip_text_cache", cpu=True, progress=progress,

@@ -27,7 +27,7 @@ def test_clip_hard_file_feeds_tasks_and_clip_alike(tmp_path):
     write_fixture_dataset(root, "logo", 6)
     fixture_root = root
     run = subprocess.run(
-        [sys.executable, "-m", "clsbench.tasks.cli.main", "negatives", "logo", "--method", "clip-hard", "--model", model,
+        [sys.executable, "-m", "clsbench.tasks.cli", "negatives", "logo", "--method", "clip-hard", "--model", model,
          "--data-dir", str(fixture_root)],
         capture_output=True, text=True, timeout=300,
     )

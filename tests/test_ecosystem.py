@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 
 
 def offline(**extra) -> dict:

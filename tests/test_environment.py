@@ -12,7 +12,7 @@ import pytest
 
 from clsbench.tasks.runtime.environment import VERSIONS_FILE, diagnose, package_versions, torch_pair_finding, write_versions
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 GOOD = {
     "clsbench": "0.2.0", "lmms_eval": "0.7.3", "transformers": "5.24.0", "torch": "2.14.1", "torchvision": "0.29.1",
     "datasets": "5.2.0", "huggingface_hub": "2.4.0", "filelock": "3.32.7", "open_clip_torch": "3.3.0",

@@ -159,8 +159,9 @@ def test_load_arguments_cover_only_the_split(key):
 def test_lmms_eval_yamls_read_only_the_split_files():
     files = generated_files()
     for key, spec in HUB.items():
-        text = files[f"cls_{key}_mcq.yaml"]
+        text = files[f"_{key}_source_yaml"]  # written once per dataset, included by each of its tasks
         assert f"dataset_path: {spec.source.builder}\n" in text and spec.source.data_url in text
+        assert f"_{key}_source_yaml" in files[f"4opt/cls_{key}_mcq_4opt.yaml"]
 
 
 def test_paper_prompts_verbatim():
@@ -218,8 +219,8 @@ def test_contains_accuracy_is_p2s_rule(reply, name, expected):
 
 def test_openai_names_are_one_task_away():
     files = generated_files()
-    assert "class_names: openai" in files["cls_imagenet_mcq_openai.yaml"]
-    assert "cls_imagenetv2_mcq_openai.yaml" not in files  # ImageNetV2 already shows OpenAI's names
+    assert "class_names: openai" in files["openai/cls_imagenet_mcq_openai.yaml"]
+    assert "openai/cls_imagenetv2_mcq_openai.yaml" not in files  # ImageNetV2 already shows OpenAI's names
     split = _split_imagenet()
     paper = add_questions(split, "imagenet")
     openai = add_questions(split, "imagenet", name_set="openai")
@@ -236,7 +237,7 @@ def _split_imagenet() -> datasets.Dataset:
 
 def test_cliphard_variant_asks_the_5way_question():
     files = generated_files()
-    assert "n_options: 5" in files["cls_cub200_mcq_cliphard.yaml"]
+    assert "n_options: 5" in files["cliphard/cls_cub200_mcq_cliphard.yaml"]
     from clsbench.clip_baselines.hard_negatives import DEFAULT_MODEL, DEFAULT_PRETRAINED, DEFAULT_TEMPLATES
 
     assert (DEFAULT_MODEL, DEFAULT_PRETRAINED, DEFAULT_TEMPLATES) == ("ViT-L-14", "laion2b_s32b_b82k", "single")

@@ -17,7 +17,7 @@ from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_f
 from clsbench.tasks.variants.open_world import CLOSED_PROMPT, OPEN_PROMPT, exact_class, nearest_classes
 from clsbench.tasks.protocol.registry import DATASETS
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 BRANDS = "Nike Puma Adidas Anta Erke Kappa Xtep Li-Ning New Balance 361 Degrees"
 
 
@@ -56,8 +56,11 @@ def evaluate(model, tasks, root):
 
 
 def test_kinds_and_closed_world_limit():
-    assert [spec.key for spec in kind_datasets(FREE_FORM_KINDS["_closed"])] == [
-        "caltech101", "cub200", "food101", "logo", "flowers102", "stanfordcars"]
+    closed = kind_datasets(FREE_FORM_KINDS["_closed"])  # every dataset whose class list fits a prompt
+    assert [spec.key for spec in closed] == [
+        key for key, spec in DATASETS.items() if spec.classnames and len(spec.classnames) <= 256]
+    assert {"caltech101", "cub200", "food101", "logo", "flowers102", "stanfordcars"} <= {spec.key for spec in closed}
+    assert not {"imagenet", "imagenetv2", "objectnet", "gldv2"} & {spec.key for spec in closed}
     for suffix, kind in FREE_FORM_KINDS.items():
         for spec in kind_datasets(kind):
             assert (PACKAGE_TASK_FOLDER / variant_folder(suffix) / f"{task_name(spec.key, suffix)}.yaml").is_file()

@@ -26,7 +26,7 @@ from clsbench.tasks.data.samples import add_questions, open_image
 from clsbench.tasks.protocol.questions import format_prompt
 from clsbench.tasks.protocol.draws import LETTERS
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ def test_score_counts_any_valid_label_and_skips_empty_sets():
 
 def test_rescore_an_lmms_eval_run(fixture_root, tmp_path):
     run = subprocess.run(
-        [sys.executable, "-m", "clsbench.tasks.cli.main", "lmms", "--data-dir", str(fixture_root), "--model", "dummy",
+        [sys.executable, "-m", "clsbench.tasks.cli", "lmms", "--data-dir", str(fixture_root), "--model", "dummy",
          "--model_args", "response=A", "--tasks", "cls_imagenet_mcq", "--log_samples", "--output_path", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=600,
     )
@@ -57,6 +57,6 @@ def test_rescore_an_lmms_eval_run(fixture_root, tmp_path):
     single = sum(doc["answer"] == "A" for doc in docs) / len(docs)
     multi = sum(doc["answer"] == "A" or i % 2 == 0 for i, doc in enumerate(docs)) / len(docs)
     assert (result.single, result.multi, result.n_multi, result.n_missing) == (pytest.approx(single), pytest.approx(multi), len(docs), 0)
-    cli = subprocess.run([sys.executable, "-m", "clsbench.tasks.cli.main", "multilabel", str(tmp_path / "out"), "--labels",
+    cli = subprocess.run([sys.executable, "-m", "clsbench.tasks.cli", "multilabel", str(tmp_path / "out"), "--labels",
                           str(labels_file), "--data-dir", str(fixture_root)], capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0 and f"| {100 * multi:.1f} |" in cli.stdout

@@ -26,7 +26,7 @@ from clsbench.tasks.protocol.draws import build_question
 from clsbench.tasks.protocol.registry import DATASETS
 from clsbench.tasks.runtime.stores import OutputLock, OutputLocked, StoreMismatch, weights_fingerprint
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 LOGO = list(DATASETS["logo"].classnames)
 

@@ -17,7 +17,7 @@ from clsbench.tasks.protocol.registry import DATASETS
 from clsbench.tasks.report.subsets import load_subset
 from clsbench.tasks.report.build import write_report
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 NAMES = {key: spec.classnames for key, spec in DATASETS.items()}
 
 # lmms-eval model: all ten datasets, general mean 62.5, fine-grained mean 2.2 / 6 = 36.7 %.

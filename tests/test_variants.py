@@ -60,7 +60,7 @@ def test_rank_by_similarity_is_stable_and_excludes_self():
 def test_text_similar_negatives_end_to_end(fixture_root, tiny_sentence_encoder, tmp_path):
     root = tmp_path / "root"
     run = subprocess.run(
-        [sys.executable, "-m", "clsbench.tasks.cli.main", "negatives", "food101", "--method", "text-similar",
+        [sys.executable, "-m", "clsbench.tasks.cli", "negatives", "food101", "--method", "text-similar",
          "--encoder", str(tiny_sentence_encoder), "--data-dir", str(root)],
         capture_output=True, text=True, timeout=300,
     )

@@ -23,7 +23,7 @@ from clsbench.tasks.data.samples import open_image
 from clsbench.models.vlmeval.registration import register
 from clsbench.tasks.toolkits.vlmeval import RESULT_SUFFIX, dataset_classes, vlmeval_name, write_tsv
 
-CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli.main"]
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 
 
 @pytest.fixture(scope="module")

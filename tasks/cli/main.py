@@ -42,7 +42,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             if isinstance(spec.source, HubSource)
             else "local (clsbench prepare)"
         )
-        print(f"{spec.key:<13}{spec.abbreviation:<8}{spec.group:<14}{spec.expected_size:>8,}  {source:<62}{state}")
+        print(f"{spec.key:<13}{spec.abbreviation:<8}{spec.group or 'extra':<14}{spec.expected_size:>8,}  {source:<62}{state}")
     return 0
 
 

@@ -37,9 +37,9 @@ def _series_styles(models: list[ModelResult]) -> list[dict]:
 
 
 def chance_levels() -> list[float]:
-    """Chance accuracy (%) per dataset column: one over the options shown (26, or the class count if fewer)."""
+    """Chance accuracy (%) per paper dataset column: one over the options shown (26, or the class count if fewer)."""
     levels = []
-    for spec in DATASETS.values():
+    for spec in (spec for spec in DATASETS.values() if spec.in_paper):
         classes = len(spec.classnames) if spec.classnames else MAX_OPTIONS
         levels.append(100 / min(MAX_OPTIONS, classes))
     return levels
@@ -53,7 +53,7 @@ def _save(figure, out: Path, stem: str) -> list[Path]:
 
 
 def bar_figure(models: list[ModelResult], rows: dict[str, dict[str, float | None]], out: Path) -> list[Path]:
-    """Grouped bars, one group per dataset (then the two averages); a missing cell is an ``x`` on the axis."""
+    """Grouped bars, one group per paper dataset (then the two averages); a missing cell is an ``x`` on the axis."""
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -75,7 +75,7 @@ def bar_figure(models: list[ModelResult], rows: dict[str, dict[str, float | None
         for x, level in enumerate(chance_levels()):  # chance: 1/26, and 1/10 for Logo
             axes.plot([x - 0.45, x + 0.45], [level, level], color="0.25", linewidth=0.6, linestyle=(0, (1, 1)),
                       label="chance" if x == 0 else None)
-        axes.axvline(len(DATASETS) - 0.5, color="0.6", linewidth=0.6, linestyle=":")
+        axes.axvline(len(chance_levels()) - 0.5, color="0.6", linewidth=0.6, linestyle=":")
         axes.set_xticks(range(len(columns)), [c.replace(" Avg.", "\nAvg.") for c in columns])
         axes.set_xlim(-0.5, len(columns) - 0.5)
         axes.set_ylim(0, 100)

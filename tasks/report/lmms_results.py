@@ -50,14 +50,18 @@ def _percent(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 1)
 
 
-def table_columns() -> list[str]:
-    """The paper's Table 2 columns: dataset abbreviations in registry order, then the two group means."""
-    return [spec.abbreviation for spec in DATASETS.values()] + list(GROUP_COLUMNS.values())
+def table_columns(rows: dict[str, dict[str, float | None]] | None = None) -> list[str]:
+    """The paper's Table 2 columns (its datasets in registry order, then the two group means), then any extra
+    dataset (outside the paper's groups) that has a value in ``rows``: an extra never enters an average."""
+    paper = [spec.abbreviation for spec in DATASETS.values() if spec.in_paper]
+    extras = [spec.abbreviation for spec in DATASETS.values() if not spec.in_paper
+              and any(row.get(spec.abbreviation) is not None for row in (rows or {}).values())]
+    return paper + list(GROUP_COLUMNS.values()) + extras
 
 
 def markdown_table(rows: dict[str, dict[str, float | None]]) -> str:
     """A Markdown table, one row per model; missing cells show as '—', never as zero."""
-    columns = table_columns()
+    columns = table_columns(rows)
     lines = ["| Model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for model, row in rows.items():
         cells = ["—" if row.get(column) is None else f"{row[column]:.1f}" for column in columns]

@@ -135,7 +135,7 @@ class ModelResult:
 
     @property
     def missing(self) -> list[str]:
-        return [key for key in DATASETS if key not in self.datasets]
+        return [key for key, spec in DATASETS.items() if spec.in_paper and key not in self.datasets]
 
     def records(self) -> list[Record]:
         """This row's records in the paper's dataset order."""

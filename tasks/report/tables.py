@@ -21,7 +21,8 @@ def missing_line(models: list[ModelResult]) -> str:
         parts += [f"{DATASETS[k].abbreviation} conflict" for k in model.conflicts]
         if parts:
             gaps.append(f"{model.name}: {', '.join(parts)}")
-    return "Missing datasets: " + ("; ".join(gaps) if gaps else "none (every model has all ten, complete)")
+    paper = sum(spec.in_paper for spec in DATASETS.values())
+    return "Missing datasets: " + ("; ".join(gaps) if gaps else f"none (every model has all {paper} of the paper's, complete)")
 
 
 def table_rows(models: list[ModelResult], allow_partial: bool = False) -> dict[str, dict[str, float | None]]:
@@ -60,8 +61,8 @@ def _cell(value: float | None, missing: str) -> str:
 
 
 def table_csv(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
-    lines = [["Model", "Type", "Toolkit", *table_columns()]]
-    lines += [[m.name, m.kind, m.toolkit, *(cell_text(m, c, rows, show, "") for c in table_columns())] for m in models]
+    lines = [["Model", "Type", "Toolkit", *table_columns(rows)]]
+    lines += [[m.name, m.kind, m.toolkit, *(cell_text(m, c, rows, show, "") for c in table_columns(rows))] for m in models]
     return _csv_text(lines)
 
 
@@ -83,7 +84,7 @@ def latex_escape(text: str) -> str:
 
 def table_latex(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
     """A booktabs tabular (needs ``\\usepackage{booktabs}``), reference rows, CLIP-style models and MLLMs in blocks."""
-    columns = table_columns()
+    columns = table_columns(rows)
     lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule",
              "Model & " + " & ".join(latex_escape(c) for c in columns) + r" \\"]
     for kind in KIND_ORDER:
@@ -98,7 +99,7 @@ def table_latex(models: list[ModelResult], rows: dict[str, dict[str, float | Non
 
 def table_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
     """The paper's table in Markdown; missing cells show as '—', never as zero."""
-    columns = table_columns()
+    columns = table_columns(rows)
     lines = ["| Model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for model in models:
         lines.append(f"| {model.name.replace('|', chr(92) + '|')} | "
@@ -132,7 +133,7 @@ def leaderboard_lines(models: list[ModelResult]) -> str:
 def delta_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | None]]) -> str:
     """Each row matched to a paper row, minus the paper's number (points), per column."""
     paper = {m.datasets[next(iter(m.datasets))].paper_row: m for m in models if m.kind == REFERENCE and m.datasets}
-    columns = table_columns()
+    columns = table_columns(rows)
     lines = ["| Model | paper row | " + " | ".join(f"Δ {c}" for c in columns) + " |", "|---" * (len(columns) + 2) + "|"]
     for model in models:
         if model.kind == REFERENCE:

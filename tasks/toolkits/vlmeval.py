@@ -88,7 +88,7 @@ def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str 
             "question": doc["question"],
             **dict(zip(LETTERS, doc["options"])),
             "answer": doc["answer"],
-            "category": spec.group,
+            "category": spec.group or "extra",
             "split": split,
             "dataset": key,
             "sample_key": doc["sample_key"],
