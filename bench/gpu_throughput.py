@@ -28,27 +28,68 @@ from PIL import Image
 
 SHAPES = {
     # CLIP ViT-L/14-336 + Llama-2-7B (LLaVA-1.5-7B's towers)
-    "llava-1.5-7b": {"vision": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                                    image_size=336, patch_size=14, projection_dim=768),
-                     "text": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                                  num_key_value_heads=32)},
+    "llava-1.5-7b": {
+        "vision": dict(
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=336,
+            patch_size=14,
+            projection_dim=768,
+        ),
+        "text": dict(
+            hidden_size=4096,
+            intermediate_size=11008,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+        ),
+    },
     # compute-bearing on a CPU: the real 576 image tokens (336 px, patch 14), a 512-wide 4-layer language model
-    "cpu-compute": {"vision": dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=8,
-                                   image_size=336, patch_size=14, projection_dim=256),
-                    "text": dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=4, num_attention_heads=8,
-                                 num_key_value_heads=8)},
-    "tiny": {"vision": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                            image_size=336, patch_size=14, projection_dim=64),
-             "text": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                          num_key_value_heads=2)},
+    "cpu-compute": {
+        "vision": dict(
+            hidden_size=256,
+            intermediate_size=1024,
+            num_hidden_layers=4,
+            num_attention_heads=8,
+            image_size=336,
+            patch_size=14,
+            projection_dim=256,
+        ),
+        "text": dict(
+            hidden_size=512, intermediate_size=1376, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=8
+        ),
+    },
+    "tiny": {
+        "vision": dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=336,
+            patch_size=14,
+            projection_dim=64,
+        ),
+        "text": dict(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+        ),
+    },
 }
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}  # dense bf16, the vendors' figures
 
 
 def build(shape: str, out: Path) -> Path:
     """Save a random-weight LLaVA of the given shape, with clsbench's byte-level tokenizer and processor."""
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, GenerationConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        GenerationConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     from clsbench.models.fixtures import CHAT_TEMPLATE, SPECIAL_TOKENS, _build_tokenizer
 
@@ -56,24 +97,44 @@ def build(shape: str, out: Path) -> Path:
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     spec = SHAPES[shape]
     vision = CLIPVisionConfig(**spec["vision"])
-    text = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=8192, bos_token_id=ids["<s>"],
-                       eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"], **spec["text"])
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=8192,
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
+        **spec["text"],
+    )
     patches = (spec["vision"]["image_size"] // spec["vision"]["patch_size"]) ** 2
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=ids["<image>"],
-                         image_seq_length=patches, vision_feature_select_strategy="default", vision_feature_layer=-2)
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=ids["<image>"],
+        image_seq_length=patches,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+    )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     with torch.device(device):
         model = LlavaForConditionalGeneration(config).to(torch.bfloat16 if device == "cuda" else torch.float32).eval()
     model.generation_config = GenerationConfig(
-        bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"],
-        suppress_tokens=[ids[t] for t in ("<unk>", "<s>", "</s>", "<pad>", "<image>")], do_sample=False)
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
+        suppress_tokens=[ids[t] for t in ("<unk>", "<s>", "</s>", "<pad>", "<image>")],
+        do_sample=False,
+    )
     model.save_pretrained(out, safe_serialization=True)
     size = spec["vision"]["image_size"]
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}),
-        tokenizer=tokenizer, patch_size=spec["vision"]["patch_size"], vision_feature_select_strategy="default",
-        num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
+        tokenizer=tokenizer,
+        patch_size=spec["vision"]["patch_size"],
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=CHAT_TEMPLATE,
+    )
     processor.save_pretrained(out)
     del model
     if device == "cuda":
@@ -93,9 +154,16 @@ def questions(count: int):
     for index in range(count):
         sample = make_sample("imagenet", str(index), (index * 37) % 1000, names)
         pixels = torch.randint(0, 256, (375, 500, 3), generator=generator, dtype=torch.uint8).numpy()
-        out.append(Query(images=(Image.fromarray(pixels),), prompt=format_prompt(sample.question, sample.options),
-                         options=sample.options, question=sample.question, max_new_tokens=16,
-                         meta={"answer": sample.answer}))
+        out.append(
+            Query(
+                images=(Image.fromarray(pixels),),
+                prompt=format_prompt(sample.question, sample.options),
+                options=sample.options,
+                question=sample.question,
+                max_new_tokens=16,
+                meta={"answer": sample.answer},
+            )
+        )
     return out
 
 
@@ -131,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     folder = build(args.shape, work / args.shape)
     engine = HFVisionLanguageModel(str(folder))
-    print(f"built and loaded {args.shape} in {time.perf_counter() - began:.0f} s on {engine.device} "
-          f"({engine.dtype})", file=sys.stderr, flush=True)
+    print(
+        f"built and loaded {args.shape} in {time.perf_counter() - began:.0f} s on {engine.device} ({engine.dtype})",
+        file=sys.stderr,
+        flush=True,
+    )
     params = sum(p.numel() for p in engine.model.parameters())
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in gpu), None)
@@ -140,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.batch_size
 
     def batches(items):
-        return [items[i:i + size] for i in range(0, len(items), size)]
+        return [items[i : i + size] for i in range(0, len(items), size)]
 
     prompts = [VisualPrompt(tuple(q.images), q.prompt) for q in batch]
     inputs = engine.encode(prompts[:size])
@@ -151,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     def run_mode(mode: str, items) -> None:
         answerer = Answerer(engine, mode)
         step = 1 if mode == "loglik" else size
-        seconds = timed(lambda: [answerer.answer(items[i:i + step]) for i in range(0, len(items), step)], repeats=1)
+        seconds = timed(lambda: [answerer.answer(items[i : i + step]) for i in range(0, len(items), step)], repeats=1)
         rows[mode] = {"questions": len(items), "seconds": seconds, "questions_per_s": len(items) / seconds}
 
     for mode in ("score", "generate"):
@@ -178,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     assert score_with_pipeline() == expected, "the input pipeline changed a letter"
     print(f"input pipeline: the same {len(expected)} letters as one batch after another", file=sys.stderr)
     seconds = timed(score_with_pipeline, repeats=1)
-    rows["score, input pipeline"] = {"questions": len(batch), "seconds": seconds, "questions_per_s": len(batch) / seconds}
+    rows["score, input pipeline"] = {
+        "questions": len(batch),
+        "seconds": seconds,
+        "questions_per_s": len(batch) / seconds,
+    }
 
     def floor() -> None:  # the processor and one bare forward per batch: the least any mode can cost
         with torch.inference_mode():
@@ -186,23 +261,44 @@ def main(argv: list[str] | None = None) -> int:
                 engine.model(**engine.encode(chunk), logits_to_keep=1)
 
     seconds = timed(floor, repeats=1)
-    rows["floor (bare forward)"] = {"questions": len(prompts), "seconds": seconds, "questions_per_s": len(prompts) / seconds}
+    rows["floor (bare forward)"] = {
+        "questions": len(prompts),
+        "seconds": seconds,
+        "questions_per_s": len(prompts) / seconds,
+    }
 
-    print(f"{args.shape}: {params / 1e9:.2f} B parameters, {gpu}, batch {size}, "
-          f"~{prompt_tokens:.0f} prompt tokens per question (576 image tokens + byte-level text)")
+    print(
+        f"{args.shape}: {params / 1e9:.2f} B parameters, {gpu}, batch {size}, "
+        f"~{prompt_tokens:.0f} prompt tokens per question (576 image tokens + byte-level text)"
+    )
     for name, row in rows.items():
         tflops = 2 * params * prompt_tokens * row["questions_per_s"] / 1e12
         mfu = f"{100 * tflops / peak:.0f} %" if peak and name != "loglik" else "-"  # loglik: 26 forwards each
         row.update(tflops_prefill=tflops)
-        print(f"{name:<22} {row['questions']:>5} questions {row['seconds']:>8.2f} s {row['questions_per_s']:>8.2f} q/s "
-              f"prefill {tflops:>7.1f} TFLOP/s  MFU {mfu}")
+        print(
+            f"{name:<22} {row['questions']:>5} questions {row['seconds']:>8.2f} s {row['questions_per_s']:>8.2f} q/s "
+            f"prefill {tflops:>7.1f} TFLOP/s  MFU {mfu}"
+        )
     if rows:
-        print(f"score_over_floor={rows['floor (bare forward)']['questions_per_s'] / rows['score']['questions_per_s']:.2f}")
+        print(
+            f"score_over_floor={rows['floor (bare forward)']['questions_per_s'] / rows['score']['questions_per_s']:.2f}"
+        )
     print(f"score_speedup_vs_generate={rows['score']['questions_per_s'] / rows['generate']['questions_per_s']:.2f}")
     print(f"pipeline_speedup={rows['score, input pipeline']['questions_per_s'] / rows['score']['questions_per_s']:.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"shape": args.shape, "gpu": gpu, "params": params, "batch": size,
-                                               "prompt_tokens": prompt_tokens, "rows": rows}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "shape": args.shape,
+                    "gpu": gpu,
+                    "params": params,
+                    "batch": size,
+                    "prompt_tokens": prompt_tokens,
+                    "rows": rows,
+                },
+                indent=1,
+            )
+        )
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -47,8 +47,14 @@ def run(model_dir: str, data: Path, questions: int, batch_size: int, workers: in
     from clsbench.models.lmms.clsbench_hf import ClsbenchHF
     from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
 
-    model = ClsbenchHF(pretrained=model_dir, mode="score", batch_size=batch_size, log_dir="none", answer_store="none",
-                       num_workers=workers)
+    model = ClsbenchHF(
+        pretrained=model_dir,
+        mode="score",
+        batch_size=batch_size,
+        log_dir="none",
+        answer_store="none",
+        num_workers=workers,
+    )
     inner = type(model).generate_until
     spent = {"wall": 0.0}
 
@@ -63,8 +69,13 @@ def run(model_dir: str, data: Path, questions: int, batch_size: int, workers: in
     manager = TaskManager("ERROR", include_path=str(task_folder_for(data)))
     simple_evaluate(model=model, tasks=["cls_food101_mcq"], task_manager=manager, batch_size=batch_size)
     busy = model.engine.model_seconds
-    return {"wall": spent["wall"], "model": busy, "busy": busy / spent["wall"], "padding": model.padding_fraction,
-            "replies": spent["replies"]}
+    return {
+        "wall": spent["wall"],
+        "model": busy,
+        "busy": busy / spent["wall"],
+        "padding": model.padding_fraction,
+        "replies": spent["replies"],
+    }
 
 
 def main(argv=None) -> int:
@@ -76,8 +87,8 @@ def main(argv=None) -> int:
 
     from gpu_throughput import build
 
-    from clsbench.tasks.data.loading import write_prepared
     from clsbench.tasks.data.fixtures import fixture_labels
+    from clsbench.tasks.data.loading import write_prepared
     from clsbench.tasks.protocol.registry import DATASETS
 
     with tempfile.TemporaryDirectory(prefix="pipeline_bench_") as scratch:
@@ -93,12 +104,16 @@ def main(argv=None) -> int:
                 if workers not in best or result["wall"] < best[workers]["wall"]:
                     best[workers] = result
     assert best[0]["replies"] == best[1]["replies"], "the pipeline changed a letter"
-    print(f"compute-bearing LLaVA layout (576 image tokens, 512-wide 4-layer LM, float32, CPU); {args.questions} "
-          f"Food-101 questions with 500x375 JPEGs; score mode, batch {args.batch_size}; best of {args.repeats}")
+    print(
+        f"compute-bearing LLaVA layout (576 image tokens, 512-wide 4-layer LM, float32, CPU); {args.questions} "
+        f"Food-101 questions with 500x375 JPEGs; score mode, batch {args.batch_size}; best of {args.repeats}"
+    )
     for workers, row in best.items():
-        print(f"num_workers={workers}: wall {row['wall']:6.2f} s, in the model {row['model']:6.2f} s, model busy "
-              f"{100 * row['busy']:5.1f} %, preprocessing and rest {100 * (1 - row['busy']):5.1f} %, padding "
-              f"{100 * row['padding']:4.1f} % of prompt tokens")
+        print(
+            f"num_workers={workers}: wall {row['wall']:6.2f} s, in the model {row['model']:6.2f} s, model busy "
+            f"{100 * row['busy']:5.1f} %, preprocessing and rest {100 * (1 - row['busy']):5.1f} %, padding "
+            f"{100 * row['padding']:4.1f} % of prompt tokens"
+        )
     print("letters identical with and without the pipeline: yes")
     print(f"pipeline_speedup={best[0]['wall'] / best[1]['wall']:.2f}")
     print(f"model_busy_with_pipeline={100 * best[1]['busy']:.1f}%")

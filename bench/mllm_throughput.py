@@ -1,4 +1,4 @@
-"""Throughput of lmms-eval's built-in ``llava_hf`` against ``clsbench_hf`` (generate and score), in one process, offline.
+"""Throughput of lmms-eval's built-in ``llava_hf`` against ``clsbench_hf`` (generate, score), in one process, offline.
 
 Same tiny random-weight LLaVA-1.5 (``clsbench.models.fixtures``), same fixture questions, same
 lmms-eval evaluator and task YAMLs (``max_new_tokens: 16``), float32 on CPU. Only the time spent
@@ -36,8 +36,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="clsbench_hf batch size (llava_hf only supports 1)")
     parser.add_argument("--repeats", type=int, default=3, help="passes per path; the fastest counts")
     parser.add_argument("--work-dir", help="keep fixtures and the model here (default: a temporary folder)")
-    parser.add_argument("--no-pipeline", dest="pipeline", action="store_false",
-                        help="skip the input-pipeline measurement on the compute-bearing configuration")
+    parser.add_argument(
+        "--no-pipeline",
+        dest="pipeline",
+        action="store_false",
+        help="skip the input-pipeline measurement on the compute-bearing configuration",
+    )
     return parser.parse_args(argv)
 
 
@@ -62,14 +66,15 @@ def timed_pass(model, tasks: list[str], manager, batch_size: int) -> tuple[int, 
 
 
 def bench(args: argparse.Namespace, work: Path) -> int:
-    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
-    from clsbench.models.fixtures import build_tiny_llava
-    from clsbench.tasks.data.fixtures import write_fixture_data
-    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
-    from clsbench.tasks.protocol.catalog import task_name
-    from clsbench.tasks.protocol.registry import DATASETS
     from lmms_eval.models.simple.llava_hf import LlavaHf
     from lmms_eval.tasks import TaskManager
+
+    from clsbench.models.fixtures import build_tiny_llava
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
+    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.data.fixtures import write_fixture_data
+    from clsbench.tasks.protocol.catalog import task_name
+    from clsbench.tasks.protocol.registry import DATASETS
 
     tasks = [task.strip() for task in args.tasks.split(",") if task.strip()]
     keys = [key for key in DATASETS if task_name(key) in tasks]
@@ -81,12 +86,23 @@ def bench(args: argparse.Namespace, work: Path) -> int:
     paths = {
         "lmms-eval llava_hf (bs 1)": (lambda: LlavaHf(pretrained=model_dir, device_map="cpu", device="cpu"), 1),
         f"clsbench_hf generate (bs {size})": (
-            lambda: ClsbenchHF(pretrained=model_dir, mode="generate", batch_size=size, log_dir="none", answer_store="none"), size),
+            lambda: ClsbenchHF(
+                pretrained=model_dir, mode="generate", batch_size=size, log_dir="none", answer_store="none"
+            ),
+            size,
+        ),
         f"clsbench_hf score (bs {size})": (
-            lambda: ClsbenchHF(pretrained=model_dir, mode="score", batch_size=size, log_dir="none", answer_store="none"), size),
+            lambda: ClsbenchHF(
+                pretrained=model_dir, mode="score", batch_size=size, log_dir="none", answer_store="none"
+            ),
+            size,
+        ),
     }
-    print(f"tiny LLaVA-1.5 (random weights, float32, CPU); {len(tasks)} tasks x {args.samples} fixture questions; "
-          f"best of {args.repeats} passes", flush=True)
+    print(
+        f"tiny LLaVA-1.5 (random weights, float32, CPU); {len(tasks)} tasks x {args.samples} fixture questions; "
+        f"best of {args.repeats} passes",
+        flush=True,
+    )
     best: dict[str, tuple[int, float, float]] = {}
     for _ in range(max(1, args.repeats)):
         for label, (load, batch_size) in paths.items():
@@ -96,7 +112,10 @@ def bench(args: argparse.Namespace, work: Path) -> int:
     rates = {}
     for label, (questions, seconds, accuracy) in best.items():
         rates[label] = questions / seconds
-        print(f"{label:<28} {questions:>4} questions  {seconds:7.2f} s  {rates[label]:8.2f} samples/s  mean accuracy {accuracy:.3f}")
+        print(
+            f"{label:<28} {questions:>4} questions  {seconds:7.2f} s  {rates[label]:8.2f} samples/s  "
+            f"mean accuracy {accuracy:.3f}"
+        )
     builtin, generate, score = rates.values()
     print(f"generate_speedup_vs_builtin={generate / builtin:.2f}")
     print(f"score_speedup_vs_builtin={score / builtin:.2f}")

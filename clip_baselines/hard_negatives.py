@@ -4,8 +4,9 @@ The 5-way hard protocol of "Understanding the Fine-Grained Knowledge Capabilitie
 Models": the wrong options are the top 4 *incorrect* classes of a full zero-shot classification by an
 OpenCLIP ViT-L/14 trained on LAION (chosen so as not to favour models built on OpenAI CLIP, SigLIP or
 DFN), here :data:`DEFAULT_MODEL` with :data:`DEFAULT_PRETRAINED` and the single template
-"a photo of a {}." (the protocol's CLIP prompt). Computed once (``clsbench negatives DATASET --method clip-hard``) into the
-negatives file of :mod:`clsbench.tasks.data.negatives`, which the ``cls_<dataset>_mcq_cliphard`` tasks and
+"a photo of a {}." (the protocol's CLIP prompt). Computed once
+(``clsbench negatives DATASET --method clip-hard``) into the negatives file of
+:mod:`clsbench.tasks.data.negatives`, which the ``cls_<dataset>_mcq_cliphard`` tasks and
 ``clsbench clip --negatives clip-hard`` both read, so MLLMs and CLIP models answer the same questions.
 """
 
@@ -19,11 +20,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from clsbench.tasks.data.loading import load_rows
-from clsbench.tasks.data.negatives import rank_by_similarity, write_negatives
-
 from clsbench.clip_baselines.models import load_model, resolve_model, weights_identity
 from clsbench.clip_baselines.zeroshot import ImageRows, autocast_for, class_embeddings, templates_for
+from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.data.negatives import rank_by_similarity, write_negatives
 
 DEFAULT_MODEL = "ViT-L-14"
 DEFAULT_PRETRAINED = "laion2b_s32b_b82k"  # OpenCLIP ViT-L/14 trained on LAION-2B
@@ -49,7 +49,8 @@ def clip_hard(
     rows = load_rows(dataset, data_dir)
     labels = [int(label) for label in rows["label"]]
     loader = torch.utils.data.DataLoader(
-        ImageRows(rows, dataset, [(index, True) for index in range(len(labels))], loaded.preprocess), batch_size=batch_size
+        ImageRows(rows, dataset, [(index, True) for index in range(len(labels))], loaded.preprocess),
+        batch_size=batch_size,
     )
     ranked: dict[str, list[int]] = {}
     autocast, precision = autocast_for(device, "auto")
@@ -61,6 +62,11 @@ def clip_hard(
             rows_ranked = rank_by_similarity(similarity, exclude=[labels[i] for i in indices.tolist()])
             ranked.update({str(i): row for i, row in zip(indices.tolist(), rows_ranked)})
     name = loaded.ref.model_name + (f" ({loaded.ref.pretrained})" if loaded.ref.pretrained else "")
-    fingerprint = {"model": loaded.ref.model_name, "pretrained": loaded.ref.pretrained,
-                   "weights": weights_identity(loaded.ref), "templates": templates, "precision": precision}
+    fingerprint = {
+        "model": loaded.ref.model_name,
+        "pretrained": loaded.ref.pretrained,
+        "weights": weights_identity(loaded.ref),
+        "templates": templates,
+        "precision": precision,
+    }
     return write_negatives(dataset, "clip-hard", name, classnames, ranked, out_root, fingerprint)

@@ -41,22 +41,52 @@ class PaperModel:
 PAPER_MODELS: dict[str, PaperModel] = {
     model.key: model
     for model in (
-        PaperModel("openai-vit-l-14", "OpenAI CLIP ViT-L/14", "ViT-L-14-336-quickgelu", "openai",
-                   "LLaVA-1.5, LLaVA-NeXT, Phi-3-Vision", 76.6, "OpenAI CLIP"),
-        PaperModel("eva02-clip-vit-l-14", "EVA-02-CLIP ViT-L/14", "EVA02-L-14", "merged2b_s4b_b131k",
-                   "", 79.8, "EVA-CLIP-02"),
+        PaperModel(
+            "openai-vit-l-14",
+            "OpenAI CLIP ViT-L/14",
+            "ViT-L-14-336-quickgelu",
+            "openai",
+            "LLaVA-1.5, LLaVA-NeXT, Phi-3-Vision",
+            76.6,
+            "OpenAI CLIP",
+        ),
+        PaperModel(
+            "eva02-clip-vit-l-14", "EVA-02-CLIP ViT-L/14", "EVA02-L-14", "merged2b_s4b_b131k", "", 79.8, "EVA-CLIP-02"
+        ),
         PaperModel("dfn-vit-h-14", "DFN ViT-H/14", "ViT-H-14-378-quickgelu", "dfn5b", "Qwen2-VL", 84.4, "DFN-CLIP"),
-        PaperModel("openclip-convnext-xxlarge", "OpenCLIP ConvNeXt-XXLarge", "convnext_xxlarge",
-                   "laion2b_s34b_b82k_augreg_soup", "", 79.5, "OpenCLIP ConvNeXt-XXL"),
-        PaperModel("openclip-vit-bigg-14", "OpenCLIP ViT-bigG/14", "ViT-bigG-14", "laion2b_s39b_b160k", "Qwen-VL", 80.1, "OpenCLIP ViT-bigG"),
-        PaperModel("siglip-so400m", "SigLIP SO400M", "ViT-SO400M-14-SigLIP-384", "webli",
-                   "LLaVA-OneVision, MiniCPM-V 2.5/2.6", 83.1, "SigLIP"),
+        PaperModel(
+            "openclip-convnext-xxlarge",
+            "OpenCLIP ConvNeXt-XXLarge",
+            "convnext_xxlarge",
+            "laion2b_s34b_b82k_augreg_soup",
+            "",
+            79.5,
+            "OpenCLIP ConvNeXt-XXL",
+        ),
+        PaperModel(
+            "openclip-vit-bigg-14",
+            "OpenCLIP ViT-bigG/14",
+            "ViT-bigG-14",
+            "laion2b_s39b_b160k",
+            "Qwen-VL",
+            80.1,
+            "OpenCLIP ViT-bigG",
+        ),
+        PaperModel(
+            "siglip-so400m",
+            "SigLIP SO400M",
+            "ViT-SO400M-14-SigLIP-384",
+            "webli",
+            "LLaVA-OneVision, MiniCPM-V 2.5/2.6",
+            83.1,
+            "SigLIP",
+        ),
     )
 }
 
 FIND_NAMES_HINT = (
     "list the paper's models with `clsbench clip --list-models`, every open_clip pair with "
-    "`python -c \"import open_clip; print(open_clip.list_pretrained())\"`, or pass hf-hub:ORG/REPO or local-dir:PATH"
+    '`python -c "import open_clip; print(open_clip.list_pretrained())"`, or pass hf-hub:ORG/REPO or local-dir:PATH'
 )
 
 
@@ -87,7 +117,9 @@ class ModelRef:
         """``<model>__<pretrained>`` made filesystem-safe (a short hash keeps distinct paths apart)."""
         model = self.model_name
         if self.schema == "local-dir":
-            model = "local-dir_" + Path(model.split(":", 1)[1]).name + "-" + _short_hash(_abspath(model.split(":", 1)[1]))
+            model = (
+                "local-dir_" + Path(model.split(":", 1)[1]).name + "-" + _short_hash(_abspath(model.split(":", 1)[1]))
+            )
         pretrained = self.pretrained_label
         if self.pretrained and _is_path(self.pretrained):
             pretrained += "-" + _short_hash(_abspath(self.pretrained))
@@ -135,16 +167,18 @@ def resolve_model(model: str, pretrained: str | None = None) -> ModelRef:
     if model in PAPER_MODELS:
         spec = PAPER_MODELS[model]
         if pretrained not in (None, spec.pretrained):
-            raise ModelError(f"{model} is {spec.model_name} with pretrained={spec.pretrained}; drop --pretrained {pretrained}")
+            raise ModelError(
+                f"{model} is {spec.model_name} with pretrained={spec.pretrained}; drop --pretrained {pretrained}"
+            )
         return ModelRef(spec.model_name, spec.pretrained, spec.title)
     if model.startswith("hf-hub:"):
-        if not model[len("hf-hub:"):].strip("/"):
+        if not model[len("hf-hub:") :].strip("/"):
             raise ModelError(f"empty repository in {model!r}; use hf-hub:ORG/REPO")
         if pretrained:
             raise ModelError(f"{model} brings its own weights; drop --pretrained {pretrained}")
         return ModelRef(model, None)
     if model.startswith("local-dir:"):
-        folder = Path(model[len("local-dir:"):]).expanduser()
+        folder = Path(model[len("local-dir:") :]).expanduser()
         if not (folder / "open_clip_config.json").is_file():
             raise ModelError(f"{model}: no open_clip_config.json in {folder}")
         if pretrained:
@@ -228,9 +262,11 @@ def load_model(ref: ModelRef, device="cpu", cache_dir: str | None = None) -> Loa
             )
         tokenizer = open_clip.get_tokenizer(ref.model_name, cache_dir=cache_dir)
     except (RuntimeError, OSError, ValueError) as error:
-        offline = " (offline: fill the cache on a machine with access, or pass a checkpoint file)" if os.environ.get(
-            "HF_HUB_OFFLINE"
-        ) == "1" else ""
+        offline = (
+            " (offline: fill the cache on a machine with access, or pass a checkpoint file)"
+            if os.environ.get("HF_HUB_OFFLINE") == "1"
+            else ""
+        )
         raise ModelError(f"could not load {ref.model_name} pretrained={ref.pretrained}: {error}{offline}") from error
     model = model.to(torch.device(device)).eval()
     return LoadedModel(ref, model, preprocess, tokenizer, torch.device(device))

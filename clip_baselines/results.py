@@ -8,8 +8,9 @@ Layout, for ``clsbench clip ... --output-dir OUT``::
 ``run_name`` is ``<model>__<pretrained>`` made filesystem-safe (characters other than letters,
 digits, ``.``, ``-``, ``_`` become ``_``; local files and ``local-dir:`` folders get their name
 plus an 8-hex hash of the absolute path; no ``--pretrained`` gives ``hub``/``local``/``random``),
-then ``__single`` with ``--templates single``, ``__names-<set>`` with another ``--class-names`` set, then ``__full`` in ``full`` mode, then, in ``mcq``
-mode only, ``__seed<S>`` / ``__n<N>`` when the seed or option count differ from 0 / 26. So one
+then ``__single`` with ``--templates single``, ``__names-<set>`` with another ``--class-names``
+set, then ``__full`` in ``full`` mode, then, in ``mcq`` mode only, ``__seed<S>`` / ``__n<N>`` when the
+seed or option count differ from 0 / 26. So one
 OUT holds any mix of modes and settings without collisions.
 
 A ``<dataset>.predictions.jsonl`` line is one JSON object::
@@ -90,15 +91,25 @@ class RunSettings:
     def header(self, dataset: str) -> dict:
         mcq = self.mode == "mcq"
         return {
-            "format": FORMAT, "model": self.model, "pretrained": self.pretrained, "mode": self.mode,
-            "templates": self.templates, "seed": self.seed if mcq else None,
-            "n_options": self.n_options if mcq else None, "negatives": self.negatives if mcq else None, "dataset": dataset,
+            "format": FORMAT,
+            "model": self.model,
+            "pretrained": self.pretrained,
+            "mode": self.mode,
+            "templates": self.templates,
+            "seed": self.seed if mcq else None,
+            "n_options": self.n_options if mcq else None,
+            "negatives": self.negatives if mcq else None,
+            "dataset": dataset,
             "class_names": self.class_names,
         }
 
 
 def prediction_record(
-    sample_key: str, label: int, prediction: int, options: Sequence[int] | None, answer: str | None,
+    sample_key: str,
+    label: int,
+    prediction: int,
+    options: Sequence[int] | None,
+    answer: str | None,
     top5: Sequence[int] | None = None,
 ) -> dict:
     """One jsonl line; ``options``/``answer`` only in mcq mode, ``top5`` only in full mode."""
@@ -161,7 +172,11 @@ def per_class_accuracy(records: Iterable[dict], classnames: Sequence[str]) -> di
 
 
 def summarize(
-    settings: RunSettings, dataset: str, records: dict[str, dict], classnames: Sequence[str], paper_row: str | None = None
+    settings: RunSettings,
+    dataset: str,
+    records: dict[str, dict],
+    classnames: Sequence[str],
+    paper_row: str | None = None,
 ) -> dict:
     """The ``<dataset>.json`` content for a complete set of records.
 
@@ -173,7 +188,10 @@ def summarize(
     correct = sum(record["correct"] for record in ordered)
     accuracy = correct / len(ordered) if ordered else 0.0
     per_class = per_class_accuracy(ordered, list(classnames))
-    metrics = {"acc1": accuracy, "mean_per_class_recall": sum(per_class.values()) / len(per_class) if per_class else 0.0}
+    metrics = {
+        "acc1": accuracy,
+        "mean_per_class_recall": sum(per_class.values()) / len(per_class) if per_class else 0.0,
+    }
     if ordered and all("top5" in record for record in ordered):
         metrics["acc5"] = sum(record["label"] in record["top5"] for record in ordered) / len(ordered)
     return {

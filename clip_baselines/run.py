@@ -17,21 +17,36 @@ from pathlib import Path
 
 import torch
 
-from clsbench.tasks.data.loading import DataError, classnames_for, find_prepared, load_rows, missing_data_message
-from clsbench.tasks.data.negatives import load_negatives
-from clsbench.tasks.protocol.draws import MAX_OPTIONS
-from clsbench.tasks.protocol.questions import check_label, make_samples
-from clsbench.tasks.runtime.environment import write_versions
-from clsbench.tasks.protocol.catalog import resolve_datasets
-from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
-from clsbench.tasks.runtime.stores import OutputLock, OutputLocked, StoreMismatch, check_fingerprint
-
-from clsbench.clip_baselines.models import LoadedModel, ModelRef, load_model, resolve_model, table2_row, weights_identity
+from clsbench.clip_baselines.models import (
+    LoadedModel,
+    ModelRef,
+    load_model,
+    resolve_model,
+    table2_row,
+    weights_identity,
+)
 from clsbench.clip_baselines.results import (
-    MODES, TEMPLATE_CHOICES, PredictionLog, ResultsError, RunSettings, prediction_record, predictions_path, read_summary,
-    summarize, summary_path, write_json_atomic,
+    MODES,
+    TEMPLATE_CHOICES,
+    PredictionLog,
+    ResultsError,
+    RunSettings,
+    prediction_record,
+    predictions_path,
+    read_summary,
+    summarize,
+    summary_path,
+    write_json_atomic,
 )
 from clsbench.clip_baselines.zeroshot import ImageRows, class_embeddings, pairs, predict_batches, shard, templates_for
+from clsbench.tasks.data.loading import DataError, classnames_for, find_prepared, load_rows, missing_data_message
+from clsbench.tasks.data.negatives import load_negatives
+from clsbench.tasks.protocol.catalog import resolve_datasets
+from clsbench.tasks.protocol.draws import MAX_OPTIONS
+from clsbench.tasks.protocol.questions import check_label, make_samples
+from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
+from clsbench.tasks.runtime.environment import write_versions
+from clsbench.tasks.runtime.stores import OutputLock, OutputLocked, StoreMismatch, check_fingerprint
 
 
 @dataclass(frozen=True)
@@ -74,8 +89,10 @@ def _check_existing(split: Split, records: dict[str, dict], path: Path) -> None:
     """Refuse to resume on predictions made for other data or other questions."""
     for key, record in records.items():
         index = int(key) if key.isdigit() else -1
-        if not 0 <= index < len(split.labels) or record["label"] != split.labels[index] or (
-            split.options is not None and record.get("options") != split.options[index].tolist()
+        if (
+            not 0 <= index < len(split.labels)
+            or record["label"] != split.labels[index]
+            or (split.options is not None and record.get("options") != split.options[index].tolist())
         ):
             raise ResultsError(
                 f"{path} has a prediction for sample {key} that does not match this data or these options; "
@@ -95,9 +112,18 @@ def default_workers(device, n_items: int, batch_size: int, local_processes: int 
 
 
 def evaluate_dataset(
-    loaded: LoadedModel, split: Split, settings: RunSettings, run_dir: Path, state, *,
-    cache_dir=None, batch_size: int = 64, workers: int | None = None, precision: str = "auto",
-    flush_every: int = 1024, progress: bool = True,
+    loaded: LoadedModel,
+    split: Split,
+    settings: RunSettings,
+    run_dir: Path,
+    state,
+    *,
+    cache_dir=None,
+    batch_size: int = 64,
+    workers: int | None = None,
+    precision: str = "auto",
+    flush_every: int = 1024,
+    progress: bool = True,
 ) -> dict | None:
     """Predict the samples not yet in ``run_dir`` and write the summary; returns it on the main process."""
     from accelerate.utils import broadcast_object_list, gather_object
@@ -109,10 +135,14 @@ def evaluate_dataset(
         try:
             done = read_summary(run_dir, split.key)
             if done is not None and {k: done.get(k) for k in settings.header(split.key)} != settings.header(split.key):
-                raise ResultsError(f"{summary_path(run_dir, split.key)} was written with other settings; move it away to rerun")
+                raise ResultsError(
+                    f"{summary_path(run_dir, split.key)} was written with other settings; move it away to rerun"
+                )
             existing = log.read()
             _check_existing(split, existing, log.path)
-            pending = [] if done is not None else [index for index in range(len(split.labels)) if str(index) not in existing]
+            pending = (
+                [] if done is not None else [index for index in range(len(split.labels)) if str(index) not in existing]
+            )
             plan = [{"done": done, "pending": pending}]
         except (ResultsError, ValueError) as error:
             plan = [{"error": str(error)}]
@@ -139,8 +169,13 @@ def evaluate_dataset(
         with state.local_main_process_first():
             weights = class_embeddings(loaded, split.classnames, templates, cache_dir=cache_dir, precision=precision)
         batches_per_flush = max(1, flush_every // (batch_size * state.num_processes))
-        bar = tqdm(total=len(pending), desc=f"{settings.run_name} {split.key}", unit="img",
-                   disable=not (progress and state.is_main_process), file=sys.stderr)
+        bar = tqdm(
+            total=len(pending),
+            desc=f"{settings.run_name} {split.key}",
+            unit="img",
+            disable=not (progress and state.is_main_process),
+            file=sys.stderr,
+        )
         buffer: list = []
         for number, batch in enumerate(predict_batches(loaded, images, weights, split.options, precision), start=1):
             buffer.append(batch)
@@ -167,7 +202,9 @@ def evaluate_dataset(
 def _records(split: Split, predictions: Sequence[tuple[int, int | list[int]]]) -> list[dict]:
     return [
         prediction_record(
-            str(index), split.labels[index], predicted[0] if isinstance(predicted, list) else predicted,
+            str(index),
+            split.labels[index],
+            predicted[0] if isinstance(predicted, list) else predicted,
             None if split.options is None else split.options[index].tolist(),
             None if split.answers is None else split.answers[index],
             top5=predicted if isinstance(predicted, list) else None,
@@ -221,7 +258,9 @@ def run_clip(
     for key in keys:
         check_data(key, data_dir)
         if class_names not in get_dataset(key).name_sets:
-            raise ValueError(f"{key} has no class-name set {class_names!r} (it offers: {', '.join(get_dataset(key).name_sets)})")
+            raise ValueError(
+                f"{key} has no class-name set {class_names!r} (it offers: {', '.join(get_dataset(key).name_sets)})"
+            )
     state = PartialState(cpu=cpu)
     if isinstance(model, LoadedModel):
         loaded = model
@@ -250,9 +289,21 @@ def run_clip(
     try:
         if problem[0]:
             raise ResultsError(problem[0])
-        return _run_datasets(keys, loaded, settings, run_dir, state, data_dir=data_dir, cache_dir=cache_dir,
-                             batch_size=batch_size, workers=workers, precision=precision, flush_every=flush_every,
-                             progress=progress, on_dataset=on_dataset)
+        return _run_datasets(
+            keys,
+            loaded,
+            settings,
+            run_dir,
+            state,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            workers=workers,
+            precision=precision,
+            flush_every=flush_every,
+            progress=progress,
+            on_dataset=on_dataset,
+        )
     finally:
         lock.release()
 
@@ -265,8 +316,14 @@ def run_fingerprint(loaded: LoadedModel, settings: RunSettings, precision: str) 
     from clsbench.clip_baselines.zeroshot import autocast_for
 
     _, effective = autocast_for(loaded.device, precision)
-    return {"model": settings.model, "pretrained": settings.pretrained, "weights": weights_identity(loaded.ref),
-            "precision": effective, "class_names": settings.class_names, "templates": settings.templates}
+    return {
+        "model": settings.model,
+        "pretrained": settings.pretrained,
+        "weights": weights_identity(loaded.ref),
+        "precision": effective,
+        "class_names": settings.class_names,
+        "templates": settings.templates,
+    }
 
 
 def check_run_fingerprint(run_dir: Path, current: dict) -> None:
@@ -285,15 +342,38 @@ def check_run_fingerprint(run_dir: Path, current: dict) -> None:
     write_json_atomic(path, current)
 
 
-def _run_datasets(keys, loaded, settings, run_dir, state, *, data_dir, cache_dir, batch_size, workers, precision,
-                  flush_every, progress, on_dataset) -> dict[str, dict]:
+def _run_datasets(
+    keys,
+    loaded,
+    settings,
+    run_dir,
+    state,
+    *,
+    data_dir,
+    cache_dir,
+    batch_size,
+    workers,
+    precision,
+    flush_every,
+    progress,
+    on_dataset,
+) -> dict[str, dict]:
     summaries: dict[str, dict] = {}
     for key in keys:
         with state.local_main_process_first():  # the first process builds the datasets cache, the rest reuse it
             split = load_split(key, settings, data_dir)
         summary = evaluate_dataset(
-            loaded, split, settings, run_dir, state, cache_dir=cache_dir, batch_size=batch_size, workers=workers,
-            precision=precision, flush_every=flush_every, progress=progress,
+            loaded,
+            split,
+            settings,
+            run_dir,
+            state,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            workers=workers,
+            precision=precision,
+            flush_every=flush_every,
+            progress=progress,
         )
         if summary is not None:
             summaries[key] = summary

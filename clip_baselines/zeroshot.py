@@ -19,10 +19,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from clsbench.clip_baselines.results import TEMPLATE_CHOICES
 from clsbench.tasks.data.samples import open_image
 from clsbench.tasks.protocol.registry import get_dataset
-
-from clsbench.clip_baselines.results import TEMPLATE_CHOICES
 
 SINGLE_TEMPLATE = "a photo of a {}."  # the one prompt of the 'Why are VLMs bad at classification' protocol
 CACHE_VERSION = 1
@@ -60,7 +59,9 @@ def autocast_for(device: torch.device, precision: str):
 
 
 @torch.inference_mode()
-def encode_classes(model, tokenizer, classnames: Sequence[str], templates: Sequence[str], device, precision="auto") -> torch.Tensor:
+def encode_classes(
+    model, tokenizer, classnames: Sequence[str], templates: Sequence[str], device, precision="auto"
+) -> torch.Tensor:
     """(n_classes, dim) unit vectors: every prompt of every class in large batches, averaged per class."""
     prompts = [fill(template, name) for name in classnames for template in templates]
     chunks = []
@@ -80,16 +81,25 @@ def text_cache_key(fingerprint: dict, classnames: Sequence[str], templates: Sequ
     ImageNetV2) share one entry.
     """
     blob = json.dumps(
-        {"v": CACHE_VERSION, "model": fingerprint, "classnames": list(classnames), "templates": list(templates),
-         "precision": precision},
+        {
+            "v": CACHE_VERSION,
+            "model": fingerprint,
+            "classnames": list(classnames),
+            "templates": list(templates),
+            "precision": precision,
+        },
         sort_keys=True,
     )
     return f"{hashlib.sha256(blob.encode()).hexdigest()[:32]}.pt"
 
 
 def class_embeddings(
-    loaded, classnames: Sequence[str], templates: Sequence[str], *,
-    cache_dir: str | os.PathLike | None = None, precision: str = "auto",
+    loaded,
+    classnames: Sequence[str],
+    templates: Sequence[str],
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Class embeddings for one (model, class names, templates), from the disk cache when present.
 
@@ -150,7 +160,11 @@ TOP_K = 5
 
 @torch.inference_mode()
 def predict_batches(
-    loaded, batches: Iterable, class_weights: torch.Tensor, options: torch.Tensor | None, precision: str = "auto",
+    loaded,
+    batches: Iterable,
+    class_weights: torch.Tensor,
+    options: torch.Tensor | None,
+    precision: str = "auto",
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Per batch, (row indices on CPU, -1 for padding; predicted classes, still on the device).
 
@@ -167,7 +181,9 @@ def predict_batches(
         with autocast:
             features = loaded.model.encode_image(images)
         similarity = F.normalize(features.float(), dim=-1) @ weights_t
-        if table is None:  # full mode: the top 5 classes, best first (top-1 is predicted[:, 0]; acc5 for CLIP_benchmark)
+        if (
+            table is None
+        ):  # full mode: the top 5 classes, best first (top-1 is predicted[:, 0]; acc5 for CLIP_benchmark)
             predicted = similarity.topk(min(TOP_K, similarity.shape[1]), dim=1).indices
         else:
             choices = table[indices.clamp(min=0).to(device, non_blocking=True)]
@@ -176,7 +192,7 @@ def predict_batches(
 
 
 def pairs(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[int, int | list[int]]]:
-    """``(row index, predicted class)`` (full mode: the top-5 list) for the real rows of some batches, one device sync."""
+    """``(row index, predicted class)`` (full mode: the top-5 list) for the real rows of some batches; one sync."""
     if not batches:
         return []
     indices = torch.cat([index for index, _ in batches]).tolist()

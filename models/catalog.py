@@ -11,17 +11,33 @@ from dataclasses import dataclass
 
 from clsbench.tasks.protocol.catalog import ALL_TASKS_GROUP
 
-TINY_LLAVA = ("tiny LLaVA-1.5 (same `LlavaForConditionalGeneration` code path): generate, score, loglik through lmms-eval "
-              "(CLI and in-process), VLMEvalKit run giving the same letters; built-in `llava_hf` in the tests and bench")
-TINY_QWEN2_VL = "tiny Qwen2-VL (same `Qwen2VLForConditionalGeneration` code path: dynamic patches, M-RoPE): score = greedy first letter, batch invariance, loglik"
-TINY_QWEN25_VL = "tiny Qwen2.5-VL (same `Qwen2_5_VLForConditionalGeneration` code path): score = greedy first letter, loglik"
-TINY_ONEVISION = "tiny LLaVA-OneVision (same `LlavaOnevisionForConditionalGeneration` code path: anyres tiles): score = greedy first letter, loglik"
-TINY_LLAVA_NEXT = ("tiny LLaVA-NeXT (same `LlavaNextForConditionalGeneration` code path: anyres tiles, image_newline): "
-                   "score = greedy first letter, loglik")
-TINY_QWEN3_VL = ("tiny Qwen3-VL (same `Qwen3VLForConditionalGeneration` code path: deepstack ViT, interleaved M-RoPE): "
-                 "score = greedy first letter, loglik")
-STAND_IN_MINICPM = ("`clsbench_minicpm` checked against a stand-in remote-code model with the same `chat()` API "
-                    "(100 % on fixtures); the real model not run")
+TINY_LLAVA = (
+    "tiny LLaVA-1.5 (same `LlavaForConditionalGeneration` code path): generate, score, loglik through lmms-eval "
+    "(CLI and in-process), VLMEvalKit run giving the same letters; built-in `llava_hf` in the tests and bench"
+)
+TINY_QWEN2_VL = (
+    "tiny Qwen2-VL (same `Qwen2VLForConditionalGeneration` code path: dynamic patches, M-RoPE): "
+    "score = greedy first letter, batch invariance, loglik"
+)
+TINY_QWEN25_VL = (
+    "tiny Qwen2.5-VL (same `Qwen2_5_VLForConditionalGeneration` code path): score = greedy first letter, loglik"
+)
+TINY_ONEVISION = (
+    "tiny LLaVA-OneVision (same `LlavaOnevisionForConditionalGeneration` code path: anyres tiles): "
+    "score = greedy first letter, loglik"
+)
+TINY_LLAVA_NEXT = (
+    "tiny LLaVA-NeXT (same `LlavaNextForConditionalGeneration` code path: anyres tiles, image_newline): "
+    "score = greedy first letter, loglik"
+)
+TINY_QWEN3_VL = (
+    "tiny Qwen3-VL (same `Qwen3VLForConditionalGeneration` code path: deepstack ViT, interleaved M-RoPE): "
+    "score = greedy first letter, loglik"
+)
+STAND_IN_MINICPM = (
+    "`clsbench_minicpm` checked against a stand-in remote-code model with the same `chat()` API "
+    "(100 % on fixtures); the real model not run"
+)
 UNTESTED_NATIVE = "not run here: same `clsbench_hf` code, architecture not built tiny; needs the real weights"
 UNTESTED_REMOTE = "not run here: remote code and weights cannot be loaded offline"
 
@@ -52,54 +68,106 @@ class ModelRoute:
         )
 
 
-def _native(name: str, checkpoint: str, architecture: str, verified: str, vlmeval_own: str | None = None, *,
-            in_paper: bool = True, needs: str = "base install") -> ModelRoute:
+def _native(
+    name: str,
+    checkpoint: str,
+    architecture: str,
+    verified: str,
+    vlmeval_own: str | None = None,
+    *,
+    in_paper: bool = True,
+    needs: str = "base install",
+) -> ModelRoute:
     slug = checkpoint.split("/")[-1].lower()
     return ModelRoute(
-        name=name, checkpoint=checkpoint, lmms_model="clsbench_hf", lmms_args=f"pretrained={checkpoint},mode=score",
+        name=name,
+        checkpoint=checkpoint,
+        lmms_model="clsbench_hf",
+        lmms_args=f"pretrained={checkpoint},mode=score",
         vlmeval_model=f"clsbench_{slug}-score" + (f" (or VLMEvalKit's `{vlmeval_own}`)" if vlmeval_own else ""),
-        needs=needs, verified=verified, architecture=architecture, batch_size=8, in_paper=in_paper,
+        needs=needs,
+        verified=verified,
+        architecture=architecture,
+        batch_size=8,
+        in_paper=in_paper,
     )
 
 
 ROUTES: tuple[ModelRoute, ...] = (
     ModelRoute(
-        "Qwen-VL-Chat", "Qwen/Qwen-VL-Chat", "qwen_vl", "pretrained=Qwen/Qwen-VL-Chat", "qwen_chat",
+        "Qwen-VL-Chat",
+        "Qwen/Qwen-VL-Chat",
+        "qwen_vl",
+        "pretrained=Qwen/Qwen-VL-Chat",
+        "qwen_chat",
         needs="remote code; `[remote-code]` extra; its code targets transformers 4.32 (separate venv: "
         "`pip install transformers==4.32.0` after clsbench; whether lmms-eval 0.7.3 runs on it is unchecked)",
         verified=UNTESTED_REMOTE,
     ),
     _native("LLaVA-1.5-7B", "llava-hf/llava-1.5-7b-hf", "llava", TINY_LLAVA, "llava_v1.5_7b"),
     _native("LLaVA-1.6-7B", "llava-hf/llava-v1.6-vicuna-7b-hf", "llava_next", TINY_LLAVA_NEXT, "llava_next_vicuna_7b"),
-    _native("DeepSeek-VL-7B", "deepseek-community/deepseek-vl-7b-chat", "deepseek_vl", UNTESTED_NATIVE, "deepseek_vl_7b",
-            needs="base install (transformers-native conversion of deepseek-ai/deepseek-vl-7b-chat)"),
+    _native(
+        "DeepSeek-VL-7B",
+        "deepseek-community/deepseek-vl-7b-chat",
+        "deepseek_vl",
+        UNTESTED_NATIVE,
+        "deepseek_vl_7b",
+        needs="base install (transformers-native conversion of deepseek-ai/deepseek-vl-7b-chat)",
+    ),
     ModelRoute(
-        "Phi-3-Vision", "microsoft/Phi-3-vision-128k-instruct", "phi3v",
-        "model_id_name=microsoft/Phi-3-vision-128k-instruct", "Phi-3-Vision",
+        "Phi-3-Vision",
+        "microsoft/Phi-3-vision-128k-instruct",
+        "phi3v",
+        "model_id_name=microsoft/Phi-3-vision-128k-instruct",
+        "Phi-3-Vision",
         needs="remote code; `[remote-code]` extra; transformers 4.40.2 per its model card (separate venv); "
-        "flash-attn, or its config's attention switched to eager", verified=UNTESTED_REMOTE,
+        "flash-attn, or its config's attention switched to eager",
+        verified=UNTESTED_REMOTE,
     ),
     ModelRoute(
-        "MiniCPM-Llama3-V-2.5", "openbmb/MiniCPM-Llama3-V-2_5", "clsbench_minicpm",
-        "pretrained=openbmb/MiniCPM-Llama3-V-2_5", "MiniCPM-Llama3-V-2_5",
+        "MiniCPM-Llama3-V-2.5",
+        "openbmb/MiniCPM-Llama3-V-2_5",
+        "clsbench_minicpm",
+        "pretrained=openbmb/MiniCPM-Llama3-V-2_5",
+        "MiniCPM-Llama3-V-2_5",
         needs="remote code; `[remote-code]` extra; transformers 4.40.0 per its model card (separate venv). "
-        "lmms-eval's own `minicpm_v` expects the older 3-tuple `chat` API", verified=STAND_IN_MINICPM,
+        "lmms-eval's own `minicpm_v` expects the older 3-tuple `chat` API",
+        verified=STAND_IN_MINICPM,
     ),
     ModelRoute(
-        "InternVL2-8B", "OpenGVLab/InternVL2-8B", "internvl2", "pretrained=OpenGVLab/InternVL2-8B", "InternVL2-8B",
+        "InternVL2-8B",
+        "OpenGVLab/InternVL2-8B",
+        "internvl2",
+        "pretrained=OpenGVLab/InternVL2-8B",
+        "InternVL2-8B",
         needs="remote code; `[remote-code]` extra; transformers 4.37-4.44 per its model card (separate venv)",
         verified=UNTESTED_REMOTE,
     ),
     ModelRoute(
-        "MiniCPM-V-2.6", "openbmb/MiniCPM-V-2_6", "clsbench_minicpm", "pretrained=openbmb/MiniCPM-V-2_6", "MiniCPM-V-2_6",
+        "MiniCPM-V-2.6",
+        "openbmb/MiniCPM-V-2_6",
+        "clsbench_minicpm",
+        "pretrained=openbmb/MiniCPM-V-2_6",
+        "MiniCPM-V-2_6",
         needs="remote code; `[remote-code]` extra; transformers 4.40.0 per its model card (separate venv)",
         verified=STAND_IN_MINICPM,
     ),
-    _native("LLaVA-OneVision-7B", "llava-hf/llava-onevision-qwen2-7b-ov-hf", "llava_onevision", TINY_ONEVISION,
-            "llava-onevision-qwen2-7b-ov-hf"),
+    _native(
+        "LLaVA-OneVision-7B",
+        "llava-hf/llava-onevision-qwen2-7b-ov-hf",
+        "llava_onevision",
+        TINY_ONEVISION,
+        "llava-onevision-qwen2-7b-ov-hf",
+    ),
     _native("Qwen2-VL-7B", "Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl", TINY_QWEN2_VL, "Qwen2-VL-7B-Instruct"),
-    _native("Qwen2.5-VL-7B", "Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl", TINY_QWEN25_VL, "Qwen2.5-VL-7B-Instruct",
-            in_paper=False),
+    _native(
+        "Qwen2.5-VL-7B",
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        "qwen2_5_vl",
+        TINY_QWEN25_VL,
+        "Qwen2.5-VL-7B-Instruct",
+        in_paper=False,
+    ),
     _native("Qwen3-VL-2B (current small)", "Qwen/Qwen3-VL-2B-Instruct", "qwen3_vl", TINY_QWEN3_VL, in_paper=False),
 )
 
@@ -139,9 +207,13 @@ def compact_listing(width: int = 110) -> str:
     blocks = []
     for route in ROUTES:
         name = route.name if route.in_paper else f"{route.name} (not in the paper)"
-        block = [name, *wrap("lmms-eval", route.lmms_command(), command=True),
-                 *wrap("VLMEvalKit", route.vlmeval_model.replace("`", "")),
-                 *wrap("needs", route.needs.replace("`", "")), *wrap("checked", route.verified.replace("`", ""))]
+        block = [
+            name,
+            *wrap("lmms-eval", route.lmms_command(), command=True),
+            *wrap("VLMEvalKit", route.vlmeval_model.replace("`", "")),
+            *wrap("needs", route.needs.replace("`", "")),
+            *wrap("checked", route.verified.replace("`", "")),
+        ]
         blocks.append("\n".join(block))
     return "\n\n".join(blocks) + "\n\n(`clsbench models --markdown` prints this as the README's table.)"
 
@@ -156,7 +228,7 @@ def markdown_table() -> str:
         name = route.name if route.in_paper else f"{route.name} *(not in the paper)*"
         lines.append(
             f"| {name} | `{route.lmms_command()}` | `{route.vlmeval_model.split(' ')[0]}`"
-            + (route.vlmeval_model[len(route.vlmeval_model.split(' ')[0]):].replace("(or VLMEvalKit's `", "(or `"))
+            + (route.vlmeval_model[len(route.vlmeval_model.split(" ")[0]) :].replace("(or VLMEvalKit's `", "(or `"))
             + f" | {route.needs} | {route.verified} |"
         )
     return "\n".join(lines)

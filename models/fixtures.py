@@ -1,4 +1,6 @@
-"""Tiny random-weight LLaVA-1.5, LLaVA-NeXT, LLaVA-OneVision, Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Idefics3 and Gemma 3 checkpoints, built fully offline.
+"""Tiny random-weight checkpoints of real architectures, built fully offline, for the tests and the demo.
+
+LLaVA-1.5, LLaVA-NeXT, LLaVA-OneVision, Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Idefics3 and Gemma 3.
 
 Tests and CI need a *real* multimodal architecture (so the real loaders, processors and
 lmms-eval's built-in ``llava_hf`` model are exercised) without the Hugging Face Hub and
@@ -15,8 +17,21 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 
-__all__ = ["CHAT_TEMPLATE", "IMAGE_SIZE", "PATCH_SIZE", "QWEN_CHAT_TEMPLATE", "build_letter_prone", "build_tiny_gemma3", "build_tiny_idefics3", "build_tiny_llava", "build_tiny_llava_next",
-           "build_tiny_llava_onevision", "build_tiny_qwen2_5_vl", "build_tiny_qwen2_vl", "build_tiny_qwen3_vl"]
+__all__ = [
+    "CHAT_TEMPLATE",
+    "IMAGE_SIZE",
+    "PATCH_SIZE",
+    "QWEN_CHAT_TEMPLATE",
+    "build_letter_prone",
+    "build_tiny_gemma3",
+    "build_tiny_idefics3",
+    "build_tiny_llava",
+    "build_tiny_llava_next",
+    "build_tiny_llava_onevision",
+    "build_tiny_qwen2_5_vl",
+    "build_tiny_qwen2_vl",
+    "build_tiny_qwen3_vl",
+]
 
 IMAGE_SIZE = 32  # pixels; 32 / 8 = 4x4 patches -> 16 image tokens per image (CLS dropped)
 PATCH_SIZE = 8
@@ -77,7 +92,9 @@ def _build_tokenizer(
     if bos_token is not None:
         # Prepend <s> like Llama tokenizers do, so add_special_tokens=True behaves as usual.
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos_token} $A", pair=f"{bos_token} $A {bos_token} $B", special_tokens=[(bos_token, vocab[bos_token])]
+            single=f"{bos_token} $A",
+            pair=f"{bos_token} $A {bos_token} $B",
+            special_tokens=[(bos_token, vocab[bos_token])],
         )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
@@ -108,28 +125,46 @@ def _save(dst: pathlib.Path, seed: int) -> None:
     tokenizer = _build_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     vision = CLIPVisionConfig(
-        hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=2, num_attention_heads=4,
-        image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, projection_dim=HIDDEN,
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        projection_dim=HIDDEN,
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
         max_position_embeddings=8192,  # byte tokens make 26-option prompts ~1-2k tokens long
-        bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"],
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
     )
     n_patches = (IMAGE_SIZE // PATCH_SIZE) ** 2
     config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=ids["<image>"],
-        image_seq_length=n_patches, vision_feature_select_strategy="default", vision_feature_layer=-2,
+        vision_config=vision,
+        text_config=text,
+        image_token_index=ids["<image>"],
+        image_seq_length=n_patches,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
     )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
     # Random weights would happily emit <image>/<pad>/<s>/<unk>; an <image> id mid-generation
     # is confusing and special ids decode to nothing, so forbid them. Text stays garbage.
     model.generation_config = GenerationConfig(
-        bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"],
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
         suppress_tokens=[ids[t] for t in ("<unk>", "<s>", "<pad>", "<image>")],
-        do_sample=False, max_new_tokens=8,
+        do_sample=False,
+        max_new_tokens=8,
     )
     model.save_pretrained(dst, safe_serialization=True)
 
@@ -137,7 +172,9 @@ def _save(dst: pathlib.Path, seed: int) -> None:
         size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     )
     processor = LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH_SIZE,
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=PATCH_SIZE,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,  # CLIP's CLS token; "default" strategy drops it again
         chat_template=CHAT_TEMPLATE,
@@ -207,7 +244,13 @@ QWEN_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 QWEN_SPECIAL_TOKENS = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
 ]
 QWEN_PATCH_SIZE = 4  # 32x32 px -> 8x8 patches -> 2x2 merge -> 16 image tokens
 
@@ -216,11 +259,15 @@ QWEN_PATCH_SIZE = 4  # 32x32 px -> 8x8 patches -> 2x2 merge -> 16 image tokens
 _QWEN_VISION = {
     "qwen2_vl": {"depth": 2, "embed_dim": 32, "hidden_size": HIDDEN, "num_heads": 4, "mlp_ratio": 2},
     "qwen2_5_vl": {
-        "depth": 2, "hidden_size": 32, "out_hidden_size": HIDDEN, "intermediate_size": 64, "num_heads": 4,
-        "window_size": 16, "fullatt_block_indexes": [1],
+        "depth": 2,
+        "hidden_size": 32,
+        "out_hidden_size": HIDDEN,
+        "intermediate_size": 64,
+        "num_heads": 4,
+        "window_size": 16,
+        "fullatt_block_indexes": [1],
     },
 }
-
 
 
 def _save_chatml_model(model_class, config, seed: int, ids: dict[str, int], special_tokens, dst) -> None:
@@ -231,11 +278,14 @@ def _save_chatml_model(model_class, config, seed: int, ids: dict[str, int], spec
     torch.manual_seed(seed)
     model = model_class(config).eval()
     model.generation_config = GenerationConfig(
-        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
         suppress_tokens=[ids[t] for t in special_tokens if t != "<|im_end|>"],
-        do_sample=False, max_new_tokens=8,
+        do_sample=False,
+        max_new_tokens=8,
     )
     model.save_pretrained(dst, safe_serialization=True)
+
 
 def _save_qwen(dst: pathlib.Path, seed: int, arch: str) -> None:
     """A Qwen2-VL or Qwen2.5-VL (ViT with 2x2 patch merger + Qwen2 LM with M-RoPE) and its processor."""
@@ -250,33 +300,55 @@ def _save_qwen(dst: pathlib.Path, seed: int, arch: str) -> None:
     model_class = getattr(transformers, f"{prefix}ForConditionalGeneration")
     processor_class = getattr(transformers, f"{prefix}Processor")
     tokenizer = _build_tokenizer(
-        QWEN_SPECIAL_TOKENS, QWEN_CHAT_TEMPLATE, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        unk_token="<|endoftext|>", extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+        QWEN_SPECIAL_TOKENS,
+        QWEN_CHAT_TEMPLATE,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
     )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     heads = 4
     config = config_class(
         vision_config={
-            **_QWEN_VISION[arch], "patch_size": QWEN_PATCH_SIZE, "spatial_merge_size": 2, "temporal_patch_size": 2,
+            **_QWEN_VISION[arch],
+            "patch_size": QWEN_PATCH_SIZE,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
         },
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
-            "num_hidden_layers": 2, "num_attention_heads": heads, "num_key_value_heads": 2,
+            "vocab_size": len(tokenizer),
+            "hidden_size": HIDDEN,
+            "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": heads,
+            "num_key_value_heads": 2,
             "max_position_embeddings": 8192,
             # M-RoPE splits each head's rotary half (head_dim / 2 = 8) over time, height and width.
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+            "bos_token_id": None,
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
         },
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
     )
     _save_chatml_model(model_class, config, seed, ids, QWEN_SPECIAL_TOKENS, dst)
-    sizes = {"patch_size": QWEN_PATCH_SIZE, "merge_size": 2, "temporal_patch_size": 2,
-             "min_pixels": IMAGE_SIZE * IMAGE_SIZE, "max_pixels": IMAGE_SIZE * IMAGE_SIZE}
+    sizes = {
+        "patch_size": QWEN_PATCH_SIZE,
+        "merge_size": 2,
+        "temporal_patch_size": 2,
+        "min_pixels": IMAGE_SIZE * IMAGE_SIZE,
+        "max_pixels": IMAGE_SIZE * IMAGE_SIZE,
+    }
     processor = processor_class(
         image_processor=Qwen2VLImageProcessor(**sizes),  # Qwen2.5-VL checkpoints ship the same image processor
         video_processor=Qwen2VLVideoProcessor(**sizes),  # required by the processor class; videos are never used here
-        tokenizer=tokenizer, chat_template=QWEN_CHAT_TEMPLATE,
+        tokenizer=tokenizer,
+        chat_template=QWEN_CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
 
@@ -313,31 +385,54 @@ def _save_llava_onevision(dst: pathlib.Path, seed: int) -> None:
     )
 
     tokenizer = _build_tokenizer(
-        ONEVISION_SPECIAL_TOKENS, ONEVISION_CHAT_TEMPLATE, bos_token=None, eos_token="<|im_end|>",
-        pad_token="<|endoftext|>", unk_token="<|endoftext|>",
+        ONEVISION_SPECIAL_TOKENS,
+        ONEVISION_CHAT_TEMPLATE,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
         extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
     )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ONEVISION_SPECIAL_TOKENS}
     config = LlavaOnevisionConfig(
         vision_config={
-            "model_type": "siglip_vision_model", "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE,
+            "model_type": "siglip_vision_model",
+            "hidden_size": HIDDEN,
+            "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": IMAGE_SIZE,
+            "patch_size": PATCH_SIZE,
             "vision_use_head": False,
         },
         text_config={
-            "model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 8192,
-            "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+            "model_type": "qwen2",
+            "vocab_size": len(tokenizer),
+            "hidden_size": HIDDEN,
+            "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 8192,
+            "bos_token_id": None,
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
         },
-        image_token_index=ids["<image>"], video_token_index=ids["<video>"], image_grid_pinpoints=ONEVISION_PINPOINTS,
-        vision_feature_select_strategy="full", vision_feature_layer=-1, vision_aspect_ratio="anyres_max_9",
+        image_token_index=ids["<image>"],
+        video_token_index=ids["<video>"],
+        image_grid_pinpoints=ONEVISION_PINPOINTS,
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        vision_aspect_ratio="anyres_max_9",
     )
     _save_chatml_model(LlavaOnevisionForConditionalGeneration, config, seed, ids, ONEVISION_SPECIAL_TOKENS, dst)
     size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     processor = LlavaOnevisionProcessor(
         image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=ONEVISION_PINPOINTS),
         video_processor=LlavaOnevisionVideoProcessor(size=size),  # required by the processor class; never used
-        tokenizer=tokenizer, num_image_tokens=(IMAGE_SIZE // PATCH_SIZE) ** 2, vision_feature_select_strategy="full",
+        tokenizer=tokenizer,
+        num_image_tokens=(IMAGE_SIZE // PATCH_SIZE) ** 2,
+        vision_feature_select_strategy="full",
         chat_template=ONEVISION_CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
@@ -368,33 +463,58 @@ def _save_llava_next(dst: pathlib.Path, seed: int) -> None:
     tokenizer = _build_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     vision = CLIPVisionConfig(
-        hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=2, num_attention_heads=4,
-        image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, projection_dim=HIDDEN,
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        projection_dim=HIDDEN,
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
-        bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"],
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
     )
     config = LlavaNextConfig(
-        vision_config=vision, text_config=text, image_token_index=ids["<image>"], image_grid_pinpoints=NEXT_PINPOINTS,
-        image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2, vision_feature_select_strategy="default", vision_feature_layer=-2,
+        vision_config=vision,
+        text_config=text,
+        image_token_index=ids["<image>"],
+        image_grid_pinpoints=NEXT_PINPOINTS,
+        image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
     )
     torch.manual_seed(seed)
     model = LlavaNextForConditionalGeneration(config).eval()
     model.generation_config = GenerationConfig(
-        bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"],
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
         suppress_tokens=[ids[t] for t in ("<unk>", "<s>", "<pad>", "<image>")],
-        do_sample=False, max_new_tokens=8,
+        do_sample=False,
+        max_new_tokens=8,
     )
     model.save_pretrained(dst, safe_serialization=True)
     image_processor = LlavaNextImageProcessor(
-        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        size={"shortest_edge": IMAGE_SIZE},
+        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
         image_grid_pinpoints=NEXT_PINPOINTS,
     )
     processor = LlavaNextProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH_SIZE,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=PATCH_SIZE,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
 
@@ -418,34 +538,65 @@ def _save_qwen3_vl(dst: pathlib.Path, seed: int) -> None:
     )
 
     tokenizer = _build_tokenizer(
-        QWEN_SPECIAL_TOKENS, QWEN_CHAT_TEMPLATE, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        unk_token="<|endoftext|>", extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+        QWEN_SPECIAL_TOKENS,
+        QWEN_CHAT_TEMPLATE,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
     )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     config = Qwen3VLConfig(
         vision_config={
-            "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4, "out_hidden_size": HIDDEN,
-            "patch_size": QWEN3_PATCH_SIZE, "spatial_merge_size": 2, "temporal_patch_size": 2,
-            "num_position_embeddings": 16, "deepstack_visual_indexes": [0],
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 4,
+            "out_hidden_size": HIDDEN,
+            "patch_size": QWEN3_PATCH_SIZE,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "num_position_embeddings": 16,
+            "deepstack_visual_indexes": [0],
         },
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+            "vocab_size": len(tokenizer),
+            "hidden_size": HIDDEN,
+            "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
             "max_position_embeddings": 8192,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
-                                "mrope_interleaved": True},
-            "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 3, 3],
+                "mrope_interleaved": True,
+            },
+            "bos_token_id": None,
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
         },
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
     )
     _save_chatml_model(Qwen3VLForConditionalGeneration, config, seed, ids, QWEN_SPECIAL_TOKENS, dst)
-    sizes = {"patch_size": QWEN3_PATCH_SIZE, "merge_size": 2, "temporal_patch_size": 2,
-             "min_pixels": IMAGE_SIZE * IMAGE_SIZE, "max_pixels": IMAGE_SIZE * IMAGE_SIZE}
+    sizes = {
+        "patch_size": QWEN3_PATCH_SIZE,
+        "merge_size": 2,
+        "temporal_patch_size": 2,
+        "min_pixels": IMAGE_SIZE * IMAGE_SIZE,
+        "max_pixels": IMAGE_SIZE * IMAGE_SIZE,
+    }
     processor = Qwen3VLProcessor(
         image_processor=Qwen2VLImageProcessor(**sizes),  # what Qwen3-VL checkpoints ship (auto class maps to it)
         video_processor=Qwen3VLVideoProcessor(**sizes),  # required by the processor class; never used
-        tokenizer=tokenizer, chat_template=QWEN_CHAT_TEMPLATE,
+        tokenizer=tokenizer,
+        chat_template=QWEN_CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
 
@@ -471,13 +622,18 @@ IDEFICS3_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 )
 IDEFICS3_SPECIAL_TOKENS = [
-    "<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>", "<global-img>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<end_of_utterance>",
+    "<fake_token_around_image>",
+    "<image>",
+    "<global-img>",
     *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)),
 ]
 
 
 def _save_idefics3(dst: pathlib.Path, seed: int) -> None:
-    """An Idefics3 / SmolVLM (SigLIP-style ViT, pixel-shuffle connector, Llama LM, image splitting) and its processor."""
+    """An Idefics3 / SmolVLM (SigLIP-style ViT, pixel-shuffle connector, Llama LM, image splitting), with processor."""
     from transformers import (
         Idefics3Config,
         Idefics3ForConditionalGeneration,
@@ -486,32 +642,59 @@ def _save_idefics3(dst: pathlib.Path, seed: int) -> None:
     )
 
     tokenizer = _build_tokenizer(
-        IDEFICS3_SPECIAL_TOKENS, IDEFICS3_CHAT_TEMPLATE, bos_token=None, eos_token="<end_of_utterance>",
-        pad_token="<|endoftext|>", unk_token="<|endoftext|>", extra_special_tokens={"image_token": "<image>"},
+        IDEFICS3_SPECIAL_TOKENS,
+        IDEFICS3_CHAT_TEMPLATE,
+        bos_token=None,
+        eos_token="<end_of_utterance>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>"},
     )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in IDEFICS3_SPECIAL_TOKENS}
     scale_factor = 2
     config = Idefics3Config(
         vision_config={
-            "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE,
+            "hidden_size": HIDDEN,
+            "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": IMAGE_SIZE,
+            "patch_size": PATCH_SIZE,
         },
         text_config={
-            "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 8192,
-            "bos_token_id": None, "eos_token_id": ids["<end_of_utterance>"], "pad_token_id": ids["<|endoftext|>"],
+            "model_type": "llama",
+            "vocab_size": len(tokenizer),
+            "hidden_size": HIDDEN,
+            "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 8192,
+            "bos_token_id": None,
+            "eos_token_id": ids["<end_of_utterance>"],
+            "pad_token_id": ids["<|endoftext|>"],
         },
-        image_token_id=ids["<image>"], scale_factor=scale_factor, pad_token_id=ids["<|endoftext|>"],
+        image_token_id=ids["<image>"],
+        scale_factor=scale_factor,
+        pad_token_id=ids["<|endoftext|>"],
     )
     # reuse the ChatML saver's conventions: greedy, stop at the end-of-turn token, never emit other specials
     eot = {"<|im_end|>": ids["<end_of_utterance>"], "<|endoftext|>": ids["<|endoftext|>"]}
-    _save_chatml_model(Idefics3ForConditionalGeneration, config, seed, {**ids, **eot},
-                       [t for t in IDEFICS3_SPECIAL_TOKENS if t != "<end_of_utterance>"] + ["<|im_end|>"], dst)
+    _save_chatml_model(
+        Idefics3ForConditionalGeneration,
+        config,
+        seed,
+        {**ids, **eot},
+        [t for t in IDEFICS3_SPECIAL_TOKENS if t != "<end_of_utterance>"] + ["<|im_end|>"],
+        dst,
+    )
     processor = Idefics3Processor(
         image_processor=Idefics3ImageProcessor(
-            size={"longest_edge": 2 * IMAGE_SIZE}, max_image_size={"longest_edge": IMAGE_SIZE},  # up to 2x2 tiles + global
+            size={"longest_edge": 2 * IMAGE_SIZE},
+            max_image_size={"longest_edge": IMAGE_SIZE},  # up to 2x2 tiles + global
         ),
-        tokenizer=tokenizer, image_seq_len=(IMAGE_SIZE // PATCH_SIZE) ** 2 // scale_factor**2,
+        tokenizer=tokenizer,
+        image_seq_len=(IMAGE_SIZE // PATCH_SIZE) ** 2 // scale_factor**2,
         chat_template=IDEFICS3_CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
@@ -537,7 +720,14 @@ GEMMA3_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
 )
 GEMMA3_SPECIAL_TOKENS = [
-    "<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>",
+    "<pad>",
+    "<eos>",
+    "<bos>",
+    "<unk>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<start_of_image>",
+    "<end_of_image>",
     "<image_soft_token>",
 ]
 GEMMA3_MM_TOKENS = 4  # 4x4 SigLIP patches average-pooled to 2x2 image tokens
@@ -553,34 +743,65 @@ def _save_gemma3(dst: pathlib.Path, seed: int) -> None:
     )
 
     tokenizer = _build_tokenizer(
-        GEMMA3_SPECIAL_TOKENS, GEMMA3_CHAT_TEMPLATE, bos_token="<bos>", eos_token="<end_of_turn>", pad_token="<pad>",
-        unk_token="<unk>", extra_special_tokens={
-            "image_token": "<image_soft_token>", "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+        GEMMA3_SPECIAL_TOKENS,
+        GEMMA3_CHAT_TEMPLATE,
+        bos_token="<bos>",
+        eos_token="<end_of_turn>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        extra_special_tokens={
+            "image_token": "<image_soft_token>",
+            "boi_token": "<start_of_image>",
+            "eoi_token": "<end_of_image>",
         },
     )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in GEMMA3_SPECIAL_TOKENS}
     config = Gemma3Config(
         vision_config={
-            "model_type": "siglip_vision_model", "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE,
+            "model_type": "siglip_vision_model",
+            "hidden_size": HIDDEN,
+            "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": IMAGE_SIZE,
+            "patch_size": PATCH_SIZE,
             "vision_use_head": False,
         },
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-            "query_pre_attn_scalar": 16, "sliding_window": 512, "layer_types": ["sliding_attention", "full_attention"],
+            "vocab_size": len(tokenizer),
+            "hidden_size": HIDDEN,
+            "intermediate_size": 2 * HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "query_pre_attn_scalar": 16,
+            "sliding_window": 512,
+            "layer_types": ["sliding_attention", "full_attention"],
             "max_position_embeddings": 8192,
-            "bos_token_id": ids["<bos>"], "eos_token_id": ids["<end_of_turn>"], "pad_token_id": ids["<pad>"],
+            "bos_token_id": ids["<bos>"],
+            "eos_token_id": ids["<end_of_turn>"],
+            "pad_token_id": ids["<pad>"],
         },
-        mm_tokens_per_image=GEMMA3_MM_TOKENS, boi_token_index=ids["<start_of_image>"],
-        eoi_token_index=ids["<end_of_image>"], image_token_index=ids["<image_soft_token>"],
+        mm_tokens_per_image=GEMMA3_MM_TOKENS,
+        boi_token_index=ids["<start_of_image>"],
+        eoi_token_index=ids["<end_of_image>"],
+        image_token_index=ids["<image_soft_token>"],
     )
     eot = {"<|im_end|>": ids["<end_of_turn>"], "<|endoftext|>": ids["<pad>"]}
-    _save_chatml_model(Gemma3ForConditionalGeneration, config, seed, {**ids, **eot},
-                       [t for t in GEMMA3_SPECIAL_TOKENS if t != "<end_of_turn>"] + ["<|im_end|>"], dst)
+    _save_chatml_model(
+        Gemma3ForConditionalGeneration,
+        config,
+        seed,
+        {**ids, **eot},
+        [t for t in GEMMA3_SPECIAL_TOKENS if t != "<end_of_turn>"] + ["<|im_end|>"],
+        dst,
+    )
     processor = Gemma3Processor(
         image_processor=Gemma3ImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}),
-        tokenizer=tokenizer, image_seq_length=GEMMA3_MM_TOKENS, chat_template=GEMMA3_CHAT_TEMPLATE,
+        tokenizer=tokenizer,
+        image_seq_length=GEMMA3_MM_TOKENS,
+        chat_template=GEMMA3_CHAT_TEMPLATE,
     )
     processor.save_pretrained(dst)
 
@@ -588,6 +809,7 @@ def _save_gemma3(dst: pathlib.Path, seed: int) -> None:
 def build_tiny_gemma3(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
     """Save a random-weight Gemma 3 image-text checkpoint (bidirectional attention over image tokens) and processor."""
     return _build_atomically(out_dir, seed, "gemma3", _save_gemma3)
+
 
 def build_letter_prone(src_dir: str | os.PathLike, out_dir: str | os.PathLike, scale: float = 20.0) -> pathlib.Path:
     """A copy of a tiny checkpoint whose LM-head rows for the letters A-Z are multiplied by ``scale``.
@@ -616,6 +838,7 @@ def build_letter_prone(src_dir: str | os.PathLike, out_dir: str | os.PathLike, s
         processor.save_pretrained(dst)
 
     return _build_atomically(out_dir, src_meta["seed"], arch, save)
+
 
 if __name__ == "__main__":  # python models/tiny.py OUT_DIR [SEED]
     import sys

@@ -71,14 +71,16 @@ def test_every_import_points_down_or_sideways_within_a_room():
 
 def test_no_import_cycle():
     modules = _modules()
-    graph = {module: {t for t in _imports(path, modules) if t in modules and t != module} for module, path in modules.items()}
+    graph = {
+        module: {t for t in _imports(path, modules) if t in modules and t != module} for module, path in modules.items()
+    }
     state: dict[str, int] = {}
 
     def visit(module: str, trail: list[str]) -> None:
         state[module] = 1
         for target in graph[module]:
             if state.get(target) == 1:
-                raise AssertionError("import cycle: " + " -> ".join([*trail[trail.index(target):], target]))
+                raise AssertionError("import cycle: " + " -> ".join([*trail[trail.index(target) :], target]))
             if target not in state:
                 visit(target, [*trail, target])
         state[module] = 2

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 import json
 import subprocess
 import sys
+
+import pytest
 
 from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER
 from clsbench.tasks.protocol.draws import build_question
@@ -13,7 +14,9 @@ from clsbench.tasks.protocol.registry import DATASETS
 
 
 def clsbench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "clsbench.tasks.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "clsbench.tasks.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_list_shows_all_datasets_with_source_and_reachability(fixture_root, tmp_path):
@@ -41,12 +44,15 @@ def test_options_prints_the_question_as_json(fixture_root):
     assert question["prompt"].endswith(f"H. {names[expected.options[7]]}")
 
 
-@pytest.mark.parametrize("dataset,label,name_set,expected", [
-    ("imagenet", 7, None, "cock"),  # the paper's first WordNet lemma
-    ("imagenet", 7, "openai", "rooster"),  # OpenAI's CLIP name, one choice away
-    ("imagenetv2", 389, None, "snoek fish"),  # the paper used OpenAI names for ImageNetV2
-    ("food101", 16, None, "cheesecake"),  # the Hub's label order (official classes.txt), not sorted()
-])
+@pytest.mark.parametrize(
+    "dataset,label,name_set,expected",
+    [
+        ("imagenet", 7, None, "cock"),  # the paper's first WordNet lemma
+        ("imagenet", 7, "openai", "rooster"),  # OpenAI's CLIP name, one choice away
+        ("imagenetv2", 389, None, "snoek fish"),  # the paper used OpenAI names for ImageNetV2
+        ("food101", 16, None, "cheesecake"),  # the Hub's label order (official classes.txt), not sorted()
+    ],
+)
 def test_options_names_classes_as_the_paper(tmp_path, dataset, label, name_set, expected):
     extra = ["--class-names", name_set] if name_set else []
     run = clsbench("options", dataset, "0", "--label", str(label), "--data-dir", str(tmp_path), *extra)
@@ -82,8 +88,17 @@ def test_tasks_path_is_the_package_folder_or_a_copy_reading_local_data(fixture_r
 
 def test_lmms_exits_non_zero_when_lmms_eval_fails(tmp_path):
     # lmms-eval itself exits 0 here (unknown task); clsbench lmms must not.
-    run = clsbench("lmms", "--data-dir", str(tmp_path), "--model", "dummy", "--tasks", "cls_no_such_task",
-                   "--output_path", str(tmp_path / "out"))
+    run = clsbench(
+        "lmms",
+        "--data-dir",
+        str(tmp_path),
+        "--model",
+        "dummy",
+        "--tasks",
+        "cls_no_such_task",
+        "--output_path",
+        str(tmp_path / "out"),
+    )
     assert run.returncode != 0
 
 
@@ -91,6 +106,8 @@ def test_unreachable_hub_says_how_to_run_offline(tmp_path):
     run = clsbench("options", "cub200", "0", "--data-dir", str(tmp_path))  # conftest sets HF_HUB_OFFLINE=1
     assert run.returncode == 2
     assert "could not load bentrevett/caltech-ucsd-birds-200-2011@1ef09e0" in run.stderr
-    assert ("hf download bentrevett/caltech-ucsd-birds-200-2011 --repo-type dataset --revision 1ef09e0"
-            in run.stderr and "--include 'data/test-*.parquet'" in run.stderr)
+    assert (
+        "hf download bentrevett/caltech-ucsd-birds-200-2011 --repo-type dataset --revision 1ef09e0" in run.stderr
+        and "--include 'data/test-*.parquet'" in run.stderr
+    )
     assert "clsbench prepare cub200 --source SNAPSHOT" in run.stderr

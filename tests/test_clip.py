@@ -14,17 +14,32 @@ from pathlib import Path
 import pytest
 import torch
 
+from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 from clsbench.clip_baselines.models import PAPER_MODELS, LoadedModel, ModelError, load_model, resolve_model
 from clsbench.clip_baselines.results import FORMAT, PredictionLog, RunSettings, load_runs, per_class_accuracy
 from clsbench.clip_baselines.run import load_split, run_clip
-from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 from clsbench.clip_baselines.zeroshot import SINGLE_TEMPLATE, encode_classes, templates_for
 from clsbench.tasks.data.loading import DataError, classnames_for, load_rows
 from clsbench.tasks.data.samples import add_questions, open_image
 
 KEYS = ["food101", "caltech101"]  # one prompt / 34 prompts; 101 classes each
-SUMMARY_KEYS = {"format", "class_names", "metrics", "paper_row", "model", "pretrained", "mode", "templates", "seed", "n_options", "negatives", "dataset", "accuracy",
-                "n_samples", "per_class_accuracy"}
+SUMMARY_KEYS = {
+    "format",
+    "class_names",
+    "metrics",
+    "paper_row",
+    "model",
+    "pretrained",
+    "mode",
+    "templates",
+    "seed",
+    "n_options",
+    "negatives",
+    "dataset",
+    "accuracy",
+    "n_samples",
+    "per_class_accuracy",
+}
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +96,20 @@ def test_paper_models_are_real_open_clip_pairs():
     for spec in PAPER_MODELS.values():
         assert (spec.model_name, spec.pretrained) in known, spec
     titles = {spec.title for spec in PAPER_MODELS.values()}
-    assert titles == {"OpenAI CLIP ViT-L/14", "EVA-02-CLIP ViT-L/14", "DFN ViT-H/14", "OpenCLIP ConvNeXt-XXLarge",
-                      "OpenCLIP ViT-bigG/14", "SigLIP SO400M"}
+    assert titles == {
+        "OpenAI CLIP ViT-L/14",
+        "EVA-02-CLIP ViT-L/14",
+        "DFN ViT-H/14",
+        "OpenCLIP ConvNeXt-XXLarge",
+        "OpenCLIP ViT-bigG/14",
+        "SigLIP SO400M",
+    }
     ref = resolve_model("openai-vit-l-14")
     assert (ref.model_name, ref.pretrained) == ("ViT-L-14-336-quickgelu", "openai")
     assert resolve_model("ViT-B-32", "laion2b_s34b_b79k").run_label == "ViT-B-32__laion2b_s34b_b79k"
-    assert resolve_model("hf-hub:timm/ViT-SO400M-14-SigLIP-384").run_label == "hf-hub_timm_ViT-SO400M-14-SigLIP-384__hub"
+    assert (
+        resolve_model("hf-hub:timm/ViT-SO400M-14-SigLIP-384").run_label == "hf-hub_timm_ViT-SO400M-14-SigLIP-384__hub"
+    )
 
 
 def test_checkpoint_files_and_quickgelu_weights_load_right(tmp_path, monkeypatch):
@@ -112,7 +135,11 @@ def test_checkpoint_files_and_quickgelu_weights_load_right(tmp_path, monkeypatch
 def test_bad_model_names_say_how_to_find_valid_ones(capsys, fixture_root):
     with pytest.raises(ModelError, match=r"unknown model 'ViT-L-14-999'.*Did you mean.*list_pretrained"):
         resolve_model("ViT-L-14-999")
-    with pytest.raises(ModelError, match=r"unknown pretrained tag .openia. for ViT-B-32, and no such checkpoint file; its tags: .*Did you mean openai"):
+    with pytest.raises(
+        ModelError,
+        match=r"unknown pretrained tag .openia. for ViT-B-32, and no such checkpoint file; its tags: "
+        r".*Did you mean openai",
+    ):
         resolve_model("ViT-B-32", "openia")
     with pytest.raises(ModelError, match="drop --pretrained"):
         resolve_model("siglip-so400m", "openai")
@@ -125,9 +152,13 @@ def test_bad_model_names_say_how_to_find_valid_ones(capsys, fixture_root):
 def test_missing_or_unknown_dataset_is_a_clear_error(tiny, tmp_path, monkeypatch):
     with pytest.raises(DataError, match="clsbench prepare logo"):
         run_clip(tiny, None, ["logo"], tmp_path / "out", data_dir=tmp_path / "empty", progress=False)
-    monkeypatch.setattr("clsbench.clip_baselines.run.load_model", lambda *a, **k: pytest.fail("model loaded before the data check"))
+    monkeypatch.setattr(
+        "clsbench.clip_baselines.run.load_model", lambda *a, **k: pytest.fail("model loaded before the data check")
+    )
     with pytest.raises(DataError, match="no prepared data at .*logo"):
-        run_clip("openai-vit-l-14", None, ["food101", "logo"], tmp_path / "out", data_dir=tmp_path / "empty", progress=False)
+        run_clip(
+            "openai-vit-l-14", None, ["food101", "logo"], tmp_path / "out", data_dir=tmp_path / "empty", progress=False
+        )
     with pytest.raises(KeyError, match="unknown dataset 'food102'; use a key"):
         run_clip(tiny, None, ["food102"], tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))
@@ -150,9 +181,15 @@ def test_full_mode_equals_clip_benchmark_per_sample(tiny, fixture_root, tmp_path
 
     for key in KEYS:
         prompts = [template.replace("{}", "{c}") for template in templates_for(key)]  # CLIP_benchmark's placeholder
-        classifier = zero_shot_classifier(tiny.model, tiny.tokenizer, list(classnames_for(key, fixture_root)), prompts, "cpu", amp=False)
-        logits, target = run_classification(tiny.model, classifier, torch.utils.data.DataLoader(Images(key), batch_size=3), "cpu", amp=False)
-        ours_weights = encode_classes(tiny.model, tiny.tokenizer, classnames_for(key, fixture_root), templates_for(key), tiny.device)
+        classifier = zero_shot_classifier(
+            tiny.model, tiny.tokenizer, list(classnames_for(key, fixture_root)), prompts, "cpu", amp=False
+        )
+        logits, target = run_classification(
+            tiny.model, classifier, torch.utils.data.DataLoader(Images(key), batch_size=3), "cpu", amp=False
+        )
+        ours_weights = encode_classes(
+            tiny.model, tiny.tokenizer, classnames_for(key, fixture_root), templates_for(key), tiny.device
+        )
         torch.testing.assert_close(ours_weights.t(), classifier, rtol=0, atol=1e-6)  # same prompt ensemble, same maths
         theirs = logits.argmax(dim=1).tolist()
         ours = predictions(tmp_path, key)
@@ -213,7 +250,10 @@ def test_constructed_matching_pairs_score_right_and_mcq_cannot_leave_the_options
     assert run(right, fixture_root, tmp_path / "b", datasets=[key])[key]["accuracy"] == 1.0
 
     split = load_split(key, RunSettings("m", None, "m"), fixture_root)
-    outside = {index: min(set(range(len(split.classnames))) - set(split.options[index].tolist())) for index in range(len(split.labels))}
+    outside = {
+        index: min(set(range(len(split.classnames))) - set(split.options[index].tolist()))
+        for index in range(len(split.labels))
+    }
     lured = oracle(tiny, fixture_root, key, lambda index, label: outside[index])
     run(lured, fixture_root, tmp_path / "c", datasets=[key], mode="full")
     run(lured, fixture_root, tmp_path / "d", datasets=[key])
@@ -243,13 +283,22 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(tiny, fixture_ro
         handle.write('{"sample_key": "4", "lab')  # a write torn by the crash
 
     seen.clear()
-    resumed = run(with_image_tower(tiny, lambda images: seen.append(len(images)) or tiny.model.encode_image(images)),
-                  fixture_root, out, datasets=[key], batch_size=2, flush_every=2)
+    resumed = run(
+        with_image_tower(tiny, lambda images: seen.append(len(images)) or tiny.model.encode_image(images)),
+        fixture_root,
+        out,
+        datasets=[key],
+        batch_size=2,
+        flush_every=2,
+    )
     assert sum(seen) == 2  # only the two samples without a prediction were encoded
     assert resumed[key] == reference[key]
     assert predictions(out, key) == predictions(tmp_path / "ref", key)
     seen.clear()
-    assert run(with_image_tower(tiny, lambda images: seen.append(1)), fixture_root, out, datasets=[key])[key] == reference[key]
+    assert (
+        run(with_image_tower(tiny, lambda images: seen.append(1)), fixture_root, out, datasets=[key])[key]
+        == reference[key]
+    )
     assert not seen  # a completed dataset is read back, not recomputed
 
 
@@ -304,14 +353,34 @@ def test_cli_writes_results_and_a_table(tiny, fixture_root, tmp_path, capsys):
     from clsbench.tasks.cli.main import main
 
     model = tiny.ref.model_name
-    args = ["clip", "--model", model, "--datasets", "logo,cub200", "--output-dir", str(tmp_path), "--data-dir", str(fixture_root),
-            "--cache-dir", str(tmp_path / "_cache"), "--no-progress"]
+    args = [
+        "clip",
+        "--model",
+        model,
+        "--datasets",
+        "logo,cub200",
+        "--output-dir",
+        str(tmp_path),
+        "--data-dir",
+        str(fixture_root),
+        "--cache-dir",
+        str(tmp_path / "_cache"),
+        "--no-progress",
+    ]
     assert main(args) == 0
     output = capsys.readouterr().out
     assert "logo: accuracy" in output and "| Model | IMN |" in output
-    written = {path.name for path in tmp_path.glob("*/*") if "_cache" not in path.parts and not path.name.startswith(".")}
-    assert written == {"logo.json", "logo.predictions.jsonl", "cub200.json", "cub200.predictions.jsonl",
-                       "clsbench_versions.json", "fingerprint.json"}
+    written = {
+        path.name for path in tmp_path.glob("*/*") if "_cache" not in path.parts and not path.name.startswith(".")
+    }
+    assert written == {
+        "logo.json",
+        "logo.predictions.jsonl",
+        "cub200.json",
+        "cub200.predictions.jsonl",
+        "clsbench_versions.json",
+        "fingerprint.json",
+    }
 
 
 def free_port() -> int:
@@ -325,12 +394,35 @@ def test_two_processes_give_the_same_predictions_as_one(tiny, fixture_root, tmp_
     keys = ["logo", "cub200"]
     run(tiny, fixture_root, tmp_path / "one", datasets=keys, batch_size=2, flush_every=2)
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-        "-m", "clsbench.clip_baselines", "--model", tiny.ref.model_name, "--datasets", ",".join(keys), "--cpu",
-        "--batch-size", "2", "--flush-every", "2", "--output-dir", str(tmp_path / "two"), "--data-dir", str(fixture_root),
-        "--cache-dir", str(tmp_path / "two_cache"), "--no-progress",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "clsbench.clip_baselines",
+        "--model",
+        tiny.ref.model_name,
+        "--datasets",
+        ",".join(keys),
+        "--cpu",
+        "--batch-size",
+        "2",
+        "--flush-every",
+        "2",
+        "--output-dir",
+        str(tmp_path / "two"),
+        "--data-dir",
+        str(fixture_root),
+        "--cache-dir",
+        str(tmp_path / "two_cache"),
+        "--no-progress",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("logo: accuracy") == 1  # only the main process reports
     for key in keys:

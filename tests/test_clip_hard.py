@@ -9,15 +9,15 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 from clsbench.clip_baselines.models import load_model, resolve_model
 from clsbench.clip_baselines.run import run_clip
-from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 from clsbench.clip_baselines.zeroshot import class_embeddings, templates_for
-from clsbench.tasks.data.loading import load_rows
-from clsbench.tasks.data.fixtures import write_fixture_dataset
 from clsbench.tasks.cls_mcq.hooks import questions_for
-from clsbench.tasks.data.samples import open_image
+from clsbench.tasks.data.fixtures import write_fixture_dataset
+from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.data.negatives import negatives_path
+from clsbench.tasks.data.samples import open_image
 from clsbench.tasks.protocol.registry import DATASETS
 
 
@@ -27,9 +27,22 @@ def test_clip_hard_file_feeds_tasks_and_clip_alike(tmp_path):
     write_fixture_dataset(root, "logo", 6)
     fixture_root = root
     run = subprocess.run(
-        [sys.executable, "-m", "clsbench.tasks.cli", "negatives", "logo", "--method", "clip-hard", "--model", model,
-         "--data-dir", str(fixture_root)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "clsbench.tasks.cli",
+            "negatives",
+            "logo",
+            "--method",
+            "clip-hard",
+            "--model",
+            model,
+            "--data-dir",
+            str(fixture_root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     stored = json.loads(negatives_path("logo", "clip-hard", root).read_text())["per_sample"]
@@ -37,7 +50,9 @@ def test_clip_hard_file_feeds_tasks_and_clip_alike(tmp_path):
     # The ranking is the image's similarity order, right class left out (checked independently).
     loaded = load_model(resolve_model(model))
     names = DATASETS["logo"].classnames
-    weights = class_embeddings(loaded, names, templates_for("logo", "single"), cache_dir=tmp_path / "cache")  # the protocol's prompt
+    weights = class_embeddings(
+        loaded, names, templates_for("logo", "single"), cache_dir=tmp_path / "cache"
+    )  # the protocol's prompt
     rows = load_rows("logo", fixture_root)
     for index, row in enumerate(rows):
         pixels = loaded.preprocess(open_image(row["image"], dataset="logo", sample_key=str(index))).unsqueeze(0)
@@ -51,8 +66,17 @@ def test_clip_hard_file_feeds_tasks_and_clip_alike(tmp_path):
     for doc in docs:
         assert len(doc["options"]) == 5
         assert [c for c in doc["option_labels"] if c != doc["label"]] == stored[doc["sample_key"]][:4]
-    summaries = run_clip(loaded, None, ["logo"], tmp_path / "clip", n_options=5, negatives="clip-hard",
-                         data_dir=fixture_root, cache_dir=tmp_path / "cache", progress=False)
+    summaries = run_clip(
+        loaded,
+        None,
+        ["logo"],
+        tmp_path / "clip",
+        n_options=5,
+        negatives="clip-hard",
+        data_dir=fixture_root,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
     assert summaries["logo"]["negatives"] == "clip-hard"
     (run_dir,) = (tmp_path / "clip").iterdir()
     assert run_dir.name.endswith("__n5__clip-hard")

@@ -7,8 +7,12 @@ from clsbench.tasks.protocol.catalog import ALL_TASKS_GROUP, resolve_datasets
 
 
 def test_demo_runs_everything_offline_and_ends_with_the_report(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "clsbench.tasks.cli", "demo", "--output-dir", str(tmp_path), "--samples", "3"],
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, "-m", "clsbench.tasks.cli", "demo", "--output-dir", str(tmp_path), "--samples", "3"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     table = (tmp_path / "report" / "table.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| tiny")]
@@ -16,7 +20,9 @@ def test_demo_runs_everything_offline_and_ends_with_the_report(tmp_path):
     for row in rows:
         cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
         paper = resolve_datasets(ALL_TASKS_GROUP)
-        assert len(cells) == len(paper) + 2 and all(cell != "—" for cell in cells)  # the paper's datasets, both averages
+        assert len(cells) == len(paper) + 2 and all(
+            cell != "—" for cell in cells
+        )  # the paper's datasets, both averages
         assert all(0.0 <= float(cell) <= 100.0 for cell in cells)
     assert "Missing datasets: none" in run.stdout
     # lmms-eval's own log lines (and their colour codes) stay in a log file, out of the demo's output

@@ -10,13 +10,29 @@ from pathlib import Path
 
 import pytest
 
-from clsbench.tasks.runtime.environment import VERSIONS_FILE, diagnose, package_versions, torch_pair_finding, write_versions
+from clsbench.tasks.runtime.environment import (
+    VERSIONS_FILE,
+    diagnose,
+    package_versions,
+    torch_pair_finding,
+    write_versions,
+)
 
 CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 GOOD = {
-    "clsbench": "0.2.0", "lmms_eval": "0.7.3", "transformers": "5.24.0", "torch": "2.14.1", "torchvision": "0.29.1",
-    "datasets": "5.2.0", "huggingface_hub": "2.4.0", "filelock": "3.32.7", "open_clip_torch": "3.3.0",
-    "sentence-transformers": "6.2.0", "accelerate": "1.0.0", "decord": "0.6.0", "vlmeval": None,
+    "clsbench": "0.2.0",
+    "lmms_eval": "0.7.3",
+    "transformers": "5.24.0",
+    "torch": "2.14.1",
+    "torchvision": "0.29.1",
+    "datasets": "5.2.0",
+    "huggingface_hub": "2.4.0",
+    "filelock": "3.32.7",
+    "open_clip_torch": "3.3.0",
+    "sentence-transformers": "6.2.0",
+    "accelerate": "1.0.0",
+    "decord": "0.6.0",
+    "vlmeval": None,
 }
 
 
@@ -34,9 +50,15 @@ def test_filelock_4_beside_lmms_eval_0_7_3_is_flagged_with_the_fix():
     assert errors({**GOOD, "filelock": "4.3.1", "lmms_eval": "0.8.0"}) == []  # only that lmms-eval imports it
 
 
-@pytest.mark.parametrize("torch,vision,bad", [
-    ("2.14.1", "0.29.1", False), ("2.12.1+cu126", "0.27.1", False), ("2.13.0+cpu", "0.29.1", True), ("2.9.1", "0.24.1", False),
-])
+@pytest.mark.parametrize(
+    "torch,vision,bad",
+    [
+        ("2.14.1", "0.29.1", False),
+        ("2.12.1+cu126", "0.27.1", False),
+        ("2.13.0+cpu", "0.29.1", True),
+        ("2.9.1", "0.24.1", False),
+    ],
+)
 def test_torch_and_torchvision_must_be_a_released_pair(torch, vision, bad):
     finding = torch_pair_finding(torch, vision)
     assert (finding is not None) is bad
@@ -47,7 +69,9 @@ def test_torch_and_torchvision_must_be_a_released_pair(torch, vision, bad):
 def test_missing_core_packages_and_untested_versions():
     assert any("transformers is not installed" in m for m in errors({**GOOD, "transformers": None}))
     assert any("transformers 4.40.0" in m for m in errors({**GOOD, "transformers": "4.40.0"}))
-    warnings = [f.message for f in diagnose({**GOOD, "lmms_eval": "0.8.0"}, import_checks=False) if f.level == "warning"]
+    warnings = [
+        f.message for f in diagnose({**GOOD, "lmms_eval": "0.8.0"}, import_checks=False) if f.level == "warning"
+    ]
     assert any("lmms-eval 0.8.0 is untested" in m for m in warnings)
 
 
@@ -70,8 +94,9 @@ def test_doctor_flags_filelock_4_installed_by_hand(fake_filelock_4):
 
 @pytest.mark.parametrize("command", [["lmms", "--model", "dummy", "--tasks", "cls_logo_mcq"], ["demo"]])
 def test_lmms_and_demo_stop_with_the_doctor_message(fake_filelock_4, tmp_path, command):
-    run = subprocess.run([*CLSBENCH, *command], capture_output=True, text=True, env=fake_filelock_4, timeout=120,
-                         cwd=tmp_path)
+    run = subprocess.run(
+        [*CLSBENCH, *command], capture_output=True, text=True, env=fake_filelock_4, timeout=120, cwd=tmp_path
+    )
     assert run.returncode == 3
     assert "filelock._api" in run.stderr and "stopped before running lmms-eval" in run.stderr
     assert list(tmp_path.iterdir()) == []  # nothing was started
@@ -80,8 +105,16 @@ def test_lmms_and_demo_stop_with_the_doctor_message(fake_filelock_4, tmp_path, c
 def test_doctor_on_this_environment_is_clean():
     run = subprocess.run([*CLSBENCH, "doctor"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout
-    for name in ("lmms_eval", "transformers", "torch", "torchvision", "datasets", "huggingface_hub", "filelock",
-                 "open_clip_torch"):
+    for name in (
+        "lmms_eval",
+        "transformers",
+        "torch",
+        "torchvision",
+        "datasets",
+        "huggingface_hub",
+        "filelock",
+        "open_clip_torch",
+    ):
         assert f"  {name} " in run.stdout
     assert "llava_onevision" in run.stdout and "No known-bad combination found." in run.stdout
 
@@ -100,8 +133,12 @@ def test_versions_file_records_what_produced_a_result(tmp_path):
 
 
 def test_export_and_report_folders_carry_the_versions(fixture_root, tmp_path):
-    export = subprocess.run([*CLSBENCH, "export-vlmeval", "logo", "--output-dir", str(tmp_path / "tsv"),
-                             "--data-dir", str(fixture_root)], capture_output=True, text=True, timeout=300)
+    export = subprocess.run(
+        [*CLSBENCH, "export-vlmeval", "logo", "--output-dir", str(tmp_path / "tsv"), "--data-dir", str(fixture_root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert export.returncode == 0, export.stderr
     assert (tmp_path / "tsv" / VERSIONS_FILE).is_file()
 

@@ -14,13 +14,13 @@ import re
 import datasets
 import pytest
 
-from clsbench.tasks.data.loading import DataError, check_label_names, hub_load_kwargs, load_rows, write_prepared
-from clsbench.tasks.variants.descriptions import DESCRIBE_PROMPT, TEXTONLY_QUESTION
-from clsbench.tasks.data.fixtures import synthetic_image
 from clsbench.tasks.cls_mcq._generate_configs import generated_files
+from clsbench.tasks.data.fixtures import synthetic_image
+from clsbench.tasks.data.loading import DataError, check_label_names, hub_load_kwargs, load_rows, write_prepared
 from clsbench.tasks.data.samples import add_questions
-from clsbench.tasks.variants.open_world import CLOSED_PROMPT, OPEN_PROMPT, P2_CLOSED_PROMPT, contains_class
 from clsbench.tasks.protocol.registry import DATASETS, HubSource
+from clsbench.tasks.variants.descriptions import DESCRIBE_PROMPT, TEXTONLY_QUESTION
+from clsbench.tasks.variants.open_world import CLOSED_PROMPT, OPEN_PROMPT, P2_CLOSED_PROMPT, contains_class
 
 HUB = {key: spec for key, spec in DATASETS.items() if isinstance(spec.source, HubSource)}
 RECORDED = {key: spec.hub_labels for key, spec in HUB.items() if spec.hub_labels and spec.hub_labels["names"]}
@@ -105,8 +105,11 @@ def test_a_swapped_label_order_fails_at_load_naming_index_and_both_names():
     assert docs["class_name"] == ["cheesecake", "cheese plate"]
     swapped = hub.copy()
     swapped[16], swapped[17] = swapped[17], swapped[16]
-    with pytest.raises(DataError, match=r"label 16 of the Hub split is named 'cheese_plate', but clsbench expects "
-                                        r"'cheesecake'"):
+    with pytest.raises(
+        DataError,
+        match=r"label 16 of the Hub split is named 'cheese_plate', but clsbench expects "
+        r"'cheesecake'",
+    ):
         add_questions(_split(swapped, [16, 17]), "food101")
 
 
@@ -132,8 +135,19 @@ def test_the_hub_spellings_and_synonyms_are_accepted():
         check_label_names("cub200", ["a"] * 5, "the Hub split")
 
 
-OTHER_SPLITS = ("train", "validation", "test", "contrast", "gaussian_noise", "impulse_noise", "jpeg_compression",
-                "motion_blur", "pixelate", "spatter", "defocus_blur")
+OTHER_SPLITS = (
+    "train",
+    "validation",
+    "test",
+    "contrast",
+    "gaussian_noise",
+    "impulse_noise",
+    "jpeg_compression",
+    "motion_blur",
+    "pixelate",
+    "spatter",
+    "defocus_blur",
+)
 
 
 @pytest.mark.parametrize("key", sorted(HUB))
@@ -145,7 +159,11 @@ def test_load_arguments_cover_only_the_split(key):
     pattern = source.data_files
     ext = "tar" if source.builder == "webdataset" else "parquet"
     for split in OTHER_SPLITS:
-        files = [f"data/{split}-00000-of-00004.parquet", f"{split}/000000.tar", f"data/{split}_x-00000-of-00001.parquet"]
+        files = [
+            f"data/{split}-00000-of-00004.parquet",
+            f"{split}/000000.tar",
+            f"data/{split}_x-00000-of-00001.parquet",
+        ]
         hits = [name for name in files if fnmatch.fnmatch(name, pattern)]
         if split == source.split:
             assert any(name.endswith(ext) for name in hits), (key, split, hits)
@@ -195,8 +213,13 @@ def test_paper_prompts_verbatim():
 def test_hooks_build_the_paper_prompts():
     from clsbench.tasks.cls_mcq import utils
 
-    doc = {"dataset": "logo", "class_name": "Nike", "question": "Which logo is this?", "options": ["Nike", "Puma"],
-           "description": "A swoosh."}
+    doc = {
+        "dataset": "logo",
+        "class_name": "Nike",
+        "question": "Which logo is this?",
+        "options": ["Nike", "Puma"],
+        "description": "A swoosh.",
+    }
     names = ", ".join(DATASETS["logo"].classnames)
     assert utils.open_doc_to_text(doc) == OPEN_PROMPT
     assert utils.closed_doc_to_text(doc) == CLOSED_PROMPT.format(names=names)
@@ -208,11 +231,19 @@ def test_hooks_build_the_paper_prompts():
     )
 
 
-@pytest.mark.parametrize("reply,name,expected", [
-    ("It is a red fox.", "red fox", True), ("RED FOX", "red fox", True), ("a red-fox", "red fox", True),
-    ("a fox", "red fox", False), ("redfox", "red fox", False), ("", "red fox", False),
-    ("Pink primrose, I think", "pink primrose", True), ("cheesecakes", "cheesecake", False),
-])
+@pytest.mark.parametrize(
+    "reply,name,expected",
+    [
+        ("It is a red fox.", "red fox", True),
+        ("RED FOX", "red fox", True),
+        ("a red-fox", "red fox", True),
+        ("a fox", "red fox", False),
+        ("redfox", "red fox", False),
+        ("", "red fox", False),
+        ("Pink primrose, I think", "pink primrose", True),
+        ("cheesecakes", "cheesecake", False),
+    ],
+)
 def test_contains_accuracy_is_p2s_rule(reply, name, expected):
     assert contains_class(reply, name) is expected
 
@@ -229,8 +260,9 @@ def test_openai_names_are_one_task_away():
 
 
 def _split_imagenet() -> datasets.Dataset:
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64"),
-                                  "source_id": datasets.Value("string")})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.Value("int64"), "source_id": datasets.Value("string")}
+    )
     image = {"bytes": synthetic_image("imagenet", 0, 7), "path": None}
     return datasets.Dataset.from_dict({"image": [image], "label": [7], "source_id": ["x"]}, features=features)
 

@@ -8,14 +8,13 @@ import sys
 
 import pytest
 
-from clsbench.tasks.data.loading import load_rows
-from clsbench.tasks.data.fixtures import write_fixture_dataset
-from clsbench.tasks.data.samples import add_questions
-from clsbench.tasks.protocol.catalog import FREE_FORM_KINDS, kind_datasets, task_name
-from clsbench.tasks.protocol.catalog import variant_folder
 from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
-from clsbench.tasks.variants.open_world import CLOSED_PROMPT, OPEN_PROMPT, exact_class, nearest_classes
+from clsbench.tasks.data.fixtures import write_fixture_dataset
+from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.data.samples import add_questions
+from clsbench.tasks.protocol.catalog import FREE_FORM_KINDS, kind_datasets, task_name, variant_folder
 from clsbench.tasks.protocol.registry import DATASETS
+from clsbench.tasks.variants.open_world import CLOSED_PROMPT, OPEN_PROMPT, exact_class, nearest_classes
 
 CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 BRANDS = "Nike Puma Adidas Anta Erke Kappa Xtep Li-Ning New Balance 361 Degrees"
@@ -58,7 +57,8 @@ def evaluate(model, tasks, root):
 def test_kinds_and_closed_world_limit():
     closed = kind_datasets(FREE_FORM_KINDS["_closed"])  # every dataset whose class list fits a prompt
     assert [spec.key for spec in closed] == [
-        key for key, spec in DATASETS.items() if spec.classnames and len(spec.classnames) <= 256]
+        key for key, spec in DATASETS.items() if spec.classnames and len(spec.classnames) <= 256
+    ]
     assert {"caltech101", "cub200", "food101", "logo", "flowers102", "stanfordcars"} <= {spec.key for spec in closed}
     assert not {"imagenet", "imagenetv2", "objectnet", "gldv2"} & {spec.key for spec in closed}
     for suffix, kind in FREE_FORM_KINDS.items():
@@ -66,10 +66,21 @@ def test_kinds_and_closed_world_limit():
             assert (PACKAGE_TASK_FOLDER / variant_folder(suffix) / f"{task_name(spec.key, suffix)}.yaml").is_file()
 
 
-@pytest.mark.parametrize("reply,expected", [
-    ("Red fox", 1), ("red fox.", 1), ("**A red fox**", 1), ("the Red Fox!", 1), ("fox", None), ("tench or red fox", None),
-    ("It's a red fox.", 1), ("red foxes", 1), ("red-fox", 1), ("The image shows a kit fox.", 2),
-])
+@pytest.mark.parametrize(
+    "reply,expected",
+    [
+        ("Red fox", 1),
+        ("red fox.", 1),
+        ("**A red fox**", 1),
+        ("the Red Fox!", 1),
+        ("fox", None),
+        ("tench or red fox", None),
+        ("It's a red fox.", 1),
+        ("red foxes", 1),
+        ("red-fox", 1),
+        ("The image shows a kit fox.", 2),
+    ],
+)
 def test_exact_match_uses_the_parsers_name_rules(reply, expected):
     assert exact_class(reply, ["tench", "red fox", "kit fox"]) == expected
 
@@ -77,7 +88,10 @@ def test_exact_match_uses_the_parsers_name_rules(reply, expected):
 def test_nearest_class_by_embedding(tiny_sentence_encoder):
     names = DATASETS["food101"].classnames
     assert nearest_classes(["apple pie", "waffles", "ramen"], names, str(tiny_sentence_encoder)) == [
-        0, 100, names.index("ramen")]
+        0,
+        100,
+        names.index("ramen"),
+    ]
 
 
 def test_open_and_closed_world_scores(fixture_root, tiny_sentence_encoder, monkeypatch):
@@ -114,13 +128,32 @@ def test_describe_then_text_only(fixture_root, tmp_path):
     root = tmp_path / "root"
     write_fixture_dataset(root, "logo", 6)
     describe = subprocess.run(
-        [*CLSBENCH, "lmms", "--data-dir", str(root), "--model", "dummy", "--model_args", f"response={BRANDS}",
-         "--tasks", "cls_logo_describe", "--log_samples", "--output_path", str(tmp_path / "describe")],
-        capture_output=True, text=True, timeout=600,
+        [
+            *CLSBENCH,
+            "lmms",
+            "--data-dir",
+            str(root),
+            "--model",
+            "dummy",
+            "--model_args",
+            f"response={BRANDS}",
+            "--tasks",
+            "cls_logo_describe",
+            "--log_samples",
+            "--output_path",
+            str(tmp_path / "describe"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert describe.returncode == 0, describe.stderr[-3000:]
-    collect = subprocess.run([*CLSBENCH, "descriptions", str(tmp_path / "describe"), "--data-dir", str(root)],
-                             capture_output=True, text=True, timeout=300)
+    collect = subprocess.run(
+        [*CLSBENCH, "descriptions", str(tmp_path / "describe"), "--data-dir", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert collect.returncode == 0, collect.stderr
     content = json.loads((root / "descriptions" / "logo.json").read_text())
     assert content["format"] == "clsbench-descriptions-v1" and content["produced_by"][0]["model"] == "dummy"
@@ -135,8 +168,10 @@ def test_describe_then_text_only(fixture_root, tmp_path):
 
     def oracle(doc, prompt, visuals):
         seen_visuals.append(len(visuals))
-        assert prompt.startswith(f"Here is a description of someone object. {stored[doc['sample_key']]} Can you tell me "
-                                 "what object it describes? Answer with the option's letter")
+        assert prompt.startswith(
+            f"Here is a description of someone object. {stored[doc['sample_key']]} Can you tell me "
+            "what object it describes? Answer with the option's letter"
+        )
         return doc["answer"]
 
     results = evaluate(scripted_model(oracle), ["cls_logo_textonly"], root)["cls_logo_textonly"]
@@ -144,8 +179,8 @@ def test_describe_then_text_only(fixture_root, tmp_path):
 
 
 def test_text_only_without_descriptions_names_the_command(fixture_root):
-    from clsbench.tasks.data.loading import DataError, load_rows
     from clsbench.tasks.cls_mcq.hooks import questions_for
+    from clsbench.tasks.data.loading import DataError, load_rows
 
     with pytest.raises(DataError, match="clsbench descriptions"):
         questions_for(load_rows("cub200", fixture_root), "cub200", "_textonly", fixture_root / "elsewhere")

@@ -13,11 +13,11 @@ from pathlib import Path
 import datasets
 import pytest
 
-from clsbench.tasks.data.loading import DataError, load_rows
 from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
+from clsbench.tasks.data.loading import DataError, load_rows
+from clsbench.tasks.data.samples import add_questions
 from clsbench.tasks.protocol.catalog import resolve_datasets, task_name
 from clsbench.tasks.protocol.questions import SampleError
-from clsbench.tasks.data.samples import add_questions
 from clsbench.tasks.protocol.registry import DATASETS
 from clsbench.tasks.report.lmms_results import dataset_accuracies, read_results
 
@@ -39,7 +39,9 @@ def hooks():
 def run_clsbench_lmms(fixture_root: Path, output: Path, *lmms_args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*CLSBENCH, "lmms", "--data-dir", str(fixture_root), *lmms_args, "--output_path", str(output)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -87,8 +89,9 @@ def test_oracle_scores_exactly_100_percent(fixture_root):
 def test_constant_letter_model_through_the_cli(fixture_root, tmp_path):
     answers = {key: expected_answers(fixture_root, key) for key in resolve_datasets("cls_mcq")}
     letter, _ = Counter(a for per_key in answers.values() for a in per_key).most_common(1)[0]
-    run = run_clsbench_lmms(fixture_root, tmp_path, "--model", "dummy", "--model_args", f"response={letter}",
-                            "--tasks", "cls_mcq")
+    run = run_clsbench_lmms(
+        fixture_root, tmp_path, "--model", "dummy", "--model_args", f"response={letter}", "--tasks", "cls_mcq"
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     files = sorted(tmp_path.rglob("*_results.json"))
     results = read_results(files[-1])
@@ -98,15 +101,25 @@ def test_constant_letter_model_through_the_cli(fixture_root, tmp_path):
     general = [implied[k] for k, spec in DATASETS.items() if spec.group == "general"]
     finegrained = [implied[k] for k, spec in DATASETS.items() if spec.group == "fine-grained"]
     assert results["results"]["cls_general_mcq"]["accuracy,none"] == pytest.approx(sum(general) / len(general))
-    assert results["results"]["cls_finegrained_mcq"]["accuracy,none"] == pytest.approx(sum(finegrained) / len(finegrained))
+    assert results["results"]["cls_finegrained_mcq"]["accuracy,none"] == pytest.approx(
+        sum(finegrained) / len(finegrained)
+    )
     assert results["results"]["cls_mcq"]["accuracy,none"] == pytest.approx(sum(implied.values()) / len(implied))
 
 
 def test_tiny_llava_end_to_end_with_logged_samples(fixture_root, tiny_llava, tmp_path):
     run = run_clsbench_lmms(
-        fixture_root, tmp_path,
-        "--model", "llava_hf", "--model_args", f"pretrained={tiny_llava},device_map=cpu,device=cpu",
-        "--tasks", "cls_logo_mcq,cls_food101_mcq,cls_general_mcq", "--batch_size", "1", "--log_samples",
+        fixture_root,
+        tmp_path,
+        "--model",
+        "llava_hf",
+        "--model_args",
+        f"pretrained={tiny_llava},device_map=cpu,device=cpu",
+        "--tasks",
+        "cls_logo_mcq,cls_food101_mcq,cls_general_mcq",
+        "--batch_size",
+        "1",
+        "--log_samples",
     )
     assert run.returncode == 0, run.stderr[-3000:]
     results = read_results(sorted(tmp_path.rglob("*_results.json"))[-1])["results"]
@@ -134,9 +147,21 @@ def test_tiny_llava_end_to_end_with_logged_samples(fixture_root, tiny_llava, tmp
 def test_missing_local_data_names_clsbench_prepare(tmp_path):
     # An empty data root: cls_logo_mcq reads the sentinel, and the run must fail loudly.
     run = subprocess.run(
-        [*CLSBENCH, "lmms", "--data-dir", str(tmp_path / "empty"), "--model", "dummy", "--tasks", "cls_logo_mcq",
-         "--output_path", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=600,
+        [
+            *CLSBENCH,
+            "lmms",
+            "--data-dir",
+            str(tmp_path / "empty"),
+            "--model",
+            "dummy",
+            "--tasks",
+            "cls_logo_mcq",
+            "--output_path",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode != 0
     assert "clsbench prepare logo --source RAW_DIR" in run.stdout + run.stderr
@@ -177,5 +202,7 @@ def test_prompt_follows_the_paper_and_accepts_overrides(fixture_root):
     lines = prompt.split("\n")
     assert lines[0] == f"{doc['question']} Answer with the option's letter from the given choices directly."
     assert lines[1:] == [f"{chr(65 + i)}. {name}" for i, name in enumerate(doc["options"])]
-    custom = hooks().doc_to_text(doc, {"pre_prompt": "<|q|>", "instruction": "Reply with one letter.", "post_prompt": "\nAnswer:"})
+    custom = hooks().doc_to_text(
+        doc, {"pre_prompt": "<|q|>", "instruction": "Reply with one letter.", "post_prompt": "\nAnswer:"}
+    )
     assert custom.startswith(f"<|q|>{doc['question']} Reply with one letter.\nA. ") and custom.endswith("\nAnswer:")

@@ -9,8 +9,16 @@ from clsbench.models.catalog import MODE_NOTE, ROUTES, markdown_table, vlmeval_m
 from clsbench.tasks.cli.main import build_parser, main
 
 PAPER_MODELS = {
-    "Qwen-VL-Chat", "LLaVA-1.5-7B", "LLaVA-1.6-7B", "DeepSeek-VL-7B", "Phi-3-Vision", "MiniCPM-Llama3-V-2.5",
-    "InternVL2-8B", "MiniCPM-V-2.6", "LLaVA-OneVision-7B", "Qwen2-VL-7B",
+    "Qwen-VL-Chat",
+    "LLaVA-1.5-7B",
+    "LLaVA-1.6-7B",
+    "DeepSeek-VL-7B",
+    "Phi-3-Vision",
+    "MiniCPM-Llama3-V-2.5",
+    "InternVL2-8B",
+    "MiniCPM-V-2.6",
+    "LLaVA-OneVision-7B",
+    "Qwen2-VL-7B",
 }
 
 
@@ -45,7 +53,9 @@ def test_every_lmms_route_names_a_registered_model_and_parses():
 
 
 def test_entry_point_registers_both_models():
-    (entry,) = [ep for ep in importlib.metadata.entry_points(group="lmms_eval.models") if ep.value.startswith("clsbench.")]
+    (entry,) = [
+        ep for ep in importlib.metadata.entry_points(group="lmms_eval.models") if ep.value.startswith("clsbench.")
+    ]
     manifests = {manifest.model_id: manifest for manifest in entry.load()}
     assert manifests["clsbench_hf"].simple_class_path == "clsbench.models.lmms.clsbench_hf.ClsbenchHF"
     assert manifests["clsbench_minicpm"].simple_class_path == "clsbench.models.lmms.minicpm.ClsbenchMiniCPM"

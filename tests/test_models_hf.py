@@ -16,15 +16,25 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from clsbench.models.engine.answering import Answerer, Query
 from clsbench.models.engine.hf_vlm import HFVisionLanguageModel, VisualPrompt
 from clsbench.models.engine.scoring import rank_options
-from clsbench.models.fixtures import build_letter_prone, build_tiny_gemma3, build_tiny_idefics3, build_tiny_llava_next, build_tiny_llava_onevision, build_tiny_qwen2_5_vl, build_tiny_qwen2_vl, build_tiny_qwen3_vl
-from clsbench.tasks.data.loading import load_rows
+from clsbench.models.fixtures import (
+    build_letter_prone,
+    build_tiny_gemma3,
+    build_tiny_idefics3,
+    build_tiny_llava_next,
+    build_tiny_llava_onevision,
+    build_tiny_qwen2_5_vl,
+    build_tiny_qwen2_vl,
+    build_tiny_qwen3_vl,
+)
 from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.data.samples import add_questions, open_image
-from clsbench.tasks.protocol.questions import format_prompt
 from clsbench.tasks.protocol.draws import LETTERS
+from clsbench.tasks.protocol.questions import format_prompt
 
 CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 
@@ -83,16 +93,27 @@ def letter_qwen(tiny_qwen, models_root) -> Path:
 def engines(letter_llava, letter_qwen, tiny_qwen25, tiny_onevision, models_root) -> dict[str, HFVisionLanguageModel]:
     letter_qwen25 = build_letter_prone(tiny_qwen25, models_root / "qwen2.5-letters")
     letter_onevision = build_letter_prone(tiny_onevision, models_root / "onevision-letters")
-    return {name: HFVisionLanguageModel(str(path)) for name, path in
-            (("llava", letter_llava), ("qwen2_vl", letter_qwen), ("qwen2_5_vl", letter_qwen25), ("llava_onevision", letter_onevision))}
+    return {
+        name: HFVisionLanguageModel(str(path))
+        for name, path in (
+            ("llava", letter_llava),
+            ("qwen2_vl", letter_qwen),
+            ("qwen2_5_vl", letter_qwen25),
+            ("llava_onevision", letter_onevision),
+        )
+    }
 
 
 @pytest.fixture(scope="module")
-def more_engines(tiny_llava_next, tiny_qwen3, tiny_idefics3, tiny_gemma3, models_root) -> dict[str, HFVisionLanguageModel]:
+def more_engines(
+    tiny_llava_next, tiny_qwen3, tiny_idefics3, tiny_gemma3, models_root
+) -> dict[str, HFVisionLanguageModel]:
     """Letter-prone LLaVA-NeXT, Qwen3-VL, Idefics3 and Gemma 3 (kept apart so the older tests do not build them)."""
     sources = {"llava_next": tiny_llava_next, "qwen3_vl": tiny_qwen3, "idefics3": tiny_idefics3, "gemma3": tiny_gemma3}
-    return {name: HFVisionLanguageModel(str(build_letter_prone(path, models_root / f"{name}-letters")))
-            for name, path in sources.items()}
+    return {
+        name: HFVisionLanguageModel(str(build_letter_prone(path, models_root / f"{name}-letters")))
+        for name, path in sources.items()
+    }
 
 
 NEW_ARCHS = ["llava_next", "qwen3_vl", "idefics3", "gemma3"]
@@ -110,10 +131,15 @@ def fixture_queries(root: Path, keys: list[str]) -> list[Query]:
     for key in keys:
         for doc in add_questions(load_rows(key, root), key):
             image = open_image(doc["image"], dataset=key, sample_key=doc["sample_key"])
-            queries.append(Query(
-                images=(image,), prompt=format_prompt(doc["question"], doc["options"]), options=tuple(doc["options"]),
-                question=doc["question"], meta={"dataset": key, "sample_key": doc["sample_key"], "answer": doc["answer"]},
-            ))
+            queries.append(
+                Query(
+                    images=(image,),
+                    prompt=format_prompt(doc["question"], doc["options"]),
+                    options=tuple(doc["options"]),
+                    question=doc["question"],
+                    meta={"dataset": key, "sample_key": doc["sample_key"], "answer": doc["answer"]},
+                )
+            )
     return queries
 
 
@@ -127,7 +153,7 @@ def test_score_picks_the_greedy_first_token_whenever_it_is_an_option_letter(requ
     queries = fixture_queries(fixture_root, ["food101", "cub200", "imagenet", "logo"])
     scored = []
     for start in range(0, len(queries), 8):  # batched, left-padded
-        scored += Answerer(engine, "score").answer(queries[start:start + 8])
+        scored += Answerer(engine, "score").answer(queries[start : start + 8])
     compared = []
     for query, reply in zip(queries, scored):
         # greedy generation, one unpadded prompt at a time, straight through transformers
@@ -150,7 +176,9 @@ def test_qwen_letters_do_not_depend_on_batch_size_or_order(engines, fixture_root
     answerer = Answerer(engine, "score")
     one_by_one = [answerer.answer([query])[0] for query in queries]
     reverse = list(reversed(queries))
-    batched = [reply for start in range(0, len(reverse), 8) for reply in answerer.answer(reverse[start:start + 8])][::-1]
+    batched = [reply for start in range(0, len(reverse), 8) for reply in answerer.answer(reverse[start : start + 8])][
+        ::-1
+    ]
     assert [r.text for r in one_by_one] == [r.text for r in batched]
     assert len({r.text for r in one_by_one}) >= 2
     for a, b in zip(one_by_one, batched):
@@ -179,8 +207,9 @@ def test_lmms_eval_batch_1_and_batch_8_give_the_same_letters(letter_llava, task_
     replies, decisions = {}, {}
     for batch_size in (1, 8):
         logs = tmp_path / f"bs{batch_size}"
-        model = ClsbenchHF(pretrained=str(letter_llava), mode="score", batch_size=batch_size, log_dir=str(logs),
-                           answer_store="none")  # both batch sizes must compute, not reuse
+        model = ClsbenchHF(
+            pretrained=str(letter_llava), mode="score", batch_size=batch_size, log_dir=str(logs), answer_store="none"
+        )  # both batch sizes must compute, not reuse
         output = _run_in_lmms(model, task_manager, tasks, batch_size)
         replies[batch_size] = {task: [s["resps"][0][0] for s in output["samples"][task]] for task in tasks}
         decisions[batch_size] = _decisions(logs)
@@ -195,8 +224,16 @@ def test_lmms_eval_batch_1_and_batch_8_give_the_same_letters(letter_llava, task_
 
 @pytest.mark.parametrize("arch", ["llava", "qwen2_vl", "qwen2_5_vl", "llava_onevision", *NEW_ARCHS])
 def test_continuation_scores_match_a_plain_forward_pass(request, fixture_root, arch):
-    fixtures = {"llava": "tiny_llava", "qwen2_vl": "tiny_qwen", "qwen2_5_vl": "tiny_qwen25", "llava_onevision": "tiny_onevision",
-                "llava_next": "tiny_llava_next", "qwen3_vl": "tiny_qwen3", "idefics3": "tiny_idefics3", "gemma3": "tiny_gemma3"}
+    fixtures = {
+        "llava": "tiny_llava",
+        "qwen2_vl": "tiny_qwen",
+        "qwen2_5_vl": "tiny_qwen25",
+        "llava_onevision": "tiny_onevision",
+        "llava_next": "tiny_llava_next",
+        "qwen3_vl": "tiny_qwen3",
+        "idefics3": "tiny_idefics3",
+        "gemma3": "tiny_gemma3",
+    }
     engine = HFVisionLanguageModel(str(request.getfixturevalue(fixtures[arch])))
     query = fixture_queries(fixture_root, ["logo"])[1]
     prompt = VisualPrompt(query.images, query.question)
@@ -210,7 +247,7 @@ def test_continuation_scores_match_a_plain_forward_pass(request, fixture_root, a
         with torch.inference_mode():
             logits = engine.model(**inputs).logits[0].float()
         target = inputs["input_ids"][0, -n_tokens:]
-        reference = torch.log_softmax(logits[-n_tokens - 1:-1], -1).gather(-1, target[:, None]).sum()
+        reference = torch.log_softmax(logits[-n_tokens - 1 : -1], -1).gather(-1, target[:, None]).sum()
         assert n_tokens == len(name.encode("utf-8"))
         assert logprob == pytest.approx(float(reference), abs=1e-3)
     without_image = engine.option_scores(prompt, names[:3], cfg_weight=1.0)
@@ -254,7 +291,9 @@ def test_loglik_ranks_the_favoured_class_first_and_sum_and_mean_differ_as_expect
     prompt = VisualPrompt(query.images, "Which?")
     scores = engine.option_scores(prompt, [long_right, short_wrong])
     for name, score in zip([long_right, short_wrong], scores):
-        assert score.logprob == pytest.approx(float(sum(logp[t] for t in engine.tokenizer.encode(name, add_special_tokens=False))), abs=1e-3)
+        assert score.logprob == pytest.approx(
+            float(sum(logp[t] for t in engine.tokenizer.encode(name, add_special_tokens=False))), abs=1e-3
+        )
     assert rank_options(scores, "mean") == 0 and rank_options(scores, "sum") == 1
     # 3. guidance: this LM ignores the image, so the unconditional scores equal the conditional ones
     guided = engine.option_scores(prompt, [long_right, short_wrong], cfg_weight=2.0)
@@ -282,10 +321,27 @@ def test_loglik_mode_in_lmms_eval_returns_the_best_names_letter(tiny_llava, task
 def test_clsbench_hf_through_the_real_lmms_eval_cli(letter_llava, fixture_root, tmp_path):
     logs, out = tmp_path / "logs", tmp_path / "out"
     run = subprocess.run(
-        [*CLSBENCH, "lmms", "--data-dir", str(fixture_root), "--model", "clsbench_hf",
-         "--model_args", f"pretrained={letter_llava},mode=score,log_dir={logs}",
-         "--tasks", "cls_logo_mcq,cls_food101_mcq", "--batch_size", "4", "--log_samples", "--output_path", str(out)],
-        check=False, capture_output=True, text=True, timeout=600,
+        [
+            *CLSBENCH,
+            "lmms",
+            "--data-dir",
+            str(fixture_root),
+            "--model",
+            "clsbench_hf",
+            "--model_args",
+            f"pretrained={letter_llava},mode=score,log_dir={logs}",
+            "--tasks",
+            "cls_logo_mcq,cls_food101_mcq",
+            "--batch_size",
+            "4",
+            "--log_samples",
+            "--output_path",
+            str(out),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(max(out.rglob("*_results.json")).read_text())["results"]
@@ -314,8 +370,9 @@ def test_errors_name_the_cause(tiny_llava):
 
 
 def test_loglikelihood_requests_score_the_continuation_after_the_chat_prompt(tiny_llava, fixture_root):
-    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
     from lmms_eval.api.instance import Instance
+
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
 
     model = ClsbenchHF(pretrained=str(tiny_llava), log_dir="none")
     docs = add_questions(load_rows("logo", fixture_root), "logo")
@@ -325,13 +382,19 @@ def test_loglikelihood_requests_score_the_continuation_after_the_chat_prompt(tin
         return [open_image(doc["image"], dataset="logo", sample_key=doc["sample_key"])]
 
     requests = [
-        Instance("loglikelihood", (docs[i]["question"], name, visual, i, "t", "test"), idx=0,
-                 metadata={"task": "t", "doc_id": i, "repeats": 1})
+        Instance(
+            "loglikelihood",
+            (docs[i]["question"], name, visual, i, "t", "test"),
+            idx=0,
+            metadata={"task": "t", "doc_id": i, "repeats": 1},
+        )
         for i, name in ((0, docs[0]["options"][0]), (1, lambda doc: doc["options"][1]))
     ]
     results = model.loglikelihood(requests)
     for (logprob, greedy), i, name in zip(results, (0, 1), (docs[0]["options"][0], docs[1]["options"][1])):
-        expected = model.engine.continuation_scores(VisualPrompt(tuple(visual(docs[i])), docs[i]["question"]), [name])[0]
+        expected = model.engine.continuation_scores(VisualPrompt(tuple(visual(docs[i])), docs[i]["question"]), [name])[
+            0
+        ]
         assert logprob == pytest.approx(expected[0], abs=1e-4) and greedy == expected[2]
         assert logprob < 0
 
@@ -346,8 +409,14 @@ def test_the_input_pipeline_changes_nothing_but_speed(letter_qwen, task_manager,
     outputs, decisions = {}, {}
     for label, batch_size, workers in (("serial bs1", 1, 0), ("pipeline bs8", 8, 2)):
         logs = tmp_path / label.replace(" ", "_")
-        model = ClsbenchHF(pretrained=str(letter_qwen), mode=mode, batch_size=batch_size, log_dir=str(logs),
-                           answer_store="none", num_workers=workers)
+        model = ClsbenchHF(
+            pretrained=str(letter_qwen),
+            mode=mode,
+            batch_size=batch_size,
+            log_dir=str(logs),
+            answer_store="none",
+            num_workers=workers,
+        )
         output = _run_in_lmms(model, task_manager, tasks, batch_size)
         outputs[label] = {task: [s["resps"][0][0] for s in output["samples"][task]] for task in tasks}
         decisions[label] = _decisions(logs)

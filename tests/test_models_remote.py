@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 
 import pytest
-from clsbench.tasks.data.fixtures import fixture_classnames
-from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
 
-REMOTE_CODE = '''
+from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.data.fixtures import fixture_classnames
+
+REMOTE_CODE = """
 import re
 
 import torch
@@ -47,11 +48,13 @@ class FakeMiniCPM(PreTrainedModel):
             if match and match.group(2) == name:
                 return match.group(1) + ". " + name
         return "I am not sure."
-'''
+"""
 
 
 def _background(key: str, label: int) -> str:
-    return hashlib.sha256(f"{key}|{label}".encode()).digest()[:3].hex()  # as clsbench.tasks.data.fixtures.synthetic_image
+    return (
+        hashlib.sha256(f"{key}|{label}".encode()).digest()[:3].hex()
+    )  # as clsbench.tasks.data.fixtures.synthetic_image
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +67,26 @@ def fake_minicpm(tmp_path_factory, tiny_llava) -> Path:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     classes = {
-        _background(key, label): name for key in ("logo", "food101") for label, name in enumerate(fixture_classnames(key))
+        _background(key, label): name
+        for key in ("logo", "food101")
+        for label, name in enumerate(fixture_classnames(key))
     }
     module.FakeMiniCPM(module.FakeMiniCPMConfig(classes=classes)).save_pretrained(folder)
     config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoConfig": "modeling_fake_minicpm.FakeMiniCPMConfig", "AutoModel": "modeling_fake_minicpm.FakeMiniCPM"}
+    config["auto_map"] = {
+        "AutoConfig": "modeling_fake_minicpm.FakeMiniCPMConfig",
+        "AutoModel": "modeling_fake_minicpm.FakeMiniCPM",
+    }
     (folder / "config.json").write_text(json.dumps(config))
     AutoTokenizer.from_pretrained(tiny_llava).save_pretrained(folder)
     return folder
 
 
 def test_minicpm_wrapper_passes_image_prompt_and_greedy_settings(fake_minicpm, fixture_root):
-    from clsbench.models.lmms.minicpm import ClsbenchMiniCPM
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
+
+    from clsbench.models.lmms.minicpm import ClsbenchMiniCPM
 
     manager = TaskManager("ERROR", include_path=str(task_folder_for(fixture_root)))
     model = ClsbenchMiniCPM(pretrained=str(fake_minicpm), device="cpu")

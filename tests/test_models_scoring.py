@@ -6,11 +6,18 @@ import math
 
 import pytest
 import torch
+
 from clsbench.models.engine.answering import letters_in_prompt
 from clsbench.models.engine.hf_vlm import cut_at_stop, resolve_dtype
-from clsbench.models.engine.scoring import OptionScore, decide_letter, expected_calibration_error, letter_token_ids, rank_options
-from clsbench.tasks.protocol.questions import format_prompt
+from clsbench.models.engine.scoring import (
+    OptionScore,
+    decide_letter,
+    expected_calibration_error,
+    letter_token_ids,
+    rank_options,
+)
 from clsbench.tasks.protocol.draws import LETTERS
+from clsbench.tasks.protocol.questions import format_prompt
 
 
 def test_letter_ids_of_the_byte_level_tokenizer_are_single_tokens(tiny_llava):
@@ -29,7 +36,6 @@ def test_letter_ids_collect_every_spelling_and_reject_others():
     vocab = {"A": 10, "\u2581A": 11, "B": 12, "\u2581B": 13, "\u2581": 14, "AB": 15}
 
     class SentencePieceLike:  # "A" and "▁A" both exist, " A" encodes as "▁A"
-
         def get_vocab(self):
             return dict(vocab)
 

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from clsbench.tasks.protocol.questions import make_sample
 from clsbench.tasks.protocol.draws import build_question, draw_negatives
+from clsbench.tasks.protocol.questions import make_sample
 from clsbench.tasks.protocol.registry import DATASETS
 
 IMAGENET = DATASETS["imagenet"].classnames  # the paper's first-WordNet-lemma names (crane, cardigan, maillot repeat)
@@ -28,7 +28,38 @@ def _digest(dataset: str, classnames, count: int, **settings) -> str:
 
 # Golden values: changing them changes every published number. Bump DERIVATION_VERSION instead.
 GOLDEN = {
-    ("imagenet", "0", 5): ((580, 932, 4, 898, 488, 830, 335, 76, 786, 729, 212, 430, 874, 172, 362, 224, 107, 397, 15, 1, 273, 958, 951, 659, 5, 705), 24, 8),
+    ("imagenet", "0", 5): (
+        (
+            580,
+            932,
+            4,
+            898,
+            488,
+            830,
+            335,
+            76,
+            786,
+            729,
+            212,
+            430,
+            874,
+            172,
+            362,
+            224,
+            107,
+            397,
+            15,
+            1,
+            273,
+            958,
+            951,
+            659,
+            5,
+            705,
+        ),
+        24,
+        8,
+    ),
 }
 
 
@@ -41,7 +72,18 @@ def test_golden_questions(key):
 
 def test_golden_samples_with_names():
     sample = make_sample("logo", "17", 3, DATASETS["logo"].classnames)
-    assert sample.options == ("Nike", "Kappa", "Anta", "361 Degrees", "New Balance", "Puma", "Li-Ning", "Adidas", "Xtep", "Erke")
+    assert sample.options == (
+        "Nike",
+        "Kappa",
+        "Anta",
+        "361 Degrees",
+        "New Balance",
+        "Puma",
+        "Li-Ning",
+        "Adidas",
+        "Xtep",
+        "Erke",
+    )
     assert sample.answer == "J"
     assert sample.question == "Identify the brand of the logo in this picture."
 
@@ -63,7 +105,7 @@ def _reference_question(dataset, sample_key, label, classnames, seed=0, n_option
         counter = 0
         while True:
             digest = hashlib.sha256(f"clsbench-v1|{dataset}|{sample_key}|{seed}|{purpose}|{counter}".encode()).digest()
-            yield from (int.from_bytes(digest[i:i + 8], "big") for i in range(0, 32, 8))
+            yield from (int.from_bytes(digest[i : i + 8], "big") for i in range(0, 32, 8))
             counter += 1
 
     def uniform(stream, n):
@@ -88,7 +130,9 @@ def _reference_question(dataset, sample_key, label, classnames, seed=0, n_option
     return tuple(wrong[:position] + [label] + wrong[position:]), position, wording
 
 
-@pytest.mark.parametrize("dataset,n_options,seed", [("imagenet", 26, 0), ("imagenet", 4, 7), ("logo", 26, 0), ("cub200", 8, 1)])
+@pytest.mark.parametrize(
+    "dataset,n_options,seed", [("imagenet", 26, 0), ("imagenet", 4, 7), ("logo", 26, 0), ("cub200", 8, 1)]
+)
 def test_implementation_matches_the_documented_derivation(dataset, n_options, seed):
     names = DATASETS[dataset].classnames
     for index in range(150):
@@ -114,7 +158,9 @@ def test_repeated_names_follow_the_documented_derivation(names, repeated):
 def test_golden_digests():
     assert _digest("imagenet", IMAGENET_OPENAI, 2000) == GOLDEN_DIGESTS["imagenet-openai-26"]
     assert _digest("imagenet", IMAGENET, 2000) == GOLDEN_DIGESTS["imagenet-26"]
-    assert _digest("cub200", DATASETS["cub200"].classnames, 2000, n_options=4, seed=3) == GOLDEN_DIGESTS["cub200-4-seed3"]
+    assert (
+        _digest("cub200", DATASETS["cub200"].classnames, 2000, n_options=4, seed=3) == GOLDEN_DIGESTS["cub200-4-seed3"]
+    )
 
 
 def test_same_bytes_in_another_process_with_another_hash_seed():
@@ -130,8 +176,13 @@ def test_same_bytes_in_another_process_with_another_hash_seed():
         "print(h.hexdigest())\n"
     )
     outputs = {
-        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
-                       capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         for seed in ("0", "12345")
     }
     assert outputs == {_digest("imagenet", IMAGENET, 300)}
@@ -163,9 +214,15 @@ def test_smaller_option_counts_nest_in_larger_ones():
         assert small.wording_index == full.wording_index
 
 
-@pytest.mark.parametrize("names,repeated,count", [
-    (IMAGENET, "crane", 2), (IMAGENET, "cardigan", 2), (IMAGENET, "maillot", 2), (IMAGENET_OPENAI, "missile", 2),
-])
+@pytest.mark.parametrize(
+    "names,repeated,count",
+    [
+        (IMAGENET, "crane", 2),
+        (IMAGENET, "cardigan", 2),
+        (IMAGENET, "maillot", 2),
+        (IMAGENET_OPENAI, "missile", 2),
+    ],
+)
 def test_repeated_class_names_never_share_a_question(names, repeated, count):
     same = [i for i, name in enumerate(names) if name == repeated]
     assert len(same) == count

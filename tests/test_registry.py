@@ -2,7 +2,6 @@
 
 import re
 
-
 from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, generated_files
 from clsbench.tasks.protocol.catalog import task_name
 from clsbench.tasks.protocol.registry import DATASETS, HubSource, get_dataset
@@ -75,19 +74,28 @@ def test_task_yamls_read_the_pinned_split():
         if isinstance(spec.source, HubSource):
             assert config["test_split"] == spec.source.split
             text = str(config["dataset_kwargs"])
-            assert spec.source.revision in text and (spec.source.repo_id in text or config["dataset_path"] == spec.source.repo_id)
+            assert spec.source.revision in text and (
+                spec.source.repo_id in text or config["dataset_path"] == spec.source.repo_id
+            )
         else:
-            assert config["dataset_kwargs"]["data_files"]["test"] == str(PACKAGE_TASK_FOLDER / "_missing_local_data.parquet")
+            assert config["dataset_kwargs"]["data_files"]["test"] == str(
+                PACKAGE_TASK_FOLDER / "_missing_local_data.parquet"
+            )
 
 
 def test_groups_are_the_paper_groups_with_unweighted_means():
     general = _load("cls_general_mcq.yaml")
     finegrained = _load("cls_finegrained_mcq.yaml")
     assert general["task"] == [task_name(k) for k in ("imagenet", "imagenetv2", "objectnet", "caltech101")]
-    assert finegrained["task"] == [task_name(k) for k in ("cub200", "food101", "gldv2", "logo", "flowers102", "stanfordcars")]
+    assert finegrained["task"] == [
+        task_name(k) for k in ("cub200", "food101", "gldv2", "logo", "flowers102", "stanfordcars")
+    ]
     assert _load("cls_mcq.yaml")["task"] == ["cls_general_mcq", "cls_finegrained_mcq"]
     for config in (general, finegrained):
-        assert {m["metric"]: m["weight_by_size"] for m in config["aggregate_metric_list"]} == {"accuracy": False, "unparseable_rate": False}
+        assert {m["metric"]: m["weight_by_size"] for m in config["aggregate_metric_list"]} == {
+            "accuracy": False,
+            "unparseable_rate": False,
+        }
 
 
 def test_every_hook_in_every_yaml_is_a_def_lmms_eval_finds():

@@ -1,4 +1,4 @@
-"""Nothing computed is lost, nothing is silently mixed: resumable MLLM runs, fingerprints, locks, one decoder, named errors."""
+"""Nothing computed is lost, nothing silently mixed: resumable runs, fingerprints, locks, one decoder, named errors."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from PIL import Image, ImageFile
 
 from clsbench.models.engine.answer_store import AnswerStore
 from clsbench.models.engine.answering import DecisionLog
-from clsbench.tasks.data.loading import DataError, META_FILE, load_rows, write_prepared
 from clsbench.tasks.data.fixtures import synthetic_image, write_fixture_dataset
 from clsbench.tasks.data.images import ImageDecodeError, decode_image
-from clsbench.tasks.protocol.questions import SampleError
+from clsbench.tasks.data.loading import META_FILE, DataError, load_rows, write_prepared
 from clsbench.tasks.data.samples import add_questions
 from clsbench.tasks.protocol.draws import build_question
+from clsbench.tasks.protocol.questions import SampleError
 from clsbench.tasks.protocol.registry import DATASETS
 from clsbench.tasks.runtime.stores import OutputLock, OutputLocked, StoreMismatch, weights_fingerprint
 
@@ -46,9 +46,23 @@ def _entries(store: Path) -> list[dict]:
 
 
 def _lmms(root, tiny_llava, store, out, extra_args=""):
-    return [*CLSBENCH, "lmms", "--data-dir", str(root), "--model", "clsbench_hf",
-            "--model_args", f"pretrained={tiny_llava},mode=generate,log_dir=none,answer_store={store}{extra_args}",
-            "--tasks", "cls_logo_mcq", "--batch_size", "1", "--log_samples", "--output_path", str(out)]
+    return [
+        *CLSBENCH,
+        "lmms",
+        "--data-dir",
+        str(root),
+        "--model",
+        "clsbench_hf",
+        "--model_args",
+        f"pretrained={tiny_llava},mode=generate,log_dir=none,answer_store={store}{extra_args}",
+        "--tasks",
+        "cls_logo_mcq",
+        "--batch_size",
+        "1",
+        "--log_samples",
+        "--output_path",
+        str(out),
+    ]
 
 
 def _replies(out: Path) -> dict[int, str]:
@@ -61,8 +75,13 @@ def test_a_killed_lmms_run_resumes_and_loses_at_most_the_batch_in_flight(tiny_ll
     root = tmp_path / "data"
     write_fixture_dataset(root, "logo", total)
     store = tmp_path / "answers"
-    run = subprocess.Popen(_lmms(root, tiny_llava, store, tmp_path / "killed"), env=OFFLINE, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        _lmms(root, tiny_llava, store, tmp_path / "killed"),
+        env=OFFLINE,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while len(_entries(store)) < 20:
         assert run.poll() is None, "the run ended before it could be killed: make it longer"
@@ -73,16 +92,18 @@ def test_a_killed_lmms_run_resumes_and_loses_at_most_the_batch_in_flight(tiny_ll
     before = _entries(store)
     assert 20 <= len(before) < total
 
-    resumed = subprocess.run(_lmms(root, tiny_llava, store, tmp_path / "resumed"), env=OFFLINE, capture_output=True,
-                             text=True, timeout=600)
+    resumed = subprocess.run(
+        _lmms(root, tiny_llava, store, tmp_path / "resumed"), env=OFFLINE, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = _entries(store)
     assert len(after) == total and len({entry["key"] for entry in after}) == total  # nothing stored was recomputed
     assert after[: len(before)] == before
     assert f"{len(before)} of {total} replies reused" in resumed.stderr
 
-    fresh = subprocess.run(_lmms(root, tiny_llava, "none", tmp_path / "fresh"), env=OFFLINE, capture_output=True,
-                           text=True, timeout=600)
+    fresh = subprocess.run(
+        _lmms(root, tiny_llava, "none", tmp_path / "fresh"), env=OFFLINE, capture_output=True, text=True, timeout=600
+    )
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert _replies(tmp_path / "resumed") == _replies(tmp_path / "fresh")
 
@@ -139,9 +160,9 @@ def test_clsbench_hf_refuses_a_store_made_with_other_weights(tiny_llava, tmp_pat
 
 
 def test_clip_resume_under_another_precision_is_refused(fixture_root, tmp_path):
+    from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
     from clsbench.clip_baselines.results import ResultsError
     from clsbench.clip_baselines.run import run_clip
-    from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 
     model = tiny_model_name(build_tiny_clip(tmp_path / "tiny-clip"))
     kwargs = dict(data_dir=fixture_root, cache_dir=tmp_path / "cache", progress=False)
@@ -167,8 +188,10 @@ def test_negatives_files_record_what_made_them(fixture_root, tmp_path, tiny_sent
 # ---------------------------------------------------------------- one writer per output
 
 
-HOLD = ("import sys, time\nfrom clsbench.tasks.runtime.stores import OutputLock\n"
-        "lock = OutputLock(sys.argv[1]).acquire()\nprint('held', flush=True)\ntime.sleep(60)\n")
+HOLD = (
+    "import sys, time\nfrom clsbench.tasks.runtime.stores import OutputLock\n"
+    "lock = OutputLock(sys.argv[1]).acquire()\nprint('held', flush=True)\ntime.sleep(60)\n"
+)
 
 
 def _holder(folder: Path) -> subprocess.Popen:
@@ -192,9 +215,9 @@ def test_a_second_writer_fails_at_once_naming_the_holder(tmp_path):
 
 
 def test_two_clip_runs_into_one_folder_do_not_mix(fixture_root, tmp_path):
+    from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
     from clsbench.clip_baselines.results import ResultsError
     from clsbench.clip_baselines.run import run_clip
-    from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 
     model = tiny_model_name(build_tiny_clip(tmp_path / "tiny-clip"))
     run_clip(model, None, ["logo"], tmp_path / "out", data_dir=fixture_root, cache_dir=tmp_path / "c", progress=False)
@@ -202,8 +225,9 @@ def test_two_clip_runs_into_one_folder_do_not_mix(fixture_root, tmp_path):
     holder = _holder(run_dir)
     try:
         with pytest.raises(ResultsError, match="being written by another clsbench run"):
-            run_clip(model, None, ["logo"], tmp_path / "out", data_dir=fixture_root, cache_dir=tmp_path / "c",
-                     progress=False)
+            run_clip(
+                model, None, ["logo"], tmp_path / "out", data_dir=fixture_root, cache_dir=tmp_path / "c", progress=False
+            )
     finally:
         holder.kill()
         holder.wait()
@@ -264,10 +288,20 @@ def _write_copy(root: Path, key: str, images: list[bytes], labels: list[int], na
     features = datasets.Features({"image": datasets.Image(), "label": label, "source_id": datasets.Value("string")})
     folder = root / key
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    rows = {"image": [{"bytes": data, "path": f"{i}.jpg"} for i, data in enumerate(images)], "label": labels,
-            "source_id": [f"{i}.jpg" for i in range(len(images))]}
+    rows = {
+        "image": [{"bytes": data, "path": f"{i}.jpg"} for i, data in enumerate(images)],
+        "label": labels,
+        "source_id": [f"{i}.jpg" for i in range(len(images))],
+    }
     datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / "data" / "test-00000-of-00001.parquet"))
-    meta = {"dataset": key, "schema_version": 1, "rows": len(images), "classnames": names, "skipped": [], "provenance": {}}
+    meta = {
+        "dataset": key,
+        "schema_version": 1,
+        "rows": len(images),
+        "classnames": names,
+        "skipped": [],
+        "provenance": {},
+    }
     (folder / META_FILE).write_text(json.dumps(meta))
     return folder
 
@@ -331,17 +365,20 @@ def _good(tmp_path: Path, key: str = "logo") -> Path:
     return _write_copy(tmp_path, key, [_jpeg(), _jpeg()], [0, 1], names=LOGO if key == "logo" else None)
 
 
-@pytest.mark.parametrize("damage,message", [
-    ("empty parquet", "has no rows"),
-    ("json without parquet", "matches no file"),
-    ("truncated json", "is not readable JSON"),
-    ("json without fields", "lacks dataset, schema_version, rows or classnames"),
-    ("missing label column", r"lacks column\(s\) \['label'\]"),
-    ("string labels", "stores labels as string, not integers"),
-    ("nine names", "has 9 classes, the registry 10"),
-    ("json and parquet disagree", "disagree on the class list"),
-    ("row count", "hold 2 rows, clsbench.json says 5"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        ("empty parquet", "has no rows"),
+        ("json without parquet", "matches no file"),
+        ("truncated json", "is not readable JSON"),
+        ("json without fields", "lacks dataset, schema_version, rows or classnames"),
+        ("missing label column", r"lacks column\(s\) \['label'\]"),
+        ("string labels", "stores labels as string, not integers"),
+        ("nine names", "has 9 classes, the registry 10"),
+        ("json and parquet disagree", "disagree on the class list"),
+        ("row count", "hold 2 rows, clsbench.json says 5"),
+    ],
+)
 def test_malformed_copies_fail_naming_dataset_file_and_cause(tmp_path, damage, message):
     from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
 
@@ -390,8 +427,14 @@ def test_report_names_and_skips_malformed_results(tmp_path):
 
     good = tmp_path / "runs" / "org__m"
     good.mkdir(parents=True)
-    (good / "20260101_000000_results.json").write_text(json.dumps(
-        {"results": {"cls_logo_mcq": {"accuracy,none": 0.5}}, "config": {"model": "dummy", "model_args": "pretrained=a"}}))
+    (good / "20260101_000000_results.json").write_text(
+        json.dumps(
+            {
+                "results": {"cls_logo_mcq": {"accuracy,none": 0.5}},
+                "config": {"model": "dummy", "model_args": "pretrained=a"},
+            }
+        )
+    )
     (good / "20260102_000000_results.json").write_text('{"results": {"cls_logo_mcq": {"accura')  # killed mid-write
     (good / "20260103_000000_results.json").write_text(json.dumps({"results": ["not", "an", "object"]}))
     notes = []
@@ -407,6 +450,10 @@ def test_negative_seeds_and_sample_keys_are_refused(tmp_path):
         build_question("logo", "0", 0, LOGO, seed=-1)
     with pytest.raises(ValueError, match="row indices are 0 or more"):
         build_question("logo", "-3", 0, LOGO)
-    run = subprocess.run([*CLSBENCH, "options", "logo", "-1", "--label", "0", "--data-dir", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [*CLSBENCH, "options", "logo", "-1", "--label", "0", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and "index must be a row of the split" in run.stderr

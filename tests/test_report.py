@@ -12,17 +12,28 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+
 from clsbench.tasks.protocol.catalog import task_name
 from clsbench.tasks.protocol.registry import DATASETS
-from clsbench.tasks.report.subsets import load_subset
 from clsbench.tasks.report.build import write_report
+from clsbench.tasks.report.subsets import load_subset
 
 CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 NAMES = {key: spec.classnames for key, spec in DATASETS.items()}
 
 # lmms-eval model: all ten datasets, general mean 62.5, fine-grained mean 2.2 / 6 = 36.7 %.
-LMMS_FULL = {"imagenet": 0.5, "imagenetv2": 0.25, "objectnet": 0.75, "caltech101": 1.0, "cub200": 0.1,
-             "food101": 0.2, "gldv2": 0.3, "logo": 0.625, "flowers102": 0.4, "stanfordcars": 0.575}
+LMMS_FULL = {
+    "imagenet": 0.5,
+    "imagenetv2": 0.25,
+    "objectnet": 0.75,
+    "caltech101": 1.0,
+    "cub200": 0.1,
+    "food101": 0.2,
+    "gldv2": 0.3,
+    "logo": 0.625,
+    "flowers102": 0.4,
+    "stanfordcars": 0.575,
+}
 # (label, correct) per logged sample, consistent with the accuracies above (4/8 and 5/8).
 LMMS_SAMPLES = {
     "imagenet": [(0, 1), (0, 1), (1, 1), (1, 0), (2, 0), (2, 0), (3, 1), (3, 0)],
@@ -33,40 +44,82 @@ LMMS_SAMPLES = {
 # ---------------------------------------------------------------- builders, one per format
 
 
-def write_lmms_run(root: Path, pretrained: str, date: str, accuracies: dict[str, float], samples: dict | None = None) -> Path:
+def write_lmms_run(
+    root: Path, pretrained: str, date: str, accuracies: dict[str, float], samples: dict | None = None
+) -> Path:
     """An lmms-eval --output_path entry, shaped like the demo's (results with stderr keys, a samples file per task)."""
     folder = root / pretrained.replace("/", "__")
     folder.mkdir(parents=True, exist_ok=True)
     results = {
-        task_name(key): {"alias": task_name(key), "accuracy,none": value, "accuracy_stderr,none": "N/A",
-                         "unparseable_rate,none": 0.0}
+        task_name(key): {
+            "alias": task_name(key),
+            "accuracy,none": value,
+            "accuracy_stderr,none": "N/A",
+            "unparseable_rate,none": 0.0,
+        }
         for key, value in accuracies.items()
     }
     results["cls_mcq"] = {"alias": "cls_mcq", "accuracy,none": 0.0}
-    content = {"results": results, "config": {"model": "llava_hf", "model_args": f"pretrained={pretrained},device_map=cpu"},
-               "model_name": pretrained, "model_name_sanitized": folder.name, "date": date}
+    content = {
+        "results": results,
+        "config": {"model": "llava_hf", "model_args": f"pretrained={pretrained},device_map=cpu"},
+        "model_name": pretrained,
+        "model_name_sanitized": folder.name,
+        "date": date,
+    }
     path = folder / f"{date}_results.json"
     path.write_text(json.dumps(content), "utf-8")
     for key, pairs in (samples or {}).items():
-        lines = [json.dumps({"doc_id": i, "target": "A", "accuracy": {"parsed": "A" if ok else None, "answer": "A", "correct": ok,
-                                                                        "unparseable": 0, "sample_key": str(i), "label": label}})
-                 for i, (label, ok) in enumerate(pairs)]
+        lines = [
+            json.dumps(
+                {
+                    "doc_id": i,
+                    "target": "A",
+                    "accuracy": {
+                        "parsed": "A" if ok else None,
+                        "answer": "A",
+                        "correct": ok,
+                        "unparseable": 0,
+                        "sample_key": str(i),
+                        "label": label,
+                    },
+                }
+            )
+            for i, (label, ok) in enumerate(pairs)
+        ]
         (folder / f"{date}_samples_{task_name(key)}.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
     return path
 
 
-def write_clip_dataset(run_dir: Path, key: str, pairs: list[tuple[int, int]] | None, accuracy: float | None = None,
-                       per_class: dict[str, float] | None = None) -> None:
+def write_clip_dataset(
+    run_dir: Path,
+    key: str,
+    pairs: list[tuple[int, int]] | None,
+    accuracy: float | None = None,
+    per_class: dict[str, float] | None = None,
+) -> None:
     """A ``clsbench clip`` summary (format clsbench-clip-v1) and, given pairs, its predictions file."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if pairs is not None:
-        lines = [json.dumps({"sample_key": str(i), "label": label, "prediction": label if ok else -1, "correct": ok})
-                 for i, (label, ok) in enumerate(pairs)]
+        lines = [
+            json.dumps({"sample_key": str(i), "label": label, "prediction": label if ok else -1, "correct": ok})
+            for i, (label, ok) in enumerate(pairs)
+        ]
         (run_dir / f"{key}.predictions.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
         accuracy = sum(ok for _, ok in pairs) / len(pairs)
-    summary = {"format": "clsbench-clip-v1", "model": "ViT-B-32", "pretrained": "openai", "mode": "mcq",
-               "templates": "ensemble", "seed": 0, "n_options": 26, "dataset": key, "accuracy": accuracy,
-               "n_samples": len(pairs or []), "per_class_accuracy": per_class or {}}
+    summary = {
+        "format": "clsbench-clip-v1",
+        "model": "ViT-B-32",
+        "pretrained": "openai",
+        "mode": "mcq",
+        "templates": "ensemble",
+        "seed": 0,
+        "n_options": 26,
+        "dataset": key,
+        "accuracy": accuracy,
+        "n_samples": len(pairs or []),
+        "per_class_accuracy": per_class or {},
+    }
     (run_dir / f"{key}.json").write_text(json.dumps(summary), "utf-8")
 
 
@@ -96,10 +149,18 @@ def write_vlmeval(run_dir: Path, model: str, key: str, overall: float | None, ro
 
 
 # food101: apple pie (0) 2 right of 3 (one reply unparseable), baklava (2) 0 of 1 -> 2/4 = 50 %.
-FOOD_ROWS = [(0, [0, 1, 2, 3], "A"), (1, [1, 0, 2, 3], "The answer is (B)."), (0, [0, 2, 1, 3], "I think it is C"),
-             (2, [1, 3, 2, 0], "baklava? no: D")]
-FOOD_ROWS_FIXED = [(0, [0, 1, 2, 3], "A"), (1, [1, 0, 2, 3], "The answer is (B)."), (0, [0, 2, 1, 3], "I think it is C"),
-                   (2, [1, 3, 2, 0], "A")]
+FOOD_ROWS = [
+    (0, [0, 1, 2, 3], "A"),
+    (1, [1, 0, 2, 3], "The answer is (B)."),
+    (0, [0, 2, 1, 3], "I think it is C"),
+    (2, [1, 3, 2, 0], "baklava? no: D"),
+]
+FOOD_ROWS_FIXED = [
+    (0, [0, 1, 2, 3], "A"),
+    (1, [1, 0, 2, 3], "The answer is (B)."),
+    (0, [0, 2, 1, 3], "I think it is C"),
+    (2, [1, 3, 2, 0], "A"),
+]
 # imagenet, predictions only: tench 1/1 by class name, goldfish 0/1 -> 50 %.
 IMAGENET_ROWS = [(1, [2, 0, 1, 3], "tench"), (0, [1, 0, 2, 3], "B")]
 
@@ -111,14 +172,25 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     # Three runs of one model and protocol: cells they share agree, so they fill one row (see the conflict test).
     write_lmms_run(lmms, "org/model-a", "20260101_000000", LMMS_FULL)
     write_lmms_run(lmms, "org/model-a", "20260102_000000", {"logo": LMMS_FULL["logo"]}, {"logo": LMMS_SAMPLES["logo"]})
-    write_lmms_run(lmms, "org/model-a", "20260101_120000", {k: LMMS_FULL[k] for k in ("imagenet", "logo")},
-                   {"imagenet": LMMS_SAMPLES["imagenet"]})
-    write_lmms_run(lmms, "/ckpt/model-b", "20260103_000000", {"imagenet": 0.4, "imagenetv2": 0.3, "objectnet": 0.2,
-                                                             "caltech101": 0.1, "cub200": 0.5})
+    write_lmms_run(
+        lmms,
+        "org/model-a",
+        "20260101_120000",
+        {k: LMMS_FULL[k] for k in ("imagenet", "logo")},
+        {"imagenet": LMMS_SAMPLES["imagenet"]},
+    )
+    write_lmms_run(
+        lmms,
+        "/ckpt/model-b",
+        "20260103_000000",
+        {"imagenet": 0.4, "imagenetv2": 0.3, "objectnet": 0.2, "caltech101": 0.1, "cub200": 0.5},
+    )
 
     clip = root / "clip" / "ViT-B-32__openai"
     monotone = [(label, int(i < right)) for label, right in ((0, 4), (1, 3), (2, 1), (3, 0)) for i in range(4)]
-    write_clip_dataset(clip, "imagenet", monotone)  # tench 100 %, goldfish 75 %, great white shark 25 %, tiger shark 0 %
+    write_clip_dataset(
+        clip, "imagenet", monotone
+    )  # tench 100 %, goldfish 75 %, great white shark 25 %, tiger shark 0 %
     write_clip_dataset(clip, "imagenetv2", [(0, 1), (1, 0)])
     write_clip_dataset(clip, "objectnet", None, accuracy=0.35, per_class={"Bucket": 0.5, "Tie": 0.1})
     write_clip_dataset(clip, "caltech101", [(0, 1), (1, 1), (2, 1), (2, 0)])
@@ -142,8 +214,15 @@ def report(runs, tmp_path_factory) -> dict:
     frequencies = runs["root"] / "freq.json"
     frequencies.write_text(json.dumps({"tench": 1000, "goldfish": 500, "great white shark": 20, "tiger shark": 3}))
     echoed: list[str] = []
-    table = write_report([runs["lmms"], runs["clip"], runs["vlmeval"]], out, worst=2, subset=str(subset),
-                         frequencies=frequencies, scatter=True, echo=echoed.append)
+    table = write_report(
+        [runs["lmms"], runs["clip"], runs["vlmeval"]],
+        out,
+        worst=2,
+        subset=str(subset),
+        frequencies=frequencies,
+        scatter=True,
+        echo=echoed.append,
+    )
     return {"out": out, "table": table, "echo": "\n".join(echoed)}
 
 
@@ -160,13 +239,16 @@ def by_model(rows: list[dict[str, str]], key: str = "Model") -> dict[str, dict[s
 
 def test_markdown_table_exact_rows(report):
     lines = report["table"].splitlines()
-    assert lines[0] == ("| Model | IMN | IMNv2 | ONet | C101 | CUB | Food | GLMK | Logo | Flower | SCar "
-                        "| General Avg. | Fine-grained Avg. |")
+    assert lines[0] == (
+        "| Model | IMN | IMNv2 | ONet | C101 | CUB | Food | GLMK | Logo | Flower | SCar "
+        "| General Avg. | Fine-grained Avg. |"
+    )
     assert lines[2:] == [
         "| ViT-B-32 (openai) [clip mcq] | 50.0 | 50.0 | 35.0 | 75.0 | — | — | — | — | — | — | 52.5 | — |",
         "| InternVL2-8B | 50.0 | — | — | 80.0 | — | 50.0 | — | — | — | — | — | — |",
         "| llava_hf (model-b) | 40.0 | 30.0 | 20.0 | 10.0 | 50.0 | — | — | — | — | — | 25.0 | — |",
-        "| llava_hf (org/model-a) | 50.0 | 25.0 | 75.0 | 100.0 | 10.0 | 20.0 | 30.0 | 62.5 | 40.0 | 57.5 | 62.5 | 36.7 |",
+        "| llava_hf (org/model-a) | 50.0 | 25.0 | 75.0 | 100.0 | 10.0 | 20.0 | 30.0 | 62.5 | 40.0 | 57.5 "
+        "| 62.5 | 36.7 |",
     ]
     assert (report["out"] / "table.md").read_text().startswith(report["table"])
 
@@ -235,7 +317,13 @@ def test_subset_split_from_a_class_list(report):
     assert "| llava_hf (org/model-a) | 75.0 | 25.0 | — | — |" in md
     assert "| ViT-B-32 (openai) [clip mcq] | 87.5 | 12.5 | 50.0 | — |" in md
     rows = csv_rows(report["out"] / "subset.csv")
-    assert {"model": "llava_hf (org/model-a)", "dataset": "imagenet", "part": "in", "n": "4", "accuracy": "0.7500"} in rows
+    assert {
+        "model": "llava_hf (org/model-a)",
+        "dataset": "imagenet",
+        "part": "in",
+        "n": "4",
+        "accuracy": "0.7500",
+    } in rows
 
 
 def test_spearman_is_one_on_a_monotone_example(report):
@@ -283,18 +371,44 @@ def test_food_subset_is_the_papers_appendix_d():
 
 def test_cli_report_prints_table_and_fails_cleanly(runs, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    ok = subprocess.run([*CLSBENCH, "report", str(runs["vlmeval"]), "--output-dir", str(tmp_path / "r"), "--no-figures",
-                         "--rename", "InternVL2-8B=InternVL2 (8B)"],
-                        capture_output=True, text=True, env=env, timeout=120, check=False)
+    ok = subprocess.run(
+        [
+            *CLSBENCH,
+            "report",
+            str(runs["vlmeval"]),
+            "--output-dir",
+            str(tmp_path / "r"),
+            "--no-figures",
+            "--rename",
+            "InternVL2-8B=InternVL2 (8B)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "| InternVL2 (8B) | 50.0 | — | — | 80.0 |" in ok.stdout
     assert "Missing datasets: InternVL2 (8B): IMNv2, ONet, CUB, GLMK, Logo, Flower, SCar" in ok.stdout
-    food = subprocess.run([*CLSBENCH, "report", str(runs["vlmeval"]), "--output-dir", str(tmp_path / "f"), "--subset", "food"],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    food = subprocess.run(
+        [*CLSBENCH, "report", str(runs["vlmeval"]), "--output-dir", str(tmp_path / "f"), "--subset", "food"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert food.returncode == 0, food.stderr
     assert (tmp_path / "f" / "subset.md").is_file()
-    empty = subprocess.run([*CLSBENCH, "report", str(tmp_path), "--output-dir", str(tmp_path / "e")],
-                           capture_output=True, text=True, env=env, timeout=120, check=False)
+    empty = subprocess.run(
+        [*CLSBENCH, "report", str(tmp_path), "--output-dir", str(tmp_path / "e")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert empty.returncode == 2 and "no results found" in empty.stderr
 
 
@@ -303,10 +417,14 @@ def test_real_clip_writer_output_is_read(tmp_path):
     results = pytest.importorskip("clsbench.clip_baselines.results")
     settings = results.RunSettings(model="ViT-L-14", pretrained="openai", run_label="ViT-L-14__openai")
     run_dir = tmp_path / "clip" / settings.run_name
-    records = {str(i): results.prediction_record(str(i), label, label if ok else 0, None, None)
-               for i, (label, ok) in enumerate([(1, 1), (1, 0), (2, 1), (2, 1)])}
+    records = {
+        str(i): results.prediction_record(str(i), label, label if ok else 0, None, None)
+        for i, (label, ok) in enumerate([(1, 1), (1, 0), (2, 1), (2, 1)])
+    }
     results.PredictionLog(results.predictions_path(run_dir, "logo")).append(records.values())
-    results.write_json_atomic(results.summary_path(run_dir, "logo"), results.summarize(settings, "logo", records, NAMES["logo"]))
+    results.write_json_atomic(
+        results.summary_path(run_dir, "logo"), results.summarize(settings, "logo", records, NAMES["logo"])
+    )
     table = write_report([tmp_path / "clip"], tmp_path / "out", figures=False, echo=None)
     assert "| ViT-L-14 (openai) [clip mcq] | — | — | — | — | — | — | — | 75.0 |" in table
     rows = {r["class"]: r for r in csv_rows(tmp_path / "out" / "per_class.csv")}
@@ -344,12 +462,17 @@ def test_vlmeval_files_as_clsbench_vlmeval_names_them(tmp_path):
     data = vlmeval.vlmeval_name("logo")
     run_dir = tmp_path / "work" / "MiniCPM-V-2_6" / "T20260110-101010"
     run_dir.mkdir(parents=True)
-    acc_csv = "split,Overall,fine-grained,unparseable_rate\ntest,0.5,0.5,0.25\n"  # report_acc's columns, as it writes them
+    acc_csv = (
+        "split,Overall,fine-grained,unparseable_rate\ntest,0.5,0.5,0.25\n"  # report_acc's columns, as it writes them
+    )
     (run_dir / f"MiniCPM-V-2_6_{data}_acc.csv").write_text(acc_csv)
     rows = vlmeval_rows("logo", [(0, [1, 2], "A"), (1, [3, 4], "I'd say A")])
     pd.DataFrame([{**row, "category": "fine-grained", "split": "test"} for row in rows]).to_excel(
-        run_dir / f"MiniCPM-V-2_6_{data}.xlsx", index=False)
-    pd.DataFrame([{"index": 0, "hit": 1}]).to_excel(run_dir / f"MiniCPM-V-2_6_{data}{vlmeval.RESULT_SUFFIX}.xlsx", index=False)
+        run_dir / f"MiniCPM-V-2_6_{data}.xlsx", index=False
+    )
+    pd.DataFrame([{"index": 0, "hit": 1}]).to_excel(
+        run_dir / f"MiniCPM-V-2_6_{data}{vlmeval.RESULT_SUFFIX}.xlsx", index=False
+    )
     table = write_report([tmp_path / "work"], tmp_path / "out", figures=False, echo=None)
     assert "| MiniCPM-V-2_6 | — | — | — | — | — | — | — | 50.0 |" in table
     per_class = {r["class"]: (r["n"], r["correct"]) for r in csv_rows(tmp_path / "out" / "per_class.csv")}

@@ -8,31 +8,54 @@ from pathlib import Path
 
 import pytest
 
+from clsbench.tasks.protocol.catalog import task_name
 from clsbench.tasks.protocol.paper import mllm_row, table2
 from clsbench.tasks.protocol.registry import DATASETS, dataset_for_name
-from clsbench.tasks.report.records import ReportError
 from clsbench.tasks.report.build import write_report
-from clsbench.tasks.protocol.catalog import task_name
+from clsbench.tasks.report.records import ReportError
 
 
-def lmms_results(folder: Path, stamp: str, model_args: str, scores: dict[str, float], *, n: int = 8,
-                 effective: int | None = None, model: str = "clsbench_hf", suffix: str = "") -> Path:
+def lmms_results(
+    folder: Path,
+    stamp: str,
+    model_args: str,
+    scores: dict[str, float],
+    *,
+    n: int = 8,
+    effective: int | None = None,
+    model: str = "clsbench_hf",
+    suffix: str = "",
+) -> Path:
     """An lmms-eval results file as 0.7.3 writes it: results, n-samples, config."""
     folder.mkdir(parents=True, exist_ok=True)
-    results = {task_name(key, suffix): {"accuracy,none": value, "accuracy_stderr,none": 0.1, "unparseable_rate,none": 0.0}
-               for key, value in scores.items()}
+    results = {
+        task_name(key, suffix): {"accuracy,none": value, "accuracy_stderr,none": 0.1, "unparseable_rate,none": 0.0}
+        for key, value in scores.items()
+    }
     counts = {task_name(key, suffix): {"original": n, "effective": effective or n} for key in scores}
     path = folder / f"{stamp}_results.json"
-    path.write_text(json.dumps({"results": results, "n-samples": counts, "date": stamp,
-                                "config": {"model": model, "model_args": model_args,
-                                           "limit": None if effective is None else float(effective)}}))
+    path.write_text(
+        json.dumps(
+            {
+                "results": results,
+                "n-samples": counts,
+                "date": stamp,
+                "config": {
+                    "model": model,
+                    "model_args": model_args,
+                    "limit": None if effective is None else float(effective),
+                },
+            }
+        )
+    )
     return path
 
 
 def report(runs, tmp_path, **kwargs) -> tuple[str, str]:
     echoed: list[str] = []
-    table = write_report([Path(r) for r in runs], tmp_path / kwargs.pop("out", "out"), figures=False,
-                         echo=echoed.append, **kwargs)
+    table = write_report(
+        [Path(r) for r in runs], tmp_path / kwargs.pop("out", "out"), figures=False, echo=echoed.append, **kwargs
+    )
     return table, "\n".join(echoed)
 
 
@@ -48,8 +71,9 @@ def test_score_generate_and_limit_runs_of_one_checkpoint_are_honest_rows(tmp_pat
     six = {key: 0.5 for key, spec in DATASETS.items() if spec.group == "fine-grained"}
     lmms_results(runs, "20260101_000000", "pretrained=./ckpt,mode=score", {**six, "food101": 0.125})
     lmms_results(runs, "20260102_000000", "pretrained=./ckpt,mode=generate", {"food101": 0.0})
-    lmms_results(runs, "20260103_000000", f"pretrained={tmp_path / 'ckpt'},mode=score", {"food101": 0.0},
-                 effective=1)  # a --limit 1 run of the same checkpoint, given by its absolute path
+    lmms_results(
+        runs, "20260103_000000", f"pretrained={tmp_path / 'ckpt'},mode=score", {"food101": 0.0}, effective=1
+    )  # a --limit 1 run of the same checkpoint, given by its absolute path
     table, echo = report([tmp_path / "runs"], tmp_path)
     score, generate = row(table, "clsbench_hf (ckpt) [score]"), row(table, "clsbench_hf (ckpt)")
     food = list(DATASETS).index("food101")
@@ -99,8 +123,13 @@ def test_variants_and_name_sets_are_rows_of_their_own(tmp_path):
 
 def test_the_leaderboard_file_round_trips_to_the_same_table(tmp_path):
     runs = tmp_path / "runs" / "m"
-    lmms_results(runs, "20260101_000000", "pretrained=Qwen/Qwen2-VL-7B-Instruct,mode=score",
-                 {key: 0.9 for key in DATASETS}, n=100)
+    lmms_results(
+        runs,
+        "20260101_000000",
+        "pretrained=Qwen/Qwen2-VL-7B-Instruct,mode=score",
+        {key: 0.9 for key in DATASETS},
+        n=100,
+    )
     lmms_results(runs, "20260102_000000", "pretrained=org/m", {"logo": 0.3}, effective=4)
     table, _ = report([tmp_path / "runs"], tmp_path, show="ci")
     leaderboard = tmp_path / "out" / "results.jsonl"
@@ -131,30 +160,54 @@ def test_reference_paper_rows_and_deltas(tmp_path):
 def test_table2_is_the_papers_and_the_mapping_covers_its_mllms():
     rows = table2()
     assert len(rows) == 16 and rows["Qwen2-VL"]["accuracy"]["imagenet"] == pytest.approx(0.974)
-    for name, row_ in rows.items():  # the averages recompute from the cells (to 0.05, as printed)
-        for group, column in (("general", "general_avg"), ("fine-grained", "finegrained_avg")):
+    for row_ in rows.values():  # the averages recompute from the cells (to 0.05, as printed)
+        for group in ("general", "fine-grained"):
             keys = [k for k, spec in DATASETS.items() if spec.group == group and spec.in_paper]
             assert len([k for k in keys if k in row_["accuracy"]]) == len(keys)
     mllms = {name for name, row_ in rows.items() if row_["kind"] == "mllm"}
-    assert {mllm_row(hub) for hub in ("Qwen/Qwen2-VL-7B-Instruct", "llava-hf/llava-1.5-7b-hf", "openbmb/MiniCPM-V-2_6",
-                                       "OpenGVLab/InternVL2-8B", "microsoft/Phi-3-vision-128k-instruct",
-                                       "deepseek-ai/deepseek-vl-7b-chat", "Qwen/Qwen-VL-Chat",
-                                       "llava-hf/llava-v1.6-vicuna-7b-hf", "openbmb/MiniCPM-Llama3-V-2_5",
-                                       "llava-hf/llava-onevision-qwen2-7b-ov-hf")} == mllms
+    assert {
+        mllm_row(hub)
+        for hub in (
+            "Qwen/Qwen2-VL-7B-Instruct",
+            "llava-hf/llava-1.5-7b-hf",
+            "openbmb/MiniCPM-V-2_6",
+            "OpenGVLab/InternVL2-8B",
+            "microsoft/Phi-3-vision-128k-instruct",
+            "deepseek-ai/deepseek-vl-7b-chat",
+            "Qwen/Qwen-VL-Chat",
+            "llava-hf/llava-v1.6-vicuna-7b-hf",
+            "openbmb/MiniCPM-Llama3-V-2_5",
+            "llava-hf/llava-onevision-qwen2-7b-ov-hf",
+        )
+    } == mllms
 
 
 def test_clip_benchmark_results_are_read_as_full_mode_rows(tmp_path):
     folder = tmp_path / "cb"
     folder.mkdir()
-    dump = {"dataset": "cars", "model": "ViT-B-32", "pretrained": "openai", "task": "zeroshot_classification",
-            "metrics": {"acc1": 0.6, "acc5": 0.9, "mean_per_class_recall": 0.58}, "language": "en"}
+    dump = {
+        "dataset": "cars",
+        "model": "ViT-B-32",
+        "pretrained": "openai",
+        "task": "zeroshot_classification",
+        "metrics": {"acc1": 0.6, "acc5": 0.9, "mean_per_class_recall": 0.58},
+        "language": "en",
+    }
     (folder / "cars_ViT-B-32_openai.json").write_text(json.dumps(dump))  # clip_benchmark eval --output's layout
     table, _ = report([folder], tmp_path)
     assert row(table, "ViT-B-32 (openai) [CLIP_benchmark full]")[list(DATASETS).index("stanfordcars")] == "60.0"
 
 
-@pytest.mark.parametrize("name,key", [("cars", "stanfordcars"), ("flowers", "flowers102"), ("imagenet1k", "imagenet"),
-                                      ("SCar", "stanfordcars"), ("ClsBench_imagenet_openai", "imagenet")])
+@pytest.mark.parametrize(
+    "name,key",
+    [
+        ("cars", "stanfordcars"),
+        ("flowers", "flowers102"),
+        ("imagenet1k", "imagenet"),
+        ("SCar", "stanfordcars"),
+        ("ClsBench_imagenet_openai", "imagenet"),
+    ],
+)
 def test_other_tools_names_are_aliases(name, key):
     from clsbench.clip_baselines.run import parse_datasets
 
@@ -180,7 +233,12 @@ def test_figures_show_chance_and_zero_and_keep_colours(tmp_path):
 
 def test_api_models_are_named_by_their_model_not_their_arguments(tmp_path):
     runs = tmp_path / "runs" / "api"
-    lmms_results(runs, "20260101_000000", "model_version=gpt-4o-2024-08-06,base_url=http://127.0.0.1:8000/v1,max_retries=3",
-                 {"logo": 0.9}, model="openai_compatible")
+    lmms_results(
+        runs,
+        "20260101_000000",
+        "model_version=gpt-4o-2024-08-06,base_url=http://127.0.0.1:8000/v1,max_retries=3",
+        {"logo": 0.9},
+        model="openai_compatible",
+    )
     table, _ = report([tmp_path / "runs"], tmp_path)
     assert "| openai_compatible (gpt-4o-2024-08-06) |" in table and "base_url" not in table

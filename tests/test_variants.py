@@ -8,13 +8,12 @@ import sys
 
 import pytest
 
-from clsbench.tasks.data.loading import DataError, load_rows
-from clsbench.tasks.protocol.catalog import MCQ_VARIANTS, group_name, task_name
 from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
 from clsbench.tasks.cls_mcq.hooks import questions_for
-from clsbench.tasks.protocol.catalog import variant_folder
-from clsbench.tasks.data.samples import add_questions
+from clsbench.tasks.data.loading import DataError, load_rows
 from clsbench.tasks.data.negatives import load_negatives, negatives_path, rank_by_similarity
+from clsbench.tasks.data.samples import add_questions
+from clsbench.tasks.protocol.catalog import MCQ_VARIANTS, group_name, task_name, variant_folder
 from clsbench.tasks.protocol.registry import DATASETS
 
 
@@ -24,7 +23,9 @@ def test_every_variant_has_ten_tasks_three_groups_and_a_hook():
             present = (PACKAGE_TASK_FOLDER / variant_folder(suffix) / f"{task_name(key, suffix)}.yaml").is_file()
             assert present is variant.applies_to(spec)
         for group in ("general", "fine-grained", None):
-            assert (PACKAGE_TASK_FOLDER / variant_folder(suffix) / f"{group_name(group, suffix)}.yaml").is_file() is variant.has_groups
+            assert (
+                PACKAGE_TASK_FOLDER / variant_folder(suffix) / f"{group_name(group, suffix)}.yaml"
+            ).is_file() is variant.has_groups
     assert [key for key, spec in DATASETS.items() if MCQ_VARIANTS["_openai"].applies_to(spec)] == ["imagenet"]
     with pytest.raises(KeyError, match="_3opt"):
         questions_for(None, "imagenet", "_3opt")
@@ -60,9 +61,22 @@ def test_rank_by_similarity_is_stable_and_excludes_self():
 def test_text_similar_negatives_end_to_end(fixture_root, tiny_sentence_encoder, tmp_path):
     root = tmp_path / "root"
     run = subprocess.run(
-        [sys.executable, "-m", "clsbench.tasks.cli", "negatives", "food101", "--method", "text-similar",
-         "--encoder", str(tiny_sentence_encoder), "--data-dir", str(root)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "clsbench.tasks.cli",
+            "negatives",
+            "food101",
+            "--method",
+            "text-similar",
+            "--encoder",
+            str(tiny_sentence_encoder),
+            "--data-dir",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     classnames = DATASETS["food101"].classnames

@@ -7,14 +7,22 @@ import base64
 import datasets
 import pandas as pd
 import pytest
+
 from clsbench.tasks.cli.main import main
-from clsbench.tasks.data.loading import load_rows
-from clsbench.tasks.data.fixtures import GLDV2_FIXTURE_CLASSES
 from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.data.fixtures import GLDV2_FIXTURE_CLASSES
+from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.protocol.catalog import task_name
 from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.registry import DATASETS
-from clsbench.tasks.toolkits.vlmeval import NAME_TO_KEY, prompt_message, score_rows, tsv_columns, vlmeval_name, write_tsv
+from clsbench.tasks.toolkits.vlmeval import (
+    NAME_TO_KEY,
+    prompt_message,
+    score_rows,
+    tsv_columns,
+    vlmeval_name,
+    write_tsv,
+)
 
 KEYS = ["logo", "food101", "imagenet"]  # 10 options, 26 options, a split named "validation"
 
@@ -40,7 +48,9 @@ def test_names_are_unique_and_avoid_vlmevalkit_special_cases():
     names = [vlmeval_name(key) for key in DATASETS]
     assert len(set(names)) == len(names)
     assert NAME_TO_KEY == {**dict(zip(names, DATASETS)), "ClsBench_imagenet_openai": "imagenet"}
-    for name in NAME_TO_KEY:  # substrings that switch on special behaviour in VLMEvalKit (circular eval, MMT/MMSci reports, ...)
+    for name in (
+        NAME_TO_KEY
+    ):  # substrings that switch on special behaviour in VLMEvalKit (circular eval, MMT/MMSci reports, ...)
         assert not any(bad in name.lower() for bad in ("mmbench", "ccbench", "circular", "mmcr"))
         assert not any(bad in name for bad in ("MMT", "MMSci", "MMMU", "LEGO", "MMVP"))
 
@@ -67,7 +77,9 @@ def test_questions_equal_the_lmms_eval_tasks_questions(exported, lmms_docs):
         assert len(docs) == len(table)
         for (_, row), doc in zip(table.iterrows(), docs):
             assert str(row["sample_key"]) == doc["sample_key"] and row["index"] == int(doc["sample_key"])
-            assert row["question"] == doc["question"] and row["answer"] == doc["answer"] and row["label"] == doc["label"]
+            assert (
+                row["question"] == doc["question"] and row["answer"] == doc["answer"] and row["label"] == doc["label"]
+            )
             assert [row[letter] for letter in LETTERS[: len(doc["options"])]] == doc["options"]
             # the exact text each toolkit puts in front of the model
             text = prompt_message(row, ["img.png"])[-1]["value"]
@@ -112,7 +124,9 @@ def test_export_of_an_unknown_or_missing_dataset_says_what_to_do(tmp_path, capsy
 
 
 def test_groups_expand_to_their_datasets(fixture_root, tmp_path):
-    assert main(["export-vlmeval", "cls_general_mcq", "--output-dir", str(tmp_path), "--data-dir", str(fixture_root)]) == 0
+    assert (
+        main(["export-vlmeval", "cls_general_mcq", "--output-dir", str(tmp_path), "--data-dir", str(fixture_root)]) == 0
+    )
     assert sorted(path.name for path in tmp_path.glob("*.tsv")) == sorted(
         f"{vlmeval_name(key)}.tsv" for key, spec in DATASETS.items() if spec.group == "general"
     )

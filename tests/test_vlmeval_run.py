@@ -13,14 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("vlmeval", reason="VLMEvalKit (vlmeval) is not installed; it is not on PyPI, see README 'VLMEvalKit'")
+pytest.importorskip(
+    "vlmeval", reason="VLMEvalKit (vlmeval) is not installed; it is not on PyPI, see README 'VLMEvalKit'"
+)
 
 from clsbench.models.fixtures import build_letter_prone
-from clsbench.tasks.data.loading import load_rows
-from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
-from clsbench.tasks.protocol.questions import prompt_parts, format_prompt
-from clsbench.tasks.data.samples import open_image
 from clsbench.models.vlmeval.registration import register
+from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.data.samples import open_image
+from clsbench.tasks.protocol.questions import format_prompt, prompt_parts
 from clsbench.tasks.toolkits.vlmeval import RESULT_SUFFIX, dataset_classes, vlmeval_name, write_tsv
 
 CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
@@ -49,6 +51,7 @@ def letter_llava(tiny_llava, tmp_path_factory) -> Path:
 def test_registration_is_idempotent_and_complete(registered):
     import vlmeval.config
     import vlmeval.dataset
+
     from clsbench.models.vlmeval.model import ClsbenchVLM
 
     register()
@@ -75,7 +78,9 @@ def test_prompt_and_image_are_the_lmms_eval_ones(registered, fixture_root):
         assert set(text_part) == {"type", "value"}  # nothing hidden: models read the options from the prompt
         assert prompt_parts(text_part["value"]) == (line["question"], tuple(options))
         original = open_image(stored[position]["image"], dataset="food101", sample_key=str(position))
-        assert np.array_equal(np.asarray(open_image(image_part["value"], dataset="food101", sample_key="?")), np.asarray(original))
+        assert np.array_equal(
+            np.asarray(open_image(image_part["value"], dataset="food101", sample_key="?")), np.asarray(original)
+        )
 
 
 def test_evaluate_scores_with_our_parser_and_writes_the_usual_files(registered, tmp_path):
@@ -84,7 +89,10 @@ def test_evaluate_scores_with_our_parser_and_writes_the_usual_files(registered, 
 
     dataset = build_dataset(vlmeval_name("logo"))
     data = dataset.data.drop(columns=["image"]).copy()
-    data["prediction"] = [f"{a}. {row[a]}" if i % 2 == 0 else "I don't know" for i, (a, (_, row)) in enumerate(zip(data["answer"], data.iterrows()))]
+    data["prediction"] = [
+        f"{a}. {row[a]}" if i % 2 == 0 else "I don't know"
+        for i, (a, (_, row)) in enumerate(zip(data["answer"], data.iterrows()))
+    ]
     eval_file = tmp_path / f"tiny_{vlmeval_name('logo')}.xlsx"
     dump(data, str(eval_file))
     accuracy = dataset.evaluate(str(eval_file))
@@ -95,15 +103,33 @@ def test_evaluate_scores_with_our_parser_and_writes_the_usual_files(registered, 
 
 
 def test_clsbench_vlmeval_gives_the_same_letters_as_lmms_eval(letter_llava, fixture_root, tmp_path):
-    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
+
     run = subprocess.run(
-        [*CLSBENCH, "vlmeval", "--model", "tiny-letters", "--data", "logo", "food101",
-         "--model-args", f"model_path={letter_llava},mode=score,log_dir={tmp_path / 'logs'}",
-         "--lmu-data", str(tmp_path / "LMUData"), "--data-dir", str(fixture_root), "--work-dir", str(tmp_path / "out")],
-        check=False, capture_output=True, text=True, timeout=600,
+        [
+            *CLSBENCH,
+            "vlmeval",
+            "--model",
+            "tiny-letters",
+            "--data",
+            "logo",
+            "food101",
+            "--model-args",
+            f"model_path={letter_llava},mode=score,log_dir={tmp_path / 'logs'}",
+            "--lmu-data",
+            str(tmp_path / "LMUData"),
+            "--data-dir",
+            str(fixture_root),
+            "--work-dir",
+            str(tmp_path / "out"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert "| tiny-letters |" in run.stdout
@@ -111,7 +137,9 @@ def test_clsbench_vlmeval_gives_the_same_letters_as_lmms_eval(letter_llava, fixt
 
     manager = TaskManager("ERROR", include_path=str(task_folder_for(fixture_root)))
     model = ClsbenchHF(pretrained=str(letter_llava), mode="score", batch_size=4, log_dir="none")
-    output = simple_evaluate(model=model, tasks=["cls_logo_mcq", "cls_food101_mcq"], task_manager=manager, batch_size=4, log_samples=True)
+    output = simple_evaluate(
+        model=model, tasks=["cls_logo_mcq", "cls_food101_mcq"], task_manager=manager, batch_size=4, log_samples=True
+    )
     for key in ("logo", "food101"):
         name = vlmeval_name(key)
         (result,) = [p for p in (tmp_path / "out" / "tiny-letters").glob(f"T*/tiny-letters_{name}{RESULT_SUFFIX}.xlsx")]
@@ -122,5 +150,7 @@ def test_clsbench_vlmeval_gives_the_same_letters_as_lmms_eval(letter_llava, fixt
         (acc_file,) = list((tmp_path / "out" / "tiny-letters").glob(f"T*/tiny-letters_{name}_acc.csv"))
         overall = float(pd.read_csv(acc_file)["Overall"].iloc[0])
         assert overall == pytest.approx(output["results"][f"cls_{key}_mcq"]["accuracy,none"])
-    logged = [json.loads(line) for path in (tmp_path / "logs").glob("*.jsonl") for line in path.read_text().splitlines()]
+    logged = [
+        json.loads(line) for path in (tmp_path / "logs").glob("*.jsonl") for line in path.read_text().splitlines()
+    ]
     assert len(logged) == 12 and all(abs(sum(r["probs"].values()) - 1) < 1e-5 for r in logged)

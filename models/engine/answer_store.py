@@ -96,8 +96,12 @@ class AnswerStore:
                 continue
             if header.get("format") != FORMAT:
                 raise ValueError(f"{path} is not a clsbench answer store ({FORMAT})")
-            check_fingerprint(header.get("fingerprint") or {}, self.fingerprint, str(path),
-                              f"delete {self.folder / self.prefix}_rank*.jsonl, or pass answer_store=<another folder>")
+            check_fingerprint(
+                header.get("fingerprint") or {},
+                self.fingerprint,
+                str(path),
+                f"delete {self.folder / self.prefix}_rank*.jsonl, or pass answer_store=<another folder>",
+            )
             self.entries.update(entries)
         if not self.path.is_file() or self.path.stat().st_size == 0:
             self._append([{"format": FORMAT, "fingerprint": self.fingerprint}])

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from clsbench.tasks.protocol.draws import LETTERS
-
 from clsbench.models.engine.hf_vlm import HFVisionLanguageModel, VisualPrompt
 from clsbench.models.engine.scoring import NORMS, Norm, decide_letter, rank_options
+from clsbench.tasks.protocol.draws import LETTERS
 
 Mode = Literal["generate", "score", "loglik"]
 MODES: tuple[Mode, ...] = ("generate", "score", "loglik")
@@ -107,7 +106,9 @@ class Answerer:
     def _generate(self, queries: Sequence[Query], inputs=None) -> list[Reply]:
         limit = self.max_new_tokens or max(query.max_new_tokens for query in queries)
         stops = tuple(dict.fromkeys(stop for query in queries for stop in query.stop))
-        texts = self.engine.generate([VisualPrompt(tuple(q.images), q.prompt) for q in queries], limit, stops, inputs=inputs)
+        texts = self.engine.generate(
+            [VisualPrompt(tuple(q.images), q.prompt) for q in queries], limit, stops, inputs=inputs
+        )
         return [Reply(text) for text in texts]
 
     def _letters(self, query: Query) -> str:
@@ -123,7 +124,9 @@ class Answerer:
 
     def _score(self, queries: Sequence[Query], inputs=None) -> list[Reply]:
         letters = [self._letters(query) for query in queries]
-        logits, greedy = self.engine.next_token_logits([VisualPrompt(tuple(q.images), q.prompt) for q in queries], inputs)
+        logits, greedy = self.engine.next_token_logits(
+            [VisualPrompt(tuple(q.images), q.prompt) for q in queries], inputs
+        )
         replies = []
         for row, (query, option_letters) in enumerate(zip(queries, letters)):
             decision = decide_letter(logits[row], self.engine.letter_ids, option_letters)
@@ -141,7 +144,9 @@ class Answerer:
 
     def _loglik(self, query: Query) -> Reply:
         if query.options is None or (self.loglik_context == "question" and query.question is None):
-            raise ValueError(f"loglik mode needs the options' class names and the bare question; {query.where()} lacks them")
+            raise ValueError(
+                f"loglik mode needs the options' class names and the bare question; {query.where()} lacks them"
+            )
         text = query.question if self.loglik_context == "question" else query.prompt
         scores = self.engine.option_scores(
             VisualPrompt(tuple(query.images), text), query.options, cfg_weight=self.cfg_weight, chunk=self.loglik_chunk
@@ -157,7 +162,12 @@ class Answerer:
             "pred_sum": letters[rank_options(scores, "sum", self.cfg_weight)],
             "pred_mean": letters[rank_options(scores, "mean", self.cfg_weight)],
             "options": {
-                letter: {"name": name, "logprob": score.logprob, "n_tokens": score.n_tokens, "uncond_logprob": score.uncond_logprob}
+                letter: {
+                    "name": name,
+                    "logprob": score.logprob,
+                    "n_tokens": score.n_tokens,
+                    "uncond_logprob": score.uncond_logprob,
+                }
                 for letter, name, score in zip(letters, query.options, scores)
             },
         }
@@ -199,7 +209,16 @@ class DecisionLog:
 
 
 ENGINE_SETTINGS = frozenset(
-    {"device", "dtype", "device_map", "revision", "trust_remote_code", "attn_implementation", "chat_template", "system_prompt"}
+    {
+        "device",
+        "dtype",
+        "device_map",
+        "revision",
+        "trust_remote_code",
+        "attn_implementation",
+        "chat_template",
+        "system_prompt",
+    }
 )
 ANSWER_SETTINGS = frozenset({"loglik_norm", "cfg_weight", "loglik_context", "loglik_chunk", "max_new_tokens"})
 

@@ -1,4 +1,4 @@
-"""Any transformers-native image-text model behind three calls: generate, next-token logits, continuation log-likelihoods.
+"""Any transformers-native image-text model behind three calls: generate, next-token logits, continuation log-probs.
 
 Loaded with ``AutoModelForImageTextToText`` + ``AutoProcessor`` and prompted through the
 processor's own chat template (images as content parts), so LLaVA-1.5/NeXT/OneVision ``-hf``,
@@ -31,8 +31,14 @@ from PIL import Image
 
 from clsbench.models.engine.scoring import OptionScore, letter_token_ids
 
-_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
-           "float32": torch.float32, "fp32": torch.float32}
+_DTYPES = {
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+}
 
 
 @dataclass(frozen=True)
@@ -89,13 +95,17 @@ class HFVisionLanguageModel:
             path = Path(chat_template)
             self.processor.chat_template = path.read_text("utf-8") if path.is_file() else chat_template
         if not getattr(self.processor, "chat_template", None):
-            raise ValueError(f"{pretrained}: the processor has no chat template; pass chat_template=<file or Jinja text>")
+            raise ValueError(
+                f"{pretrained}: the processor has no chat template; pass chat_template=<file or Jinja text>"
+            )
         self.system_prompt = system_prompt
         self.model_seconds = 0.0  # time inside the model's forward/generate calls (for the input-pipeline bench)
         self.prompt_tokens = 0  # tokens in prepared batches, padding included
         self.padding_tokens = 0
         self.tokenizer = self.processor.tokenizer
-        self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        self.pad_token_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        )
         self._letter_ids: dict[str, tuple[int, ...]] | None = None
         self._generation_config = self._greedy_config()
 
@@ -165,7 +175,7 @@ class HFVisionLanguageModel:
         began = time.perf_counter()
         output = self.model.generate(**inputs, generation_config=self._config(max_new_tokens=max_new_tokens))
         self.model_seconds += time.perf_counter() - began
-        new_tokens = output[:, inputs["input_ids"].shape[1]:]
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return [cut_at_stop(text, stop) for text in texts]
 
@@ -196,7 +206,9 @@ class HFVisionLanguageModel:
             high = getattr(image_processor, "max_pixels", None) or width * height
             pixels = min(max(width * height, low), high)
             return max(1, round(pixels / (patch * merge) ** 2))
-        return int(getattr(self.processor, "num_image_tokens", 0) or getattr(self.model.config, "image_seq_length", 0) or 0)
+        return int(
+            getattr(self.processor, "num_image_tokens", 0) or getattr(self.model.config, "image_seq_length", 0) or 0
+        )
 
     @torch.inference_mode()
     def continuation_scores(
@@ -210,7 +222,7 @@ class HFVisionLanguageModel:
                 raise ValueError(f"{self.pretrained}: the continuation {text!r} encodes to no tokens")
         results: list[tuple[float, int, bool]] = []
         for start in range(0, len(token_lists), max(1, chunk)):
-            results += self._score_chunk(context, token_lists[start:start + max(1, chunk)])
+            results += self._score_chunk(context, token_lists[start : start + max(1, chunk)])
         return results
 
     def _score_chunk(self, context, token_lists: list[list[int]]) -> list[tuple[float, int, bool]]:
@@ -227,7 +239,9 @@ class HFVisionLanguageModel:
             if not isinstance(value, torch.Tensor):
                 inputs[key] = value
             elif value.shape[:2] == (1, n_context):  # per-token tensors: input ids, masks, token types
-                tail = continuation if key == "input_ids" else mask if key == "attention_mask" else torch.zeros_like(mask)
+                tail = (
+                    continuation if key == "input_ids" else mask if key == "attention_mask" else torch.zeros_like(mask)
+                )
                 inputs[key] = torch.cat([value.expand(count, -1), tail.to(value.dtype)], dim=1)
             else:  # per-image tensors (pixel values, grids, sizes): one copy of the image per row
                 inputs[key] = torch.cat([value] * count, dim=0)
@@ -236,7 +250,7 @@ class HFVisionLanguageModel:
         except TypeError:  # a model without logits_to_keep: slice afterwards
             logits = self.model(**inputs).logits
         # position n_context - 1 + j predicts continuation token j
-        logits = logits[:, -(width + 1):-1].float()
+        logits = logits[:, -(width + 1) : -1].float()
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, continuation.unsqueeze(-1)).squeeze(-1) * mask
         greedy = ((logits.argmax(dim=-1) == continuation) | (mask == 0)).all(dim=1)
         return [(float(logprobs[row].sum()), len(ids), bool(greedy[row])) for row, ids in enumerate(token_lists)]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+
 from clsbench.tasks.protocol.draws import LETTERS
 
 Norm = Literal["sum", "mean"]

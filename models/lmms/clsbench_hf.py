@@ -47,12 +47,11 @@ from lmms_eval.api.model import lmms
 from loguru import logger as eval_logger
 from tqdm import tqdm
 
-from clsbench.tasks.protocol.questions import prompt_parts
-from clsbench.tasks.runtime.stores import weights_fingerprint
-
 from clsbench.models.engine.answer_store import AnswerStore, answer_key
 from clsbench.models.engine.answering import Answerer, DecisionLog, Query
 from clsbench.models.engine.hf_vlm import HFVisionLanguageModel, VisualPrompt
+from clsbench.tasks.protocol.questions import prompt_parts
+from clsbench.tasks.runtime.stores import weights_fingerprint
 
 DEFAULT_LOG_DIR = "clsbench_model_logs"
 _LOG_ONLY = ("dataset", "sample_key", "label", "answer")
@@ -98,25 +97,40 @@ class ClsbenchHF(lmms):
             self._rank, self._world_size = accelerator.local_process_index, accelerator.num_processes
         self.accelerator = accelerator
         self.engine = HFVisionLanguageModel(
-            str(pretrained), device=device, dtype=dtype, device_map=device_map, revision=revision,
-            trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
-            chat_template=chat_template, system_prompt=system_prompt,
+            str(pretrained),
+            device=device,
+            dtype=dtype,
+            device_map=device_map,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
+            chat_template=chat_template,
+            system_prompt=system_prompt,
         )
         self.answerer = Answerer(
-            self.engine, mode, loglik_norm=loglik_norm, cfg_weight=float(cfg_weight),
-            loglik_context=loglik_context, loglik_chunk=int(loglik_chunk), max_new_tokens=max_new_tokens,
+            self.engine,
+            mode,
+            loglik_norm=loglik_norm,
+            cfg_weight=float(cfg_weight),
+            loglik_context=loglik_context,
+            loglik_chunk=int(loglik_chunk),
+            max_new_tokens=max_new_tokens,
         )
         self.mode = mode
         self.batch_size_per_gpu = int(batch_size)
         off = _off(log_dir)
         self.decision_log = DecisionLog(None if off else log_dir, f"{pretrained}_{mode}_rank{self._rank}")
         self.inference_seconds = 0.0  # time inside the model, for throughput reports
-        self.num_workers = (1 if str(self.engine.device).startswith("cuda") else 0) if num_workers == "auto" else int(num_workers)
+        self.num_workers = (
+            (1 if str(self.engine.device).startswith("cuda") else 0) if num_workers == "auto" else int(num_workers)
+        )
         self.answer_store = None
         if not _off(answer_store):
             folder = Path(answer_store)
             if answer_store == "auto":
-                folder = Path(os.environ.get("CLSBENCH_ANSWER_STORE") or Path(log_dir if not off else DEFAULT_LOG_DIR) / "answers")
+                folder = Path(
+                    os.environ.get("CLSBENCH_ANSWER_STORE") or Path(log_dir if not off else DEFAULT_LOG_DIR) / "answers"
+                )
             fingerprint = {
                 "model": str(pretrained),
                 "weights": weights_fingerprint(
@@ -125,9 +139,14 @@ class ClsbenchHF(lmms):
                 "dtype": str(self.engine.dtype),
                 "mode": mode,
                 "settings": {
-                    "loglik_norm": loglik_norm, "cfg_weight": float(cfg_weight), "loglik_context": loglik_context,
-                    "max_new_tokens": max_new_tokens, "system_prompt": system_prompt,
-                    "chat_template_sha256": hashlib.sha256(str(self.engine.processor.chat_template).encode()).hexdigest()[:16],
+                    "loglik_norm": loglik_norm,
+                    "cfg_weight": float(cfg_weight),
+                    "loglik_context": loglik_context,
+                    "max_new_tokens": max_new_tokens,
+                    "system_prompt": system_prompt,
+                    "chat_template_sha256": hashlib.sha256(
+                        str(self.engine.processor.chat_template).encode()
+                    ).hexdigest()[:16],
                 },
             }
             local = Path(str(pretrained)).expanduser()
@@ -187,27 +206,40 @@ class ClsbenchHF(lmms):
                 replies[index] = stored["reply"]
         reused = sum(reply is not None for reply in replies)
         if reused and self.rank == 0:
-            print(f"clsbench_hf: {reused} of {len(requests)} replies reused from the answer store "
-                  f"{self.answer_store.path.parent}", file=sys.stderr, flush=True)
+            print(
+                f"clsbench_hf: {reused} of {len(requests)} replies reused from the answer store "
+                f"{self.answer_store.path.parent}",
+                file=sys.stderr,
+                flush=True,
+            )
         pending = [i for i in range(len(requests)) if replies[i] is None]
         lengths = dict(zip(pending, self._lengths([requests[i] for i in pending])))
         order = sorted(pending, key=lambda i: -lengths[i])  # similar lengths share a batch: less padding
         size = 1 if self.mode == "loglik" else max(1, self.batch_size)
         progress = tqdm(total=len(requests), initial=reused, disable=self.rank != 0, desc=f"clsbench_hf {self.mode}")
-        batches = [order[start:start + size] for start in range(0, len(order), size)]
+        batches = [order[start : start + size] for start in range(0, len(order), size)]
         for batch, queries, inputs in self._prepared(requests, batches):
             began = time.perf_counter()
             answers = self.answerer.answer(queries, inputs)
             self.inference_seconds += time.perf_counter() - began
-            for index, query, answer in zip(batch, queries, answers):
+            for index, answer in zip(batch, answers):
                 replies[index] = answer.text
-                self.cache_hook.add_partial("generate_until", (requests[index].args[0], requests[index].args[1]), answer.text)
+                self.cache_hook.add_partial(
+                    "generate_until", (requests[index].args[0], requests[index].args[1]), answer.text
+                )
             if self.answer_store is not None:
-                self.answer_store.add([
-                    {"key": keys[index], "task": requests[index].args[4], "doc_id": requests[index].args[3],
-                     "reply": answer.text, "record": answer.record}
-                    for index, answer in zip(batch, answers)
-                ])
+                self.answer_store.add(
+                    [
+                        {
+                            "key": keys[index],
+                            "task": requests[index].args[4],
+                            "doc_id": requests[index].args[3],
+                            "reply": answer.text,
+                            "record": answer.record,
+                        }
+                        for index, answer in zip(batch, answers)
+                    ]
+                )
             records = [answer.record for answer in answers if answer.record is not None]
             by_task: dict[str, list[dict]] = {}
             for record in records:
@@ -228,7 +260,11 @@ class ClsbenchHF(lmms):
         from PIL import Image
 
         contexts = [request.args[0] for request in requests]
-        texts = [len(ids) for ids in self.engine.tokenizer(contexts, add_special_tokens=False)["input_ids"]] if contexts else []
+        texts = (
+            [len(ids) for ids in self.engine.tokenizer(contexts, add_special_tokens=False)["input_ids"]]
+            if contexts
+            else []
+        )
         lengths = []
         for request, text in zip(requests, texts):
             _, _, _, doc_id, task, split = request.args

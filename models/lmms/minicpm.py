@@ -62,7 +62,9 @@ class ClsbenchMiniCPM(lmms):
             doc = self.task_dict[task][split][doc_id]
             images = doc_to_visual(doc)
             if len(images) != 1:
-                raise ValueError(f"clsbench_minicpm: {task} doc {doc_id} has {len(images)} images; MiniCPM-V's chat takes one")
+                raise ValueError(
+                    f"clsbench_minicpm: {task} doc {doc_id} has {len(images)} images; MiniCPM-V's chat takes one"
+                )
             reply = self.model.chat(
                 image=images[0],
                 msgs=[{"role": "user", "content": context}],

@@ -39,13 +39,14 @@ def _clsbench_folder() -> str:
     try:
         return str(task_folder_for())
     except Exception as error:  # a malformed prepared copy must not stop lmms-eval from starting
-        warnings.warn(f"clsbench: prepared data could not be indexed ({error}); using the Hub-only task folder",
-                      stacklevel=2)
+        warnings.warn(
+            f"clsbench: prepared data could not be indexed ({error}); using the Hub-only task folder", stacklevel=2
+        )
         return str(PACKAGE_TASK_FOLDER)
 
 
 def add_task_folder() -> bool:
-    """Make lmms-eval's TaskManager index clsbench's tasks after its own; False when it was not done (and why is warned)."""
+    """Make lmms-eval's TaskManager index clsbench's tasks after its own; False when not done (a warning says why)."""
     if os.environ.get("CLSBENCH_LMMS_TASKS", "1") == "0":
         return False
     try:
@@ -62,7 +63,9 @@ def add_task_folder() -> bool:
         warnings.warn(
             f"clsbench: lmms-eval {version} is not {SUPPORTED_LMMS_EVAL}, whose task index clsbench extends; its "
             'tasks are not added automatically. Pass --include_path "$(clsbench tasks-path)" to lmms-eval, or use '
-            "`clsbench lmms`.", stacklevel=2)
+            "`clsbench lmms`.",
+            stacklevel=2,
+        )
         return False
 
     @functools.wraps(original)

@@ -8,11 +8,11 @@ Imported only by :func:`clsbench.tasks.toolkits.vlmeval.register` (it needs ``vl
 
 from __future__ import annotations
 
-from clsbench.tasks.data.samples import open_image
-from clsbench.tasks.protocol.questions import prompt_parts
 from vlmeval.vlm.base import BaseModel
 
 from clsbench.models.engine.answering import DecisionLog, Query, build_answerer
+from clsbench.tasks.data.samples import open_image
+from clsbench.tasks.protocol.questions import prompt_parts
 
 DEFAULT_LOG_DIR = "clsbench_model_logs"
 
@@ -22,8 +22,15 @@ class ClsbenchVLM(BaseModel):
 
     INTERLEAVE = False
 
-    def __init__(self, model_path: str, mode: str = "generate", log_dir: str | None = DEFAULT_LOG_DIR,
-                 max_new_tokens: int = 16, use_vllm: bool = False, **settings) -> None:
+    def __init__(
+        self,
+        model_path: str,
+        mode: str = "generate",
+        log_dir: str | None = DEFAULT_LOG_DIR,
+        max_new_tokens: int = 16,
+        use_vllm: bool = False,
+        **settings,
+    ) -> None:
         super().__init__()
         if use_vllm:  # VLMEvalKit passes this to models whose name contains "Qwen2-VL"
             raise ValueError("ClsbenchVLM runs transformers models; use_vllm is not supported")

@@ -14,11 +14,11 @@ import os
 import shutil
 from pathlib import Path
 
-from clsbench.tasks.toolkits.lmms_runner import run_lmms
 from clsbench.tasks.data.fixtures import write_fixture_data
 from clsbench.tasks.protocol.catalog import ALL_TASKS_GROUP
 from clsbench.tasks.protocol.registry import DATASETS
 from clsbench.tasks.report.build import write_report
+from clsbench.tasks.toolkits.lmms_runner import run_lmms
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -30,27 +30,38 @@ OFFLINE_ENV = {
 
 
 def run_demo(work_dir: Path, samples: int = 8) -> int:
-    from clsbench.clip_baselines.demo import run_clip_demo
-    from clsbench.models.fixtures import build_tiny_llava
-
     import warnings
 
+    from clsbench.clip_baselines.demo import run_clip_demo
+    from clsbench.models.fixtures import build_tiny_llava
     from clsbench.tasks.data.loading import PartialSplitWarning
 
     warnings.filterwarnings("ignore", category=PartialSplitWarning)
     work_dir = work_dir.resolve()
-    for stale in ("results", "clip_results", "report", "model_logs"):  # a demo starts clean; only the model builds are reused
+    for stale in (
+        "results",
+        "clip_results",
+        "report",
+        "model_logs",
+    ):  # a demo starts clean; only the model builds are reused
         shutil.rmtree(work_dir / stale, ignore_errors=True)
     data_dir = write_fixture_data(work_dir / "data", samples)
     model_dir = build_tiny_llava(work_dir / "tiny-llava")
-    print(f"clsbench demo: {samples} fixture samples x {len(DATASETS)} datasets in {data_dir}; tiny LLaVA in {model_dir}")
+    print(
+        f"clsbench demo: {samples} fixture samples x {len(DATASETS)} datasets in {data_dir}; tiny LLaVA in {model_dir}"
+    )
     code, _ = run_lmms(
         [
-            "--model", "clsbench_hf",
-            "--model_args", f"pretrained={model_dir},mode=score,log_dir={work_dir / 'model_logs'}",
-            "--tasks", ALL_TASKS_GROUP,
-            "--batch_size", "8",
-            "--output_path", str(work_dir / "results"),
+            "--model",
+            "clsbench_hf",
+            "--model_args",
+            f"pretrained={model_dir},mode=score,log_dir={work_dir / 'model_logs'}",
+            "--tasks",
+            ALL_TASKS_GROUP,
+            "--batch_size",
+            "8",
+            "--output_path",
+            str(work_dir / "results"),
             "--log_samples",
         ],
         data_dir=data_dir,
@@ -63,6 +74,11 @@ def run_demo(work_dir: Path, samples: int = 8) -> int:
     print("\nclsbench demo: the tiny random-weight open_clip model on the same questions (mcq mode)")
     run_clip_demo(work_dir, data_dir)
     print(f"\nReport (table, figures, per-class accuracy) in {work_dir / 'report'}:\n")
-    write_report([work_dir / "results", work_dir / "clip_results"], work_dir / "report", data_dir=data_dir, reference="paper",
-                 rename={f"clsbench_hf ({model_dir.name}) [score]": "tiny LLaVA-1.5, clsbench_hf score (random weights)"})
+    write_report(
+        [work_dir / "results", work_dir / "clip_results"],
+        work_dir / "report",
+        data_dir=data_dir,
+        reference="paper",
+        rename={f"clsbench_hf ({model_dir.name}) [score]": "tiny LLaVA-1.5, clsbench_hf score (random weights)"},
+    )
     return 0

@@ -8,13 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from clsbench.tasks.data.loading import DataError, classnames_for, data_root, find_prepared, load_rows
-from clsbench.tasks.protocol.questions import DEFAULT_SEED, SampleError, format_prompt, make_sample
+from clsbench.tasks.data.loading import DataError, classnames_for, data_root, find_prepared, hub_status, load_rows
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
-from clsbench.tasks.data.loading import hub_status
-from clsbench.tasks.toolkits.lmms_runner import run_lmms
+from clsbench.tasks.protocol.questions import DEFAULT_SEED, SampleError, format_prompt, make_sample
 from clsbench.tasks.protocol.registry import DATASETS, HubSource, get_dataset
-
+from clsbench.tasks.toolkits.lmms_runner import run_lmms
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -42,7 +40,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             if isinstance(spec.source, HubSource)
             else "local (clsbench prepare)"
         )
-        print(f"{spec.key:<13}{spec.abbreviation:<8}{spec.group or 'extra':<14}{spec.expected_size:>8,}  {source:<62}{state}")
+        print(
+            f"{spec.key:<13}{spec.abbreviation:<8}{spec.group or 'extra':<14}{spec.expected_size:>8,}  "
+            f"{source:<62}{state}"
+        )
     return 0
 
 
@@ -86,11 +87,17 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     prepared = prepare(args.dataset, args.source, args.data_dir, skip_corrupt=args.skip_corrupt, subset=args.subset)
     skipped = len(prepared.meta.get("skipped", []))
-    print(f"{prepared.key}: {prepared.meta['rows']} rows written to {prepared.root}" + (f" ({skipped} skipped)" if skipped else ""))
+    print(
+        f"{prepared.key}: {prepared.meta['rows']} rows written to {prepared.root}"
+        + (f" ({skipped} skipped)" if skipped else "")
+    )
     expected = get_dataset(args.dataset).expected_size
     if prepared.meta["rows"] != expected:
-        print(f"clsbench prepare: warning: the paper's {args.dataset} split has {expected:,} images, this copy "
-              f"{prepared.meta['rows']:,}; check the raw files (see `clsbench list` and README)", file=sys.stderr)
+        print(
+            f"clsbench prepare: warning: the paper's {args.dataset} split has {expected:,} images, this copy "
+            f"{prepared.meta['rows']:,}; check the raw files (see `clsbench list` and README)",
+            file=sys.stderr,
+        )
     print(f'use it with: lmms-eval --include_path "$(clsbench tasks-path --data-dir {data_root(args.data_dir)})" ...')
     return 0
 
@@ -112,8 +119,15 @@ def cmd_negatives(args: argparse.Namespace) -> int:
         from clsbench.clip_baselines.hard_negatives import DEFAULT_MODEL, DEFAULT_PRETRAINED, clip_hard
 
         pretrained = args.pretrained if args.pretrained or args.model != DEFAULT_MODEL else DEFAULT_PRETRAINED
-        path = clip_hard(args.dataset, classnames, args.model, pretrained, data_dir=args.data_dir,
-                         out_root=args.data_dir, templates=args.templates)
+        path = clip_hard(
+            args.dataset,
+            classnames,
+            args.model,
+            pretrained,
+            data_dir=args.data_dir,
+            out_root=args.data_dir,
+            templates=args.templates,
+        )
     print(f"{args.dataset}: {args.method} negatives written to {path}")
     return 0
 
@@ -138,8 +152,10 @@ def cmd_tasks_path(args: argparse.Namespace) -> int:
 
     folder = task_folder_for(args.data_dir)
     if folder != PACKAGE_TASK_FOLDER:
-        print(f"clsbench: wrote the task folder for these prepared copies to {folder} (its YAMLs read them)",
-              file=sys.stderr)
+        print(
+            f"clsbench: wrote the task folder for these prepared copies to {folder} (its YAMLs read them)",
+            file=sys.stderr,
+        )
     print(folder)
     return 0
 
@@ -157,8 +173,11 @@ def stop_on_known_bad(command: str) -> bool:
     for message in errors:
         print(f"clsbench {command}: error: {message}", file=sys.stderr)
     if errors:
-        print(f"clsbench {command}: stopped before running lmms-eval; `clsbench doctor` shows every installed version "
-              "(CLSBENCH_SKIP_DOCTOR=1 skips this check)", file=sys.stderr)
+        print(
+            f"clsbench {command}: stopped before running lmms-eval; `clsbench doctor` shows every installed version "
+            "(CLSBENCH_SKIP_DOCTOR=1 skips this check)",
+            file=sys.stderr,
+        )
     return bool(errors)
 
 
@@ -184,8 +203,10 @@ def cmd_upstream(args: argparse.Namespace) -> int:
     from clsbench.tasks.toolkits.upstream import write_upstream_kit
 
     folder = write_upstream_kit(args.dest, clsbench_version())
-    print(f"clsbench: the task folder is {folder} (copy it to lmms_eval/tasks/), the PR description "
-          f"{folder.parent / 'PR.md'}")
+    print(
+        f"clsbench: the task folder is {folder} (copy it to lmms_eval/tasks/), the PR description "
+        f"{folder.parent / 'PR.md'}"
+    )
     return 0
 
 
@@ -218,8 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")
     p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
     p.add_argument("--label", type=int, help="the sample's label, to skip loading the data")
-    p.add_argument("--class-names", default="paper", metavar="SET",
-                   help="class-name set shown: paper (default; ImageNet's first WordNet lemmas) or, for imagenet, openai")
+    p.add_argument(
+        "--class-names",
+        default="paper",
+        metavar="SET",
+        help="class-name set shown: paper (default; ImageNet's first WordNet lemmas) or, for imagenet, openai",
+    )
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(run=cmd_options)
 
@@ -233,15 +258,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("negatives", help="precompute hard negatives into the file the hard-negative tasks read")
     p.add_argument("dataset", choices=list(DATASETS), help="dataset key")
-    p.add_argument("--method", required=True, choices=["text-similar", "clip-hard"],
-                   help="text-similar: nearest class names (per class); clip-hard: a CLIP model's top wrong classes (per image)")
-    p.add_argument("--encoder", default="sentence-transformers/all-MiniLM-L6-v2", help="text-similar: a sentence-transformers model id or path")
-    p.add_argument("--model", default="ViT-L-14",
-                   help="clip-hard: an open_clip name or a paper CLIP model (default: ViT-L-14, the protocol's OpenCLIP ViT-L/14)")
-    p.add_argument("--pretrained",
-                   help="clip-hard: open_clip pretrained tag (default with ViT-L-14: laion2b_s32b_b82k, trained on LAION-2B)")
-    p.add_argument("--templates", choices=("single", "ensemble"), default="single",
-                   help="clip-hard: zero-shot prompts for ranking (default: single, 'a photo of a {}.', as the protocol)")
+    p.add_argument(
+        "--method",
+        required=True,
+        choices=["text-similar", "clip-hard"],
+        help="text-similar: nearest class names (per class); clip-hard: a CLIP model's top wrong classes (per image)",
+    )
+    p.add_argument(
+        "--encoder",
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        help="text-similar: a sentence-transformers model id or path",
+    )
+    p.add_argument(
+        "--model",
+        default="ViT-L-14",
+        help="clip-hard: an open_clip name or a paper CLIP model (default: ViT-L-14, the protocol's OpenCLIP ViT-L/14)",
+    )
+    p.add_argument(
+        "--pretrained",
+        help="clip-hard: open_clip pretrained tag (default with ViT-L-14: laion2b_s32b_b82k, trained on LAION-2B)",
+    )
+    p.add_argument(
+        "--templates",
+        choices=("single", "ensemble"),
+        default="single",
+        help="clip-hard: zero-shot prompts for ranking (default: single, 'a photo of a {}.', as the protocol)",
+    )
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(run=cmd_negatives)
 
@@ -251,11 +293,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_descriptions)
 
     p = commands.add_parser("multilabel", help="single- and multi-label accuracy (ReGT, ReaL) of logged predictions")
-    p.add_argument("runs", nargs="+", help="lmms-eval --output_path folders (with --log_samples) or clsbench clip outputs")
+    p.add_argument(
+        "runs", nargs="+", help="lmms-eval --output_path folders (with --log_samples) or clsbench clip outputs"
+    )
     p.add_argument("--labels", required=True, help="valid labels per image: JSON list (ReaL order), JSON object or CSV")
-    p.add_argument("--dataset", default="imagenet", choices=list(DATASETS), help="dataset of the runs (default imagenet)")
+    p.add_argument(
+        "--dataset", default="imagenet", choices=list(DATASETS), help="dataset of the runs (default imagenet)"
+    )
     p.add_argument("--data-dir", help=data_dir_help)
-    p.add_argument("--with-data", action="store_true", help="read image ids from the data for predictions that lack them (CLIP)")
+    p.add_argument(
+        "--with-data", action="store_true", help="read image ids from the data for predictions that lack them (CLIP)"
+    )
     p.set_defaults(run=cmd_multilabel)
 
     p = commands.add_parser("tasks-path", help="the folder to pass to lmms-eval --include_path")
@@ -271,11 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(run=cmd_lmms)
 
-    p = commands.add_parser("upstream-lmms-eval", help="write the task folder as it would go into lmms-eval, and a PR description")
+    p = commands.add_parser(
+        "upstream-lmms-eval", help="write the task folder as it would go into lmms-eval, and a PR description"
+    )
     p.add_argument("dest", help="folder to write cls_mcq/ and PR.md into")
     p.set_defaults(run=cmd_upstream)
 
-    p = commands.add_parser("doctor", help="installed versions of clsbench's dependencies and every known-bad combination")
+    p = commands.add_parser(
+        "doctor", help="installed versions of clsbench's dependencies and every known-bad combination"
+    )
     p.set_defaults(run=cmd_doctor)
 
     p = commands.add_parser("demo", help="the whole path offline: fixture data, a tiny model, real lmms-eval, a table")
@@ -287,8 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_clip_parser(commands)
     from clsbench.tasks.report.build import add_report_command
+
     add_report_command(commands)
     from clsbench.tasks.cli.models import add_commands as add_mllm_commands
+
     add_mllm_commands(commands)
     return parser
 

@@ -13,15 +13,17 @@ import sys
 from clsbench.tasks.protocol.catalog import resolve_datasets
 
 DATA_DIR_HELP = "root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)"
+
+
 def dataset_keys(names: list[str]) -> list[str]:
     """Dataset keys from any name the catalog's one grammar accepts (see ``resolve_datasets``)."""
     return resolve_datasets(names)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from clsbench.models.catalog import MODE_NOTE, compact_listing, markdown_table
-
     import textwrap
+
+    from clsbench.models.catalog import MODE_NOTE, compact_listing, markdown_table
 
     note = MODE_NOTE if args.markdown else textwrap.fill(MODE_NOTE, 110)
     print(note + "\n\n" + (markdown_table() if args.markdown else compact_listing()))
@@ -48,7 +50,13 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
         )
         return 2
     from clsbench.models.vlmeval.registration import register
-    from clsbench.tasks.toolkits.vlmeval import VLMEVAL_DATASETS, parse_model_args, print_table, run_vlmeval, vlmeval_name
+    from clsbench.tasks.toolkits.vlmeval import (
+        VLMEVAL_DATASETS,
+        parse_model_args,
+        print_table,
+        run_vlmeval,
+        vlmeval_name,
+    )
 
     names: list[str] = []
     for item in args.data:  # an exact VLMEvalKit name keeps its class-name set (ClsBench_imagenet_openai)
@@ -57,8 +65,15 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
     extra = [arg for arg in args.passthrough if arg != "--"]
     try:
         code = run_vlmeval(
-            args.model, names, work_dir=args.work_dir, lmu_data=args.lmu_data, data_dir=args.data_dir,
-            model_args=parse_model_args(args.model_args), run_py=args.run_py, extra_args=extra, register=register,
+            args.model,
+            names,
+            work_dir=args.work_dir,
+            lmu_data=args.lmu_data,
+            data_dir=args.data_dir,
+            model_args=parse_model_args(args.model_args),
+            run_py=args.run_py,
+            extra_args=extra,
+            register=register,
         )
     except FileNotFoundError as error:
         print(f"clsbench vlmeval: error: {error}", file=sys.stderr)
@@ -69,16 +84,28 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
 
 def add_commands(commands) -> None:
     """Add the MLLM subcommands to the core CLI's subparsers."""
-    p = commands.add_parser("models", help="how to run the paper's MLLMs: commands per toolkit, needs, what was checked")
+    p = commands.add_parser(
+        "models", help="how to run the paper's MLLMs: commands per toolkit, needs, what was checked"
+    )
     p.add_argument("--markdown", action="store_true", help="print the README's Markdown table instead of the listing")
     p.set_defaults(run=cmd_models)
 
     p = commands.add_parser("export-vlmeval", help="write VLMEvalKit MCQ TSVs with the lmms-eval tasks' questions")
-    p.add_argument("datasets", nargs="+", help="dataset keys (food101), names (ClsBench_food101, cls_food101_mcq) or groups (cls_mcq = all ten)")
-    p.add_argument("--output-dir", required=True, help="folder for ClsBench_<dataset>.tsv (VLMEvalKit reads $LMUData/<name>.tsv)")
+    p.add_argument(
+        "datasets",
+        nargs="+",
+        help="dataset keys (food101), names (ClsBench_food101, cls_food101_mcq) or groups (cls_mcq = all ten)",
+    )
+    p.add_argument(
+        "--output-dir", required=True, help="folder for ClsBench_<dataset>.tsv (VLMEvalKit reads $LMUData/<name>.tsv)"
+    )
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
-    p.add_argument("--class-names", default="paper", metavar="SET",
-                   help="class-name set shown: paper (default) or, for imagenet, openai (written as ClsBench_imagenet_openai)")
+    p.add_argument(
+        "--class-names",
+        default="paper",
+        metavar="SET",
+        help="class-name set shown: paper (default) or, for imagenet, openai (written as ClsBench_imagenet_openai)",
+    )
     p.set_defaults(run=cmd_export_vlmeval)
 
     p = commands.add_parser(
@@ -87,9 +114,14 @@ def add_commands(commands) -> None:
         description="Anything after `--` goes to VLMEvalKit's run.py unchanged (e.g. -- --mode infer --reuse).",
     )
     p.add_argument("--model", nargs="+", required=True, help="VLMEvalKit model names (see `clsbench models`)")
-    p.add_argument("--data", nargs="+", required=True, help="dataset keys, names (ClsBench_food101) or groups (cls_mcq = all ten)")
-    p.add_argument("--model-args", help="k=v,... for clsbench.models.vlmeval.model.ClsbenchVLM (model_path=...,mode=score): "
-                   "registers each --model name with these settings")
+    p.add_argument(
+        "--data", nargs="+", required=True, help="dataset keys, names (ClsBench_food101) or groups (cls_mcq = all ten)"
+    )
+    p.add_argument(
+        "--model-args",
+        help="k=v,... for clsbench.models.vlmeval.model.ClsbenchVLM (model_path=...,mode=score): "
+        "registers each --model name with these settings",
+    )
     p.add_argument("--work-dir", default="./outputs", help="VLMEvalKit's --work-dir")
     p.add_argument("--lmu-data", help="where the TSVs are ($LMUData, default ~/LMUData); missing ones are exported")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)

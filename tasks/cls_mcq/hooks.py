@@ -46,10 +46,19 @@ def questions_for(rows, key: str, suffix: str, data_dir: str | os.PathLike | Non
     """The rows of ``cls_<key>…<suffix>`` with their questions, under the variant's settings from the catalog."""
     if suffix in MCQ_VARIANTS:
         variant = MCQ_VARIANTS[suffix]
-        return add_questions(rows, key, n_options=variant.n_options, negatives=variant.negatives,
-                             name_set=variant.name_set, question=variant.question, data_dir=data_dir)
+        return add_questions(
+            rows,
+            key,
+            n_options=variant.n_options,
+            negatives=variant.negatives,
+            name_set=variant.name_set,
+            question=variant.question,
+            data_dir=data_dir,
+        )
     if suffix == "_textonly":
         return add_descriptions(rows, key, data_dir=data_dir)
     if suffix in FREE_FORM_KINDS:
         return add_questions(rows, key, data_dir=data_dir)
-    raise KeyError(f"no clsbench variant with suffix {suffix!r} (known: {', '.join(map(repr, [*MCQ_VARIANTS, *FREE_FORM_KINDS]))})")
+    raise KeyError(
+        f"no clsbench variant with suffix {suffix!r} (known: {', '.join(map(repr, [*MCQ_VARIANTS, *FREE_FORM_KINDS]))})"
+    )

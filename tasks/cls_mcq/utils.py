@@ -26,7 +26,9 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent)
 
 @said_first
 def doc_to_visual(doc):
-    return [open_image(doc["image"], dataset=doc["dataset"], sample_key=doc["sample_key"], source_id=doc.get("source_id"))]
+    return [
+        open_image(doc["image"], dataset=doc["dataset"], sample_key=doc["sample_key"], source_id=doc.get("source_id"))
+    ]
 
 
 def doc_to_text(doc, lmms_eval_specific_kwargs=None):
@@ -41,7 +43,7 @@ def doc_to_text(doc, lmms_eval_specific_kwargs=None):
 
 
 def process_results(doc, results):
-    """Per sample: 0/1 accuracy and unparseable (lmms-eval averages them, with a stderr) and the full decision record."""
+    """Per sample: 0/1 accuracy and unparseable (lmms-eval averages them, with a stderr) and the decision record."""
     record = score_reply(results[0] if results else None, doc["options"], doc["answer"])
     record.update(sample_key=doc["sample_key"], label=doc["label"], image_id=image_id(doc))
     record["prediction"] = doc["option_labels"][ord(record["parsed"]) - 65] if record["parsed"] else None
@@ -86,7 +88,12 @@ def free_form_process_results(doc, results):
         "exact": exact_class(reply, classnames_for(doc["dataset"], _DATA_DIR)),
         "contains": int(contains_class(reply, doc["class_name"])),
     }
-    return {"strict_accuracy": record, "mapped_accuracy": record, "contains_accuracy": record, "out_of_list_rate": record}
+    return {
+        "strict_accuracy": record,
+        "mapped_accuracy": record,
+        "contains_accuracy": record,
+        "out_of_list_rate": record,
+    }
 
 
 def aggregate_strict_accuracy(records):

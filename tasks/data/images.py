@@ -21,7 +21,6 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-
 _FLAG_LOCK = threading.Lock()
 
 

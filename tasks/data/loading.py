@@ -81,7 +81,9 @@ def find_prepared(key: str, data_dir: str | os.PathLike | None = None) -> Prepar
         meta = json.loads(meta_path.read_text("utf-8"))
     except (OSError, ValueError) as error:
         raise DataError(f"{key}: {meta_path} is not readable JSON ({error}); {redo}") from error
-    if not isinstance(meta, dict) or not all(field in meta for field in ("dataset", "schema_version", "rows", "classnames")):
+    if not isinstance(meta, dict) or not all(
+        field in meta for field in ("dataset", "schema_version", "rows", "classnames")
+    ):
         raise DataError(f"{key}: {meta_path} lacks dataset, schema_version, rows or classnames; {redo}")
     if meta.get("dataset") != key:
         raise DataError(f"{meta_path} describes dataset {meta.get('dataset')!r}, not {key!r}")
@@ -98,7 +100,9 @@ def _check_prepared_files(prepared: PreparedData, redo: str) -> None:
     key = prepared.key
     shards = sorted((prepared.root / "data").glob("test-*.parquet"))
     if not shards:
-        raise DataError(f"{key}: {prepared.root / META_FILE} exists but {prepared.parquet_glob} matches no file; {redo}")
+        raise DataError(
+            f"{key}: {prepared.root / META_FILE} exists but {prepared.parquet_glob} matches no file; {redo}"
+        )
     rows = 0
     for shard in shards:
         try:
@@ -114,7 +118,10 @@ def _check_prepared_files(prepared: PreparedData, redo: str) -> None:
             raise DataError(f"{key}: {shard} stores labels as {label_type}, not integers; {redo}")
         names = _parquet_label_names(schema)
         if names is not None and list(names) != list(prepared.classnames):
-            first = next((i for i, (a, b) in enumerate(zip(names, prepared.classnames)) if a != b), min(len(names), len(prepared.classnames)))
+            first = next(
+                (i for i, (a, b) in enumerate(zip(names, prepared.classnames)) if a != b),
+                min(len(names), len(prepared.classnames)),
+            )
             raise DataError(
                 f"{key}: {shard} and {prepared.root / META_FILE} disagree on the class list ({len(names)} vs "
                 f"{len(prepared.classnames)} names; first difference at label {first}); {redo}"
@@ -123,7 +130,10 @@ def _check_prepared_files(prepared: PreparedData, redo: str) -> None:
     if rows == 0:
         raise DataError(f"{key}: the prepared copy at {prepared.root} has no rows; {redo}")
     if rows != prepared.meta["rows"]:
-        raise DataError(f"{key}: the parquet files at {prepared.root} hold {rows} rows, {META_FILE} says {prepared.meta['rows']}; {redo}")
+        raise DataError(
+            f"{key}: the parquet files at {prepared.root} hold {rows} rows, "
+            f"{META_FILE} says {prepared.meta['rows']}; {redo}"
+        )
     spec = get_dataset(key)
     if spec.classnames is not None and len(prepared.classnames) != len(spec.classnames):
         raise DataError(
@@ -160,7 +170,8 @@ def hub_offline_message(spec: DatasetSpec, error: BaseException) -> str:
     assert isinstance(source, HubSource)
     gated = " (gated: accept its terms on the Hub, then `hf auth login`)" if spec.key == "imagenet" else ""
     return (
-        f"{spec.key}: could not load {source.repo_id}@{source.revision[:7]} from the Hugging Face Hub{gated} ({error}).\n"
+        f"{spec.key}: could not load {source.repo_id}@{source.revision[:7]} "
+        f"from the Hugging Face Hub{gated} ({error}).\n"
         "To run offline, on a machine with access download just this split's files:\n"
         f"  {source.download_command()}\n"
         f"then here `clsbench prepare {spec.key} --source SNAPSHOT`, or set HF_HUB_OFFLINE=1 with a filled HF cache."
@@ -243,8 +254,11 @@ def check_row_count(key: str, rows: int, where: str, *, strict: bool) -> None:
         raise DataError(message + "; the pinned revision should never change size (corrupt download?)")
     import warnings
 
-    warnings.warn(message + " (a partial or fixture copy: results are not comparable with the paper's)",
-                  PartialSplitWarning, stacklevel=2)
+    warnings.warn(
+        message + " (a partial or fixture copy: results are not comparable with the paper's)",
+        PartialSplitWarning,
+        stacklevel=2,
+    )
 
 
 def to_standard_columns(rows, source: HubSource):
@@ -252,12 +266,16 @@ def to_standard_columns(rows, source: HubSource):
     renames = {source.image_column: "image", source.label_column: "label"}
     missing = [column for column in renames if column not in rows.column_names]
     if missing:
-        raise DataError(f"{source.repo_id}@{source.revision[:7]}: expected columns {missing}, found {rows.column_names}")
+        raise DataError(
+            f"{source.repo_id}@{source.revision[:7]}: expected columns {missing}, found {rows.column_names}"
+        )
     renames = {old: new for old, new in renames.items() if old != new}
     return rows.rename_columns(renames) if renames else rows
 
 
-def classnames_for(key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES) -> tuple[str, ...]:
+def classnames_for(
+    key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES
+) -> tuple[str, ...]:
     """Class names in label order: package data, or the prepared copy's list where the package has none."""
     spec = get_dataset(key)
     names = spec.names(name_set)
@@ -282,16 +300,17 @@ def write_prepared(
 ) -> PreparedData:
     """Write ``(source_id, image_bytes, label)`` records as a prepared copy in the standard schema.
 
-    Every image is fully decoded (:func:`clsbench.tasks.data.images.decode_image`) and every label range-checked here, so a prepared copy
+    Every image is fully decoded (:func:`clsbench.tasks.data.images.decode_image`) and every label
+    range-checked here, so a prepared copy
     never fails mid-evaluation; a bad record raises an error naming it, or is skipped and listed in
     ``clsbench.json`` with ``skip_corrupt``. Shards are written as they fill, with a progress bar.
     """
+    import shutil
+
     import datasets
     from tqdm import tqdm
 
     from clsbench.tasks.data.images import ImageDecodeError, decode_image
-
-    import shutil
 
     final = Path(out_dir)
     # Build beside the target and swap it in at the end: a failed run leaves the old copy intact.
@@ -302,7 +321,9 @@ def write_prepared(
     # names, so ImageNet's list (two "missile" classes) is stored as plain ints, named by the registry.
     unique_names = len(set(classnames)) == len(classnames)
     label_feature = datasets.ClassLabel(names=list(classnames)) if unique_names else datasets.Value("int64")
-    features = datasets.Features({"image": datasets.Image(), "label": label_feature, "source_id": datasets.Value("string")})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": label_feature, "source_id": datasets.Value("string")}
+    )
     shard: dict[str, list] = {"image": [], "label": [], "source_id": []}
     shard_paths: list[Path] = []
     skipped: list[dict] = []

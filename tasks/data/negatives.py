@@ -59,13 +59,18 @@ class Negatives:
             raise DataError(f"{self.dataset}: the {self.method} negatives file has no entry for {what}") from None
 
 
-def load_negatives(dataset: str, method: str, classnames: Sequence[str], data_dir: str | os.PathLike | None = None) -> Negatives:
+def load_negatives(
+    dataset: str, method: str, classnames: Sequence[str], data_dir: str | os.PathLike | None = None
+) -> Negatives:
     """Read a negatives file, checking it was made for this dataset and class list."""
     if method not in METHODS:
         raise ValueError(f"unknown negatives method {method!r}; choose one of {', '.join(METHODS)}")
     path = negatives_path(dataset, method, data_dir)
     if not path.is_file():
-        raise DataError(f"{dataset}: no {method} negatives at {path}. Compute them with\n  {_command_hint(dataset, method)} --data-dir {data_root(data_dir)}")
+        raise DataError(
+            f"{dataset}: no {method} negatives at {path}. Compute them with\n"
+            f"  {_command_hint(dataset, method)} --data-dir {data_root(data_dir)}"
+        )
     content = json.loads(path.read_text("utf-8"))
     if content.get("format") != FORMAT or content.get("dataset") != dataset or content.get("method") != method:
         raise DataError(f"{path} is not a {method} negatives file for {dataset}")
@@ -76,8 +81,13 @@ def load_negatives(dataset: str, method: str, classnames: Sequence[str], data_di
 
 
 def write_negatives(
-    dataset: str, method: str, model: str, classnames: Sequence[str], ranked: dict[str, list[int]],
-    out_root: str | os.PathLike | None = None, fingerprint: dict | None = None,
+    dataset: str,
+    method: str,
+    model: str,
+    classnames: Sequence[str],
+    ranked: dict[str, list[int]],
+    out_root: str | os.PathLike | None = None,
+    fingerprint: dict | None = None,
 ) -> Path:
     path = negatives_path(dataset, method, out_root)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,5 +129,12 @@ def text_similar(dataset: str, classnames: Sequence[str], encoder: str = DEFAULT
     from clsbench.tasks.runtime.stores import weights_fingerprint
 
     fingerprint = {"encoder": encoder, "weights": weights_fingerprint(encoder), "precision": "fp32"}
-    return write_negatives(dataset, "text-similar", encoder, classnames, {str(c): row for c, row in enumerate(ranked)},
-                           out_root, fingerprint)
+    return write_negatives(
+        dataset,
+        "text-similar",
+        encoder,
+        classnames,
+        {str(c): row for c, row in enumerate(ranked)},
+        out_root,
+        fingerprint,
+    )

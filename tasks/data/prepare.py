@@ -26,7 +26,14 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import unquote
 
-from clsbench.tasks.data.loading import DataError, PreparedData, check_label_names, data_root, to_standard_columns, write_prepared
+from clsbench.tasks.data.loading import (
+    DataError,
+    PreparedData,
+    check_label_names,
+    data_root,
+    to_standard_columns,
+    write_prepared,
+)
 from clsbench.tasks.protocol.registry import DatasetSpec, HubSource, LocalSource, get_dataset
 
 Record = tuple[str, bytes, int]

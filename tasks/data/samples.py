@@ -1,13 +1,16 @@
 """TODO docstring (clsbench.tasks.mcq split)."""
 
 from __future__ import annotations
+
 import os
+
 from PIL import Image
+
 from clsbench.tasks.data.images import ImageDecodeError, decode_image
 from clsbench.tasks.data.negatives import load_negatives
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
-from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
 from clsbench.tasks.protocol.questions import DEFAULT_SEED, SampleError, make_samples
+from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
 
 
 def image_id(doc: dict) -> str | None:
@@ -60,7 +63,16 @@ def add_questions(
     """
     import datasets
 
-    from clsbench.tasks.data.loading import MISSING_DATA_COLUMN, DataError, check_label_names, check_row_count, find_prepared, load_rows, missing_data_message, to_standard_columns
+    from clsbench.tasks.data.loading import (
+        MISSING_DATA_COLUMN,
+        DataError,
+        check_label_names,
+        check_row_count,
+        find_prepared,
+        load_rows,
+        missing_data_message,
+        to_standard_columns,
+    )
 
     spec = get_dataset(dataset)
     if MISSING_DATA_COLUMN in rows.column_names:
@@ -81,7 +93,9 @@ def add_questions(
         raise DataError(f"{dataset}: no class names in the package or in the data's label feature")
     ranked = None if negatives == "random" else load_negatives(dataset, negatives, classnames, data_dir)
     labels = [int(label) if label is not None else None for label in rows["label"]]
-    samples = make_samples(dataset, labels, classnames, seed=seed, n_options=n_options, negatives=ranked, question=question)
+    samples = make_samples(
+        dataset, labels, classnames, seed=seed, n_options=n_options, negatives=ranked, question=question
+    )
     rows = rows.cast_column("image", datasets.Image(decode=False))
     for column in ("dataset", "sample_key", "question", "options", "answer", "option_labels"):
         values = [getattr(sample, column) for sample in samples]

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, GROUPS, DatasetSpec, dataset_for_name
-
 
 GROUP_TASKS = {"general": "cls_general_mcq", "fine-grained": "cls_finegrained_mcq"}
 
@@ -57,12 +57,24 @@ MCQ_VARIANTS: dict[str, McqVariant] = {
         McqVariant("_4opt", 4, description="4 options (P1 Appendix B.2, option-count ablation)"),
         McqVariant("_8opt", 8, description="8 options (P1 Appendix B.2)"),
         McqVariant("_16opt", 16, description="16 options (P1 Appendix B.2)"),
-        McqVariant("_textsim", MAX_OPTIONS, "text-similar",
-                   description="the 25 wrong classes nearest in text embedding (P1 Appendix B.3)"),
-        McqVariant("_cliphard", 5, "clip-hard", question="What type of object is in this photo?",
-                   description="5 options, CLIP-hard negatives, one fixed question (the fine-grained-knowledge paper)"),
-        McqVariant("_openai", name_set="openai",
-                   description="ImageNet with OpenAI's CLIP class names instead of the paper's WordNet names"),
+        McqVariant(
+            "_textsim",
+            MAX_OPTIONS,
+            "text-similar",
+            description="the 25 wrong classes nearest in text embedding (P1 Appendix B.3)",
+        ),
+        McqVariant(
+            "_cliphard",
+            5,
+            "clip-hard",
+            question="What type of object is in this photo?",
+            description="5 options, CLIP-hard negatives, one fixed question (the fine-grained-knowledge paper)",
+        ),
+        McqVariant(
+            "_openai",
+            name_set="openai",
+            description="ImageNet with OpenAI's CLIP class names instead of the paper's WordNet names",
+        ),
     )
 }
 
@@ -83,22 +95,49 @@ _FREE_FORM_METRICS = ("strict_accuracy", "mapped_accuracy", "contains_accuracy",
 FREE_FORM_KINDS: dict[str, FreeFormKind] = {
     kind.suffix: kind
     for kind in (
-        FreeFormKind("_open", "_open_template_yaml", _FREE_FORM_METRICS, "cls_open",
-                     description="open world: no options, the class name in free form (P1 Appendix B.1)"),
-        FreeFormKind("_closed", "_closed_template_yaml", _FREE_FORM_METRICS, "cls_closed", max_classes=256,
-                     description="closed world: every class name in the prompt (P1 Appendix B.1)"),
-        FreeFormKind("_closed_p2", "_closed_p2_template_yaml", _FREE_FORM_METRICS, "cls_closed_p2", max_classes=256,
-                     description="closed world with P2's prompt (section 2.3)"),
-        FreeFormKind("_describe", "_describe_template_yaml", ("described",), None,
-                     description="the privileged describe step of the text-only test (P1 Appendix C.2)"),
-        FreeFormKind("_textonly", "_textonly_template_yaml", ("accuracy", "unparseable_rate"), "cls_textonly",
-                     description="the text-only LLM test on those descriptions (P1 section 5.1)"),
+        FreeFormKind(
+            "_open",
+            "_open_template_yaml",
+            _FREE_FORM_METRICS,
+            "cls_open",
+            description="open world: no options, the class name in free form (P1 Appendix B.1)",
+        ),
+        FreeFormKind(
+            "_closed",
+            "_closed_template_yaml",
+            _FREE_FORM_METRICS,
+            "cls_closed",
+            max_classes=256,
+            description="closed world: every class name in the prompt (P1 Appendix B.1)",
+        ),
+        FreeFormKind(
+            "_closed_p2",
+            "_closed_p2_template_yaml",
+            _FREE_FORM_METRICS,
+            "cls_closed_p2",
+            max_classes=256,
+            description="closed world with P2's prompt (section 2.3)",
+        ),
+        FreeFormKind(
+            "_describe",
+            "_describe_template_yaml",
+            ("described",),
+            None,
+            description="the privileged describe step of the text-only test (P1 Appendix C.2)",
+        ),
+        FreeFormKind(
+            "_textonly",
+            "_textonly_template_yaml",
+            ("accuracy", "unparseable_rate"),
+            "cls_textonly",
+            description="the text-only LLM test on those descriptions (P1 section 5.1)",
+        ),
     )
 }
 
 
 def variant_folder(suffix: str) -> str:
-    """The subfolder of ``cls_mcq/`` holding a variant's YAMLs: ``4opt`` for ``_4opt``; the paper's protocol sits at the top."""
+    """The subfolder of ``cls_mcq/`` with a variant's YAMLs: ``4opt`` for ``_4opt``; the paper's is the top."""
     return suffix.lstrip("_")
 
 

@@ -121,7 +121,9 @@ def draw_negatives(
     dataset_key: str, sample_key: str, seed: int, label: int, classnames: Sequence[str], count: int
 ) -> list[int]:
     """The first ``count`` classes, distinct by name, of a seeded shuffle of all classes but ``label``."""
-    return first_distinct(_shuffled_others(dataset_key, sample_key, seed, label, len(classnames)), label, classnames, count)
+    return first_distinct(
+        _shuffled_others(dataset_key, sample_key, seed, label, len(classnames)), label, classnames, count
+    )
 
 
 def build_question(
@@ -143,7 +145,9 @@ def build_question(
     if sample_key.startswith("-") and sample_key[1:].isdigit():
         raise ValueError(f"sample key {sample_key!r} of {dataset_key!r}: row indices are 0 or more")
     if not 0 <= label < len(classnames):
-        raise ValueError(f"sample {sample_key!r} of {dataset_key!r}: label {label} is outside the {len(classnames)} classes")
+        raise ValueError(
+            f"sample {sample_key!r} of {dataset_key!r}: label {label} is outside the {len(classnames)} classes"
+        )
     n = min(n_options, len(set(classnames)))
     wording_index = _uniform(_stream(dataset_key, sample_key, seed, "wording"), n_wordings)
     position = _uniform(_stream(dataset_key, sample_key, seed, "position"), n)

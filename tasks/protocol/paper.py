@@ -19,19 +19,31 @@ from clsbench.tasks.protocol.registry import DATASETS
 # Hub id or VLMEvalKit model name -> Table 2 row. The paper names the model, not the checkpoint; these are
 # the public checkpoints of those models (the -hf conversions hold the same weights in transformers' layout).
 MLLM_ROWS: dict[str, str] = {
-    "Qwen/Qwen-VL-Chat": "Qwen-VL", "qwen_chat": "Qwen-VL",
-    "llava-hf/llava-1.5-7b-hf": "LLaVA-1.5", "liuhaotian/llava-v1.5-7b": "LLaVA-1.5", "llava_v1.5_7b": "LLaVA-1.5",
-    "llava-hf/llava-v1.6-vicuna-7b-hf": "LLaVA-1.6", "liuhaotian/llava-v1.6-vicuna-7b": "LLaVA-1.6",
+    "Qwen/Qwen-VL-Chat": "Qwen-VL",
+    "qwen_chat": "Qwen-VL",
+    "llava-hf/llava-1.5-7b-hf": "LLaVA-1.5",
+    "liuhaotian/llava-v1.5-7b": "LLaVA-1.5",
+    "llava_v1.5_7b": "LLaVA-1.5",
+    "llava-hf/llava-v1.6-vicuna-7b-hf": "LLaVA-1.6",
+    "liuhaotian/llava-v1.6-vicuna-7b": "LLaVA-1.6",
     "llava_next_vicuna_7b": "LLaVA-1.6",
-    "deepseek-ai/deepseek-vl-7b-chat": "DeepSeek-VL", "deepseek-community/deepseek-vl-7b-chat": "DeepSeek-VL",
+    "deepseek-ai/deepseek-vl-7b-chat": "DeepSeek-VL",
+    "deepseek-community/deepseek-vl-7b-chat": "DeepSeek-VL",
     "deepseek_vl_7b": "DeepSeek-VL",
-    "microsoft/Phi-3-vision-128k-instruct": "Phi-3-Vision", "Phi-3-Vision": "Phi-3-Vision",
-    "openbmb/MiniCPM-Llama3-V-2_5": "MiniCPM-V-2.5", "MiniCPM-Llama3-V-2_5": "MiniCPM-V-2.5",
-    "OpenGVLab/InternVL2-8B": "InternVL-2", "InternVL2-8B": "InternVL-2",
-    "openbmb/MiniCPM-V-2_6": "MiniCPM-V-2.6", "MiniCPM-V-2_6": "MiniCPM-V-2.6",
-    "lmms-lab/llava-onevision-qwen2-7b-ov": "LLaVA-OV", "llava-hf/llava-onevision-qwen2-7b-ov-hf": "LLaVA-OV",
-    "llava_onevision_qwen2_7b_ov": "LLaVA-OV", "llava-onevision-qwen2-7b-ov-hf": "LLaVA-OV",
-    "Qwen/Qwen2-VL-7B-Instruct": "Qwen2-VL", "Qwen2-VL-7B-Instruct": "Qwen2-VL",
+    "microsoft/Phi-3-vision-128k-instruct": "Phi-3-Vision",
+    "Phi-3-Vision": "Phi-3-Vision",
+    "openbmb/MiniCPM-Llama3-V-2_5": "MiniCPM-V-2.5",
+    "MiniCPM-Llama3-V-2_5": "MiniCPM-V-2.5",
+    "OpenGVLab/InternVL2-8B": "InternVL-2",
+    "InternVL2-8B": "InternVL-2",
+    "openbmb/MiniCPM-V-2_6": "MiniCPM-V-2.6",
+    "MiniCPM-V-2_6": "MiniCPM-V-2.6",
+    "lmms-lab/llava-onevision-qwen2-7b-ov": "LLaVA-OV",
+    "llava-hf/llava-onevision-qwen2-7b-ov-hf": "LLaVA-OV",
+    "llava_onevision_qwen2_7b_ov": "LLaVA-OV",
+    "llava-onevision-qwen2-7b-ov-hf": "LLaVA-OV",
+    "Qwen/Qwen2-VL-7B-Instruct": "Qwen2-VL",
+    "Qwen2-VL-7B-Instruct": "Qwen2-VL",
 }
 _LOWER = {name.casefold(): row for name, row in MLLM_ROWS.items()}
 
@@ -48,7 +60,10 @@ def table2() -> dict[str, dict]:
     by_abbreviation = {spec.abbreviation: key for key, spec in DATASETS.items()}
     rows = {}
     for line in csv.DictReader(io.StringIO(text)):
-        accuracy = {by_abbreviation[column]: float(value) / 100 for column, value in line.items()
-                    if column in by_abbreviation and value}
+        accuracy = {
+            by_abbreviation[column]: float(value) / 100
+            for column, value in line.items()
+            if column in by_abbreviation and value
+        }
         rows[line["model"]] = {"kind": line["kind"], "size": line["size"], "accuracy": accuracy}
     return rows

@@ -47,7 +47,9 @@ _LEAD = re.compile(
     r"\s*[:,]?\s*(?:that\s+)?)?",
     re.IGNORECASE,
 )
-_IT_IS = re.compile(r"^(?:it\s*'s|it\s+is|this\s+is|that\s*'s|that\s+is|it\s+would\s+be|it\s+should\s+be)\s+", re.IGNORECASE)
+_IT_IS = re.compile(
+    r"^(?:it\s*'s|it\s+is|this\s+is|that\s*'s|that\s+is|it\s+would\s+be|it\s+should\s+be)\s+", re.IGNORECASE
+)
 _ANSWER = re.compile(
     r"^(?:the\s+)?(?:(?:correct|final|right|best|most\s+likely|most\s+appropriate)\s+)?(?:answer|option|choice)"
     r"(?:\s+(?:is|would\s+be|should\s+be))?\s*(?::\s*)?(?:(?:option|choice)\s+)?",
@@ -133,7 +135,7 @@ def _contradicted(rest: str, letter: str, letters: str) -> bool:
     if re.search(rf"[(\[]\s*[{others}{others.lower()}]\s*[)\]]", rest):
         return True
     for match in re.finditer(rf"(?<![A-Za-z0-9'])([{others}])(?![A-Za-z0-9])", rest):
-        after = rest[match.end():]
+        after = rest[match.end() :]
         if match.group(1) in "AI" and re.match(r"(?:\s+[a-z]|'[a-z])", after):
             continue  # the article "A red ..." or the pronoun "I think", "I'm"
         return True
@@ -149,11 +151,11 @@ def _letter_at_start(text: str, letters: str, keys: Sequence[str]) -> str | None
         return False
     raw = match.group("paren") or match.group("bracket") or match.group("bare")
     letter = raw.upper()
-    rest = body[match.end():]
+    rest = body[match.end() :]
     separator = re.match(r"\s*(?:[.:),]|\s[-–—]|-\s)(?=\s|$)|\s*\n|\s+|$", rest)
     if separator is None:
         return False  # "I.e.", "B-52": not a letter
-    sep, rest = separator.group(0), rest[separator.end():].strip()
+    sep, rest = separator.group(0), rest[separator.end() :].strip()
     wrapped = bool(match.group("paren") or match.group("bracket"))
     if letter not in letters:
         return None
@@ -173,7 +175,7 @@ def _letter_at_start(text: str, letters: str, keys: Sequence[str]) -> str | None
         return None  # "C. red fox" where red fox is B
     after_name = rest
     if starts == letters.index(letter):
-        after_name = re.sub(r"^\s*(?:a|an|the)\s+", "", rest, flags=re.IGNORECASE)[len(own):]
+        after_name = re.sub(r"^\s*(?:a|an|the)\s+", "", rest, flags=re.IGNORECASE)[len(own) :]
     if _contradicted(after_name, letter, letters):
         return None
     return letter

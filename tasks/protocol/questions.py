@@ -4,12 +4,13 @@ Toolkit-agnostic: the lmms-eval hooks (``cls_mcq/utils.py``), the VLMEvalKit exp
 baselines all call these functions, so every toolkit asks and scores the same questions."""
 
 from __future__ import annotations
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS, build_question
 from clsbench.tasks.protocol.parsing import parse_answer
 from clsbench.tasks.protocol.registry import get_dataset
-
 
 DEFAULT_SEED = 0
 
@@ -46,9 +47,11 @@ class McqSample:
 
 
 def check_label(dataset: str, sample_key: str, label: object, n_classes: int) -> None:
-    """The one label check of every route (MLLM tasks, VLMEvalKit, CLIP): a class index, or a SampleError naming the sample."""
+    """The one label check of every route (MLLM tasks, VLMEvalKit, CLIP): a class index, else a SampleError."""
     if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < n_classes:
-        raise SampleError(f"{dataset} sample {sample_key}: label {label!r} is outside the class list (0..{n_classes - 1})")
+        raise SampleError(
+            f"{dataset} sample {sample_key}: label {label!r} is outside the class list (0..{n_classes - 1})"
+        )
 
 
 def make_sample(
@@ -96,12 +99,24 @@ def make_samples(
     samples = []
     for index, label in enumerate(labels):
         ranked = negatives.for_sample(str(index), label) if negatives is not None and label is not None else None
-        samples.append(make_sample(dataset, str(index), label, classnames, seed=seed, n_options=n_options,
-                                   ranked_negatives=ranked, question=question))
+        samples.append(
+            make_sample(
+                dataset,
+                str(index),
+                label,
+                classnames,
+                seed=seed,
+                n_options=n_options,
+                ranked_negatives=ranked,
+                question=question,
+            )
+        )
     return samples
 
 
-def format_prompt(question: str, options: Sequence[str], pre_prompt: str = "", instruction: str = INSTRUCTION, post_prompt: str = "") -> str:
+def format_prompt(
+    question: str, options: Sequence[str], pre_prompt: str = "", instruction: str = INSTRUCTION, post_prompt: str = ""
+) -> str:
     """The paper's prompt: question, instruction, then one ``A. class`` line per option."""
     lines = [f"{pre_prompt}{question} {instruction}".strip()]
     lines += [f"{letter}. {name}" for letter, name in zip(LETTERS, options)]

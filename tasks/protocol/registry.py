@@ -210,8 +210,9 @@ DATASETS: dict[str, DatasetSpec] = {
             expected_size=50_000,
             class_file="objectnet_313.json",
             source=LocalSource(
-                raw_form="the unpacked objectnet-1.0/ folder (images/<class folder>/*.png and mappings/folder_to_objectnet_label.json)",
-                obtain="https://objectnet.dev (licence: no training on it; keep the 1-pixel border when posting images)",
+                raw_form="the unpacked objectnet-1.0/ folder "
+                "(images/<class folder>/*.png and mappings/folder_to_objectnet_label.json)",
+                obtain="https://objectnet.dev (licence: no training on it; keep the 1-pixel border on posted images)",
             ),
             questions=_OBJECT_QUESTIONS,
             note="Paper order of class names; prepare maps folders to them by label string.",
@@ -225,7 +226,7 @@ DATASETS: dict[str, DatasetSpec] = {
             class_file="caltech101.json",
             source=LocalSource(
                 raw_form="the 101_ObjectCategories/ folder (one subfolder per class; BACKGROUND_Google is skipped)",
-                obtain="https://data.caltech.edu/records/mzrjq-6wc02 (or torchvision.datasets.Caltech101(download=True))",
+                obtain="https://data.caltech.edu/records/mzrjq-6wc02 (or torchvision's Caltech101(download=True))",
             ),
             note="CoOp's rule (per class, test = n - round(n/2)) gives the paper's 4,331 images; CoOp's seeded "
             "shuffle cannot be reproduced, so which images are test is fixed by a documented hash rule instead.",
@@ -450,8 +451,11 @@ def dataset_for_name(name: object) -> str | None:
     (CLIP_benchmark's ``cars``, ``imagenet1k``, ``flowers``); None when it is none of them."""
     text = str(name).strip()
     for key, spec in DATASETS.items():
-        if text == key or text == spec.abbreviation or text in spec.aliases or text in (
-            spec.vlmeval_name_for(name_set) for name_set in spec.name_sets
+        if (
+            text == key
+            or text == spec.abbreviation
+            or text in spec.aliases
+            or text in (spec.vlmeval_name_for(name_set) for name_set in spec.name_sets)
         ):
             return key
     return None

@@ -1,15 +1,28 @@
 """TODO docstring (clsbench.tasks.report split)."""
 
 from __future__ import annotations
+
 import argparse
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from clsbench.tasks.runtime.environment import write_versions
-from clsbench.tasks.report.records import ClassNames, ModelResult, ReportError
-from clsbench.tasks.report.tables import _csv_text, delta_markdown, leaderboard_lines, missing_line, per_class_csv, table_csv, table_latex, table_markdown, table_rows, worst_markdown
+
 from clsbench.tasks.report.figures import bar_figure, scatter_figure
 from clsbench.tasks.report.readers import collect
+from clsbench.tasks.report.records import ClassNames, ModelResult, ReportError
 from clsbench.tasks.report.subsets import load_frequencies, load_subset, spearman_rows, subset_tables, subset_targets
+from clsbench.tasks.report.tables import (
+    _csv_text,
+    delta_markdown,
+    leaderboard_lines,
+    missing_line,
+    per_class_csv,
+    table_csv,
+    table_latex,
+    table_markdown,
+    table_rows,
+    worst_markdown,
+)
+from clsbench.tasks.runtime.environment import write_versions
 
 
 def write_report(
@@ -53,9 +66,13 @@ def write_report(
         raise ReportError(f"--subset {subset}: no listed class is a class of any dataset")
     rows = table_rows(models, allow_partial)
     table, missing = table_markdown(models, rows, show), missing_line(models)
-    files = {"table.csv": table_csv(models, rows, show), "table.tex": table_latex(models, rows, show),
-             "results.jsonl": leaderboard_lines(models),
-             "per_class.csv": per_class_csv(models), "worst_classes.md": worst_markdown(models, worst)}
+    files = {
+        "table.csv": table_csv(models, rows, show),
+        "table.tex": table_latex(models, rows, show),
+        "results.jsonl": leaderboard_lines(models),
+        "per_class.csv": per_class_csv(models),
+        "worst_classes.md": worst_markdown(models, worst),
+    }
     if reference:
         files["delta.md"] = delta_markdown(models, rows)
     if chosen_subset:
@@ -72,23 +89,37 @@ def write_report(
     if figures:
         written += bar_figure(models, rows, out) + (scatter_figure(models, rows, out) if scatter else [])
     if echo is not None:
-        subset_lines = ("", f"Subset {chosen_subset.name} ({chosen_subset.inside} / {chosen_subset.outside}):",
-                        files["subset.md"]) if chosen_subset else ()
-        for line in (table, *subset_lines, "", missing, *(f"note: {n}" for n in notes),
-                     f"wrote {len(written)} files to {out}"):
+        subset_lines = (
+            ("", f"Subset {chosen_subset.name} ({chosen_subset.inside} / {chosen_subset.outside}):", files["subset.md"])
+            if chosen_subset
+            else ()
+        )
+        for line in (
+            table,
+            *subset_lines,
+            "",
+            missing,
+            *(f"note: {n}" for n in notes),
+            f"wrote {len(written)} files to {out}",
+        ):
             echo(line)
     return table
 
 
 def report_models(
-    runs: Iterable[str | Path], data_dir: str | Path | None, rename: dict[str, str], notes: list[str],
+    runs: Iterable[str | Path],
+    data_dir: str | Path | None,
+    rename: dict[str, str],
+    notes: list[str],
     reference: str | None = None,
 ) -> list[ModelResult]:
     """The table's rows, renamed; no results at all is an error that says where it looked."""
     runs = list(runs)
     models = collect(runs, data_dir, notes, reference=reference)
     if not models:
-        raise ReportError("no results found in " + ", ".join(map(str, runs)) + (f" ({'; '.join(notes)})" if notes else ""))
+        raise ReportError(
+            "no results found in " + ", ".join(map(str, runs)) + (f" ({'; '.join(notes)})" if notes else "")
+        )
     for model in models:
         model.name = rename.get(model.name, model.name)
     if len({model.name for model in models}) < len(models):
@@ -113,9 +144,18 @@ def _rename_pair(text: str) -> tuple[str, str]:
 
 def run_report_command(args: argparse.Namespace) -> int:
     write_report(
-        [Path(run) for run in args.runs], Path(args.output_dir), data_dir=args.data_dir, worst=args.worst, subset=args.subset,
-        frequencies=args.frequencies, scatter=args.scatter, figures=not args.no_figures, rename=dict(args.rename),
-        reference=args.reference, show=args.show, allow_partial=args.allow_partial,
+        [Path(run) for run in args.runs],
+        Path(args.output_dir),
+        data_dir=args.data_dir,
+        worst=args.worst,
+        subset=args.subset,
+        frequencies=args.frequencies,
+        scatter=args.scatter,
+        figures=not args.no_figures,
+        rename=dict(args.rename),
+        reference=args.reference,
+        show=args.show,
+        allow_partial=args.allow_partial,
     )
     return 0
 
@@ -128,16 +168,27 @@ def add_report_command(commands) -> None:
         description="Collects lmms-eval output folders, VLMEvalKit work dirs and clsbench clip outputs.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="result folders (any mix of the three kinds)")
-    p.add_argument("--output-dir", required=True, help="folder for table.md/.csv/.tex, results.jsonl, bars.png/.svg, ...")
+    p.add_argument(
+        "--output-dir", required=True, help="folder for table.md/.csv/.tex, results.jsonl, bars.png/.svg, ..."
+    )
     p.add_argument("--data-dir", help="root of prepared datasets, for gldv2's class names (else class indices)")
-    p.add_argument("--worst", type=int, default=10, metavar="N", help="worst classes per model and dataset (default 10)")
+    p.add_argument(
+        "--worst", type=int, default=10, metavar="N", help="worst classes per model and dataset (default 10)"
+    )
     p.add_argument("--subset", metavar="food|FILE", help="subset vs rest accuracy (Table 9's F / NF) for a class list")
-    p.add_argument("--frequencies", metavar="FILE", help="class name -> count (CSV or JSON): Spearman rho vs per-class accuracy")
+    p.add_argument(
+        "--frequencies", metavar="FILE", help="class name -> count (CSV or JSON): Spearman rho vs per-class accuracy"
+    )
     p.add_argument("--scatter", action="store_true", help="also scatter.png/.svg: general vs fine-grained average")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument("--rename", type=_rename_pair, action="append", default=[], metavar="OLD=NEW", help="rename a row")
-    p.add_argument("--reference", choices=["paper"], help="add the paper's Table 2 rows and delta.md (ours minus the paper)")
+    p.add_argument(
+        "--reference", choices=["paper"], help="add the paper's Table 2 rows and delta.md (ours minus the paper)"
+    )
     p.add_argument("--show", choices=["n", "ci"], help="add each cell's sample count (n) or 95%% interval (ci)")
-    p.add_argument("--allow-partial", action="store_true",
-                   help="count partial cells (a --limit or crashed run) in the group averages")
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="count partial cells (a --limit or crashed run) in the group averages",
+    )
     p.set_defaults(run=run_report_command)

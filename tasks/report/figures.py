@@ -1,18 +1,26 @@
 """TODO docstring (clsbench.tasks.report split)."""
 
 from __future__ import annotations
+
 import math
 from collections import Counter
 from pathlib import Path
+
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.registry import DATASETS
 from clsbench.tasks.report.lmms_results import GROUP_COLUMNS, table_columns
-from clsbench.tasks.report.records import CLIP, ModelResult, REFERENCE
+from clsbench.tasks.report.records import CLIP, REFERENCE, ModelResult
 
 
 def _figure_style() -> dict:
     """Paper-size text: 7 pt fonts, reproducible SVG ids."""
-    return {"font.size": 7, "axes.titlesize": 7, "legend.fontsize": 6, "svg.hashsalt": "clsbench", "svg.fonttype": "none"}
+    return {
+        "font.size": 7,
+        "axes.titlesize": 7,
+        "legend.fontsize": 6,
+        "svg.hashsalt": "clsbench",
+        "svg.fonttype": "none",
+    }
 
 
 def _series_styles(models: list[ModelResult]) -> list[dict]:
@@ -68,13 +76,26 @@ def bar_figure(models: list[ModelResult], rows: dict[str, dict[str, float | None
             present = [(x + offset, v) for x, v in enumerate(values) if v is not None]
             axes.bar([x for x, _ in present], [v for _, v in present], width, label=model.name, **style)
             zeros = [x for x, v in present if v == 0]  # a 0.0 cell is a result, not a gap: mark it on the axis
-            axes.plot(zeros, [0.8] * len(zeros), linestyle="", marker="_", markersize=6, markeredgewidth=1.5,
-                      color=style.get("edgecolor") if style.get("color") == "white" else style["color"])
+            axes.plot(
+                zeros,
+                [0.8] * len(zeros),
+                linestyle="",
+                marker="_",
+                markersize=6,
+                markeredgewidth=1.5,
+                color=style.get("edgecolor") if style.get("color") == "white" else style["color"],
+            )
             absent = [x + offset for x, v in enumerate(values) if v is None]
             axes.plot(absent, [1.5] * len(absent), linestyle="", marker="x", markersize=3, color="0.3")
         for x, level in enumerate(chance_levels()):  # chance: 1/26, and 1/10 for Logo
-            axes.plot([x - 0.45, x + 0.45], [level, level], color="0.25", linewidth=0.6, linestyle=(0, (1, 1)),
-                      label="chance" if x == 0 else None)
+            axes.plot(
+                [x - 0.45, x + 0.45],
+                [level, level],
+                color="0.25",
+                linewidth=0.6,
+                linestyle=(0, (1, 1)),
+                label="chance" if x == 0 else None,
+            )
         axes.axvline(len(chance_levels()) - 0.5, color="0.6", linewidth=0.6, linestyle=":")
         axes.set_xticks(range(len(columns)), [c.replace(" Avg.", "\nAvg.") for c in columns])
         axes.set_xlim(-0.5, len(columns) - 0.5)
@@ -104,7 +125,9 @@ def scatter_figure(models: list[ModelResult], rows: dict[str, dict[str, float | 
             style = styles[model.name]
             colour = style["edgecolor"] if style.get("color") == "white" else style["color"]  # the bars' colour
             marker = {CLIP: "s", REFERENCE: "D"}.get(model.kind, "o")
-            axes.scatter([x], [y], marker=marker, s=16, color=colour, zorder=3, clip_on=False, label=f"{number}  {model.name}")
+            axes.scatter(
+                [x], [y], marker=marker, s=16, color=colour, zorder=3, clip_on=False, label=f"{number}  {model.name}"
+            )
             axes.annotate(str(number), (x, y), xytext=(3, 2), textcoords="offset points", fontsize=6)
         if not points:
             axes.text(50, 50, "no model has both group averages", ha="center", va="center")

@@ -54,8 +54,11 @@ def table_columns(rows: dict[str, dict[str, float | None]] | None = None) -> lis
     """The paper's Table 2 columns (its datasets in registry order, then the two group means), then any extra
     dataset (outside the paper's groups) that has a value in ``rows``: an extra never enters an average."""
     paper = [spec.abbreviation for spec in DATASETS.values() if spec.in_paper]
-    extras = [spec.abbreviation for spec in DATASETS.values() if not spec.in_paper
-              and any(row.get(spec.abbreviation) is not None for row in (rows or {}).values())]
+    extras = [
+        spec.abbreviation
+        for spec in DATASETS.values()
+        if not spec.in_paper and any(row.get(spec.abbreviation) is not None for row in (rows or {}).values())
+    ]
     return paper + list(GROUP_COLUMNS.values()) + extras
 
 

@@ -1,6 +1,7 @@
 """TODO docstring (clsbench.tasks.report split)."""
 
 from __future__ import annotations
+
 import csv
 import hashlib
 import json
@@ -10,15 +11,30 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from clsbench.tasks.runtime.environment import VERSIONS_FILE
-from clsbench.tasks.protocol.paper import mllm_row, table2
+
 from clsbench.tasks.protocol.catalog import task_name
 from clsbench.tasks.protocol.draws import LETTERS
+from clsbench.tasks.protocol.paper import mllm_row, table2
 from clsbench.tasks.protocol.parsing import parse_answer
 from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES
 from clsbench.tasks.report.lmms_results import dataset_accuracies, sample_decision
-from clsbench.tasks.report.records import LEADERBOARD_FORMAT, _is_number, CLIP, ClassNames, ClassScore, DEFAULT_PROTOCOL, KIND_ORDER, MLLM, ModelResult, REFERENCE, Record, ReportError, dataset_key, tally
-
+from clsbench.tasks.report.records import (
+    CLIP,
+    DEFAULT_PROTOCOL,
+    KIND_ORDER,
+    LEADERBOARD_FORMAT,
+    MLLM,
+    REFERENCE,
+    ClassNames,
+    ClassScore,
+    ModelResult,
+    Record,
+    ReportError,
+    _is_number,
+    dataset_key,
+    tally,
+)
+from clsbench.tasks.runtime.environment import VERSIONS_FILE
 
 CLIP_FORMAT = "clsbench-clip-v1"
 
@@ -29,12 +45,10 @@ LMMS_DATE = "%Y%m%d_%H%M%S"
 VLMEVAL_RUN_DIR = re.compile(r"T(\d{8}-\d{6})")
 
 
-# <model>_<dataset>{_acc.csv,.xlsx,.tsv}, the dataset named ClsBench_<key> (registry) or cls_<key>_mcq (tasks/vlmeval.py)
+# <model>_<dataset>{_acc.csv,.xlsx,.tsv}, the dataset named ClsBench_<key> (registry) or cls_<key>_mcq
 VLMEVAL_FILE = re.compile(
     r"(?P<model>.+)_(?:ClsBench_(?P<key>[a-z0-9]+)|cls_(?P<task_key>[a-z0-9]+)_mcq)(?P<kind>_acc\.csv|\.xlsx|\.tsv)"
 )
-
-
 
 
 def _read_json(path: Path, notes: list[str] | None = None) -> object | None:
@@ -43,8 +57,10 @@ def _read_json(path: Path, notes: list[str] | None = None) -> object | None:
         return json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as error:
         if notes is not None:
-            notes.append(f"{path}: skipped, not readable JSON ({type(error).__name__}: {str(error)[:80]}); "
-                         "a run still writing or killed mid-write?")
+            notes.append(
+                f"{path}: skipped, not readable JSON ({type(error).__name__}: {str(error)[:80]}); "
+                "a run still writing or killed mid-write?"
+            )
         return None
 
 
@@ -106,8 +122,11 @@ def model_identity(model: str, args: dict[str, str]) -> str:
 _MODE_ARG = {"clsbench_hf": "mode"}
 
 
-_DEFAULT_PROMPT = {"pre_prompt": "", "instruction": "Answer with the option's letter from the given choices directly.",
-                   "post_prompt": ""}
+_DEFAULT_PROMPT = {
+    "pre_prompt": "",
+    "instruction": "Answer with the option's letter from the given choices directly.",
+    "post_prompt": "",
+}
 
 
 def lmms_protocol(results: dict, task: str, suffix: str) -> dict:
@@ -117,8 +136,13 @@ def lmms_protocol(results: dict, task: str, suffix: str) -> dict:
     config = results.get("config") or {}
     args = _model_args(config.get("model_args") or "")
     variant = MCQ_VARIANTS[suffix]
-    protocol = {**DEFAULT_PROTOCOL, "mode": args.get(_MODE_ARG.get(str(config.get("model")), ""), "generate"),
-                "n_options": variant.n_options, "negatives": variant.negatives, "class_names": variant.name_set}
+    protocol = {
+        **DEFAULT_PROTOCOL,
+        "mode": args.get(_MODE_ARG.get(str(config.get("model")), ""), "generate"),
+        "n_options": variant.n_options,
+        "negatives": variant.negatives,
+        "class_names": variant.name_set,
+    }
     if protocol["mode"] == "loglik":
         protocol.update(loglik_norm=args.get("loglik_norm", "sum"), cfg_weight=float(args.get("cfg_weight", 0) or 0))
     task_config = (results.get("configs") or {}).get(task) or {}
@@ -152,7 +176,10 @@ def read_lmms(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Recor
         try:
             found = list(_lmms_records(path, results, names))
         except (AttributeError, TypeError, KeyError, ValueError) as error:
-            notes.append(f"{path}: skipped, not an lmms-eval results file of the expected shape ({type(error).__name__}: {error})")
+            notes.append(
+                f"{path}: skipped, not an lmms-eval results file of the expected shape "
+                f"({type(error).__name__}: {error})"
+            )
             continue
         yield from found
 
@@ -168,8 +195,10 @@ def _lmms_records(path: Path, results: object, names: ClassNames) -> Iterator[Re
     args = _model_args(config.get("model_args") or "")
     identity = model_identity(str(config.get("model") or model), args)
     checkpoint = args.get("pretrained") or args.get("model_version") or args.get("model")
-    versions = {**_versions_near(path), **{k: results[k] for k in ("lmms_eval_version", "transformers_version")
-                                            if isinstance(results.get(k), str)}}
+    versions = {
+        **_versions_near(path),
+        **{k: results[k] for k in ("lmms_eval_version", "transformers_version") if isinstance(results.get(k), str)},
+    }
     if args.get("revision"):
         versions["model_revision"] = args["revision"]
     for suffix in MCQ_VARIANTS:
@@ -181,10 +210,22 @@ def _lmms_records(path: Path, results: object, names: ClassNames) -> Iterator[Re
             per_class = _lmms_per_class(samples, key, names) if samples.is_file() and not suffix else {}
             stderr = metrics.get("accuracy_stderr,none")
             yield Record(
-                model, MLLM, "lmms-eval", key, accuracy, stamp, path, per_class, model_id=identity,
-                protocol=lmms_protocol(results, task, suffix), n=_int(counts.get("effective")),
-                n_expected=_int(counts.get("original")), unparseable_rate=_float(metrics.get("unparseable_rate,none")),
-                stderr=_float(stderr), versions=versions, paper_row=mllm_row(checkpoint),
+                model,
+                MLLM,
+                "lmms-eval",
+                key,
+                accuracy,
+                stamp,
+                path,
+                per_class,
+                model_id=identity,
+                protocol=lmms_protocol(results, task, suffix),
+                n=_int(counts.get("effective")),
+                n_expected=_int(counts.get("original")),
+                unparseable_rate=_float(metrics.get("unparseable_rate,none")),
+                stderr=_float(stderr),
+                versions=versions,
+                paper_row=mllm_row(checkpoint),
             )
 
 
@@ -193,7 +234,11 @@ def _int(value) -> int | None:
 
 
 def _float(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+    return (
+        float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else None
+    )
 
 
 def _lmms_per_class(samples: Path, key: str, names: ClassNames) -> dict[str, ClassScore]:
@@ -214,9 +259,14 @@ def clip_model_name(result: dict) -> str:
 
 def clip_protocol(result: dict) -> dict:
     """Everything in a CLIP result that changes the predictions: mode, prompts, seed, options, negatives, names."""
-    return {"mode": result.get("mode") or "mcq", "templates": result.get("templates") or "ensemble",
-            "seed": result.get("seed") or 0, "n_options": result.get("n_options"),
-            "negatives": result.get("negatives") or "random", "class_names": result.get("class_names") or DEFAULT_NAMES}
+    return {
+        "mode": result.get("mode") or "mcq",
+        "templates": result.get("templates") or "ensemble",
+        "seed": result.get("seed") or 0,
+        "n_options": result.get("n_options"),
+        "negatives": result.get("negatives") or "random",
+        "class_names": result.get("class_names") or DEFAULT_NAMES,
+    }
 
 
 def read_clip(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Record]:
@@ -240,9 +290,22 @@ def read_clip(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Recor
             per_class = {name: ClassScore(float(acc)) for name, acc in (result.get("per_class_accuracy") or {}).items()}
         n = _int(result.get("n_samples"))
         identity = f"open_clip:{result.get('model')}@{result.get('pretrained')}"
-        yield Record(clip_model_name(result), CLIP, "clip", key, float(result["accuracy"]), path.stat().st_mtime, path,
-                     per_class, model_id=identity, protocol=clip_protocol(result), n=n, n_expected=n,
-                     versions=_versions_near(path), paper_row=result.get("paper_row"))
+        yield Record(
+            clip_model_name(result),
+            CLIP,
+            "clip",
+            key,
+            float(result["accuracy"]),
+            path.stat().st_mtime,
+            path,
+            per_class,
+            model_id=identity,
+            protocol=clip_protocol(result),
+            n=n,
+            n_expected=n,
+            versions=_versions_near(path),
+            paper_row=result.get("paper_row"),
+        )
 
 
 def read_clip_benchmark(root: Path, notes: list[str]) -> Iterator[Record]:
@@ -254,14 +317,32 @@ def read_clip_benchmark(root: Path, notes: list[str]) -> Iterator[Record]:
         metrics = result.get("metrics") or {}
         key = dataset_key(result.get("dataset"))
         if key is None or not isinstance(metrics.get("acc1"), (int, float)):
-            notes.append(f"{path}: CLIP_benchmark result skipped (dataset {result.get('dataset')!r} is none of ours, "
-                         "or no acc1)")
+            notes.append(
+                f"{path}: CLIP_benchmark result skipped (dataset {result.get('dataset')!r} is none of ours, or no acc1)"
+            )
             continue
-        model = f"{result.get('model')} ({result.get('pretrained')})" if result.get("pretrained") else str(result.get("model"))
-        protocol = {"toolkit_label": "CLIP_benchmark", "mode": "full", "templates": "CLIP_benchmark",
-                    "language": result.get("language") or "en"}
-        yield Record(model, CLIP, "clip_benchmark", key, float(metrics["acc1"]), path.stat().st_mtime, path,
-                     model_id=f"open_clip:{result.get('model')}@{result.get('pretrained')}", protocol=protocol)
+        model = (
+            f"{result.get('model')} ({result.get('pretrained')})"
+            if result.get("pretrained")
+            else str(result.get("model"))
+        )
+        protocol = {
+            "toolkit_label": "CLIP_benchmark",
+            "mode": "full",
+            "templates": "CLIP_benchmark",
+            "language": result.get("language") or "en",
+        }
+        yield Record(
+            model,
+            CLIP,
+            "clip_benchmark",
+            key,
+            float(metrics["acc1"]),
+            path.stat().st_mtime,
+            path,
+            model_id=f"open_clip:{result.get('model')}@{result.get('pretrained')}",
+            protocol=protocol,
+        )
 
 
 def read_vlmeval(root: Path) -> Iterator[Record]:
@@ -298,15 +379,30 @@ def _vlmeval_record(folder: Path, model: str, key: str, files: dict[str, Path]) 
     if accuracy is None:
         notes.append(f"{predictions.name}: no _acc.csv, accuracy computed from the predictions with clsbench's parser")
     elif scored is not None and abs(accuracy - scored) > 5e-4:
-        notes.append(f"{acc_file.name} says {accuracy:.2%}, clsbench's parser on {predictions.name} {scored:.2%}; "
-                     "the table uses the acc.csv")
+        notes.append(
+            f"{acc_file.name} says {accuracy:.2%}, clsbench's parser on {predictions.name} {scored:.2%}; "
+            "the table uses the acc.csv"
+        )
     run_dir = VLMEVAL_RUN_DIR.fullmatch(folder.name)
     stamp = _stamp(run_dir[1] if run_dir else None, "%Y%m%d-%H%M%S", acc_file or predictions)
     value = scored if accuracy is None else accuracy
     n = sum(s.n or 0 for s in per_class.values()) or None
-    return Record(model, MLLM, "vlmeval", key, value, stamp, acc_file or predictions, per_class, notes,
-                  model_id=f"vlmeval:{model}", n=n, n_expected=n, paper_row=mllm_row(model),
-                  versions=_versions_near(acc_file or predictions))
+    return Record(
+        model,
+        MLLM,
+        "vlmeval",
+        key,
+        value,
+        stamp,
+        acc_file or predictions,
+        per_class,
+        notes,
+        model_id=f"vlmeval:{model}",
+        n=n,
+        n_expected=n,
+        paper_row=mllm_row(model),
+        versions=_versions_near(acc_file or predictions),
+    )
 
 
 def _vlmeval_overall(path: Path, notes: list[str]) -> float | None:
@@ -353,10 +449,16 @@ def collect(
             records += read_leaderboard(run, notes)
             continue
         if not run.is_dir():
-            raise ReportError(f"{run}: not a folder or leaderboard file (pass lmms-eval --output_path, VLMEvalKit "
-                              "--work-dir, clsbench clip or CLIP_benchmark output folders, or a results.jsonl)")
-        found = [*read_lmms(run, names, notes), *read_vlmeval(run), *read_clip(run, names, notes),
-                 *read_clip_benchmark(run, notes)]
+            raise ReportError(
+                f"{run}: not a folder or leaderboard file (pass lmms-eval --output_path, VLMEvalKit "
+                "--work-dir, clsbench clip or CLIP_benchmark output folders, or a results.jsonl)"
+            )
+        found = [
+            *read_lmms(run, names, notes),
+            *read_vlmeval(run),
+            *read_clip(run, names, notes),
+            *read_clip_benchmark(run, notes),
+        ]
         if not found:
             notes.append(f"{run}: no lmms-eval, VLMEvalKit, clsbench clip or CLIP_benchmark results for our datasets")
         records += found
@@ -373,9 +475,20 @@ def paper_records() -> list[Record]:
     """Table 2's rows as reference rows (P1, 26-option MCQ accuracy)."""
     source = Path("clsbench/tasks/data/paper/table2.csv")
     return [
-        Record(f"{name} (paper)", REFERENCE, "paper", key, accuracy, 0.0, source, model_id=f"paper:{name}",
-               protocol={"reference": "P1 Table 2"}, paper_row=name)
-        for name, row in table2().items() for key, accuracy in row["accuracy"].items()
+        Record(
+            f"{name} (paper)",
+            REFERENCE,
+            "paper",
+            key,
+            accuracy,
+            0.0,
+            source,
+            model_id=f"paper:{name}",
+            protocol={"reference": "P1 Table 2"},
+            paper_row=name,
+        )
+        for name, row in table2().items()
+        for key, accuracy in row["accuracy"].items()
     ]
 
 
@@ -405,18 +518,23 @@ def _merge(records: list[Record], notes: list[str]) -> list[ModelResult]:
             complete = [r for r in cell if not r.partial]
             if len({round(r.accuracy, 9) for r in complete}) > 1:
                 model.conflicts[dataset] = sorted(complete, key=lambda r: r.stamp)
-                notes.append(f"conflict: {name} on {DATASETS[dataset].abbreviation} has different complete results "
-                             + "; ".join(f"{100 * r.accuracy:.1f} in {r.source}" for r in model.conflicts[dataset])
-                             + " (the cell is left empty: remove the stale file or rerun)")
+                notes.append(
+                    f"conflict: {name} on {DATASETS[dataset].abbreviation} has different complete results "
+                    + "; ".join(f"{100 * r.accuracy:.1f} in {r.source}" for r in model.conflicts[dataset])
+                    + " (the cell is left empty: remove the stale file or rerun)"
+                )
             elif complete or cell:
                 model.datasets[dataset] = max(complete or cell, key=lambda r: r.stamp)
         models.append(model)
     order = list(table2())  # the paper's rows in Table 2's order (CLIP-style first), ours by name
-    return sorted(models, key=lambda m: (KIND_ORDER.index(m.kind),
-                                         order.index(m.name.removesuffix(" (paper)")) if m.kind == REFERENCE else 0,
-                                         m.name.casefold()))
-
-
+    return sorted(
+        models,
+        key=lambda m: (
+            KIND_ORDER.index(m.kind),
+            order.index(m.name.removesuffix(" (paper)")) if m.kind == REFERENCE else 0,
+            m.name.casefold(),
+        ),
+    )
 
 
 def read_leaderboard(path: Path, notes: list[str]) -> list[Record]:
@@ -427,13 +545,25 @@ def read_leaderboard(path: Path, notes: list[str]) -> list[Record]:
             entry = json.loads(line)
             if entry.get("format") != LEADERBOARD_FORMAT:
                 raise ValueError(f"format is {entry.get('format')!r}")
-            records.append(Record(
-                entry["model"], entry["kind"], entry["toolkit"], entry["dataset"], float(entry["accuracy"]),
-                float(entry.get("stamp") or 0), Path(entry["source"]), model_id=entry["model_id"],
-                protocol=entry["protocol"], n=entry.get("n"), n_expected=entry.get("n_expected"),
-                unparseable_rate=entry.get("unparseable_rate"), stderr=entry.get("stderr"),
-                versions=entry.get("versions") or {}, paper_row=entry.get("paper_row"),
-            ))
+            records.append(
+                Record(
+                    entry["model"],
+                    entry["kind"],
+                    entry["toolkit"],
+                    entry["dataset"],
+                    float(entry["accuracy"]),
+                    float(entry.get("stamp") or 0),
+                    Path(entry["source"]),
+                    model_id=entry["model_id"],
+                    protocol=entry["protocol"],
+                    n=entry.get("n"),
+                    n_expected=entry.get("n_expected"),
+                    unparseable_rate=entry.get("unparseable_rate"),
+                    stderr=entry.get("stderr"),
+                    versions=entry.get("versions") or {},
+                    paper_row=entry.get("paper_row"),
+                )
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             notes.append(f"{path}:{number}: skipped, not a leaderboard record ({error})")
     return records

@@ -17,17 +17,17 @@ complete, as in the paper. :func:`write_report` is what both the CLI and the dem
 
 from __future__ import annotations
 
-import re
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from clsbench.tasks.data.loading import DataError, classnames_for
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, dataset_for_name
-
 
 DUPLICATE_SUFFIX = re.compile(r" \[\d+\]$")  # "missile [657]", as clsbench clip writes it
 LEADERBOARD_FORMAT = "clsbench-leaderboard-v1"
@@ -91,13 +91,22 @@ class Record:
         if not self.n:
             return None
         z, p, n = 1.959964, self.accuracy, self.n
-        centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        centre, half = (
+            (p + z * z / (2 * n)) / (1 + z * z / n),
+            z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
+        )
         return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # Protocol fields and their paper defaults; a row's label names only what differs.
-DEFAULT_PROTOCOL = {"mode": "generate", "n_options": 26, "negatives": "random", "seed": 0, "class_names": "paper",
-                    "prompt": "paper"}
+DEFAULT_PROTOCOL = {
+    "mode": "generate",
+    "n_options": 26,
+    "negatives": "random",
+    "seed": 0,
+    "class_names": "paper",
+    "prompt": "paper",
+}
 
 
 def protocol_label(kind: str, protocol: dict) -> str:
@@ -109,7 +118,9 @@ def protocol_label(kind: str, protocol: dict) -> str:
     else:
         parts = [protocol["mode"]] if protocol.get("mode") not in (None, "generate") else []
         if protocol.get("mode") == "loglik":
-            parts += [f"{protocol.get('loglik_norm', 'sum')}"] + ([f"cfg {protocol['cfg_weight']}"] if protocol.get("cfg_weight") else [])
+            parts += [f"{protocol.get('loglik_norm', 'sum')}"] + (
+                [f"cfg {protocol['cfg_weight']}"] if protocol.get("cfg_weight") else []
+            )
     if protocol.get("seed") not in (None, 0):
         parts.append(f"seed {protocol['seed']}")
     if protocol.get("n_options") not in (None, MAX_OPTIONS):
@@ -162,8 +173,10 @@ class ClassNames:
     def label(self, key: str, index: int) -> str:
         names = self.names(key)
         if names is None:
-            note = (f"{DATASETS[key].abbreviation}: class names unavailable (no prepared copy; pass --data-dir), "
-                    "per-class rows show class indices")
+            note = (
+                f"{DATASETS[key].abbreviation}: class names unavailable (no prepared copy; pass --data-dir), "
+                "per-class rows show class indices"
+            )
             if note not in self.notes:
                 self.notes.append(note)
         return names[index] if names is not None and 0 <= index < len(names) else f"class {index}"

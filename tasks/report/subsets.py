@@ -1,16 +1,26 @@
 """TODO docstring (clsbench.tasks.report split)."""
 
 from __future__ import annotations
+
 import csv
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from clsbench.tasks.protocol.registry import DATASETS
-from clsbench.tasks.report.records import _is_number, ClassNames, ClassScore, ModelResult, Record, ReportError, _normalise, dataset_key
-from clsbench.tasks.report.tables import _cell, _csv_text
 
+from clsbench.tasks.protocol.registry import DATASETS
+from clsbench.tasks.report.records import (
+    ClassNames,
+    ClassScore,
+    ModelResult,
+    Record,
+    ReportError,
+    _is_number,
+    _normalise,
+    dataset_key,
+)
+from clsbench.tasks.report.tables import _cell, _csv_text
 
 SUBSET_DIR = ("subsets",)
 
@@ -29,7 +39,7 @@ FOOD_UNAVAILABLE = (
     "the built-in 'food' subset (the food-related ImageNet and ImageNetV2 classes of Appendix D of "
     "arXiv 2412.16418) is not shipped: its exact class list could not be obtained from a verifiable copy of "
     "the paper, and clsbench will not substitute a guess. Write the class names to a file (one per line, "
-    "spelled as in the dataset's class list, or JSON {\"imagenet\": [...], \"imagenetv2\": [...]}) and pass "
+    'spelled as in the dataset\'s class list, or JSON {"imagenet": [...], "imagenetv2": [...]}) and pass '
     "--subset FILE; see tasks/data/subsets/SOURCE.md"
 )
 
@@ -80,11 +90,15 @@ def subset_targets(subset: Subset, names: ClassNames, notes: list[str]) -> dict[
             targets[key] = frozenset(hits)
         unmatched -= hits
         if key in subset.classes and len(hits) < len(wanted):
-            notes.append(f"subset {subset.name}: {len(wanted - known)} names match no {DATASETS[key].abbreviation} class: "
-                         + ", ".join(sorted(wanted - known)[:10]))
+            notes.append(
+                f"subset {subset.name}: {len(wanted - known)} names match no {DATASETS[key].abbreviation} class: "
+                + ", ".join(sorted(wanted - known)[:10])
+            )
     if None in subset.classes and unmatched:
-        notes.append(f"subset {subset.name}: {len(unmatched)} names match no class of any dataset: "
-                     + ", ".join(sorted(unmatched)[:10]))
+        notes.append(
+            f"subset {subset.name}: {len(unmatched)} names match no class of any dataset: "
+            + ", ".join(sorted(unmatched)[:10])
+        )
     return targets
 
 
@@ -120,7 +134,9 @@ def subset_tables(models: list[ModelResult], subset: Subset, targets: dict[str, 
             for label, (accuracy, n) in zip((subset.inside, subset.outside), parts):
                 cells.append(_cell(None if accuracy is None else 100 * accuracy, "—"))
                 if record and record.per_class:
-                    lines.append([model.name, key, label, "" if n is None else n, "" if accuracy is None else f"{accuracy:.4f}"])
+                    lines.append(
+                        [model.name, key, label, "" if n is None else n, "" if accuracy is None else f"{accuracy:.4f}"]
+                    )
         md.append(f"| {model.name} | {' | '.join(cells)} |")
     return "\n".join(md) + "\n", _csv_text(lines)
 
@@ -143,7 +159,6 @@ def load_frequencies(path: Path) -> dict[str | None, dict[str, float]]:
     return {None: _counts(rows, path)}
 
 
-
 def _counts(pairs: Iterable, path: Path) -> dict[str, float]:
     counts = {}
     for name, value in pairs:
@@ -161,7 +176,9 @@ def spearman_rows(models: list[ModelResult], frequencies: dict[str | None, dict[
     for model in models:
         for record in model.records():
             counts = frequencies.get(record.dataset, frequencies.get(None, {}))
-            pairs = [(counts[_normalise(n)], s.accuracy) for n, s in record.per_class.items() if _normalise(n) in counts]
+            pairs = [
+                (counts[_normalise(n)], s.accuracy) for n, s in record.per_class.items() if _normalise(n) in counts
+            ]
             if not pairs:
                 continue
             rho = p = ""

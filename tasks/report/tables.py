@@ -1,14 +1,25 @@
 """TODO docstring (clsbench.tasks.report split)."""
 
 from __future__ import annotations
+
 import csv
 import io
 import json
 import math
 from collections.abc import Iterable
+
 from clsbench.tasks.protocol.registry import DATASETS
 from clsbench.tasks.report.lmms_results import GROUP_COLUMNS, table_columns, table_row
-from clsbench.tasks.report.records import LEADERBOARD_FORMAT, CLIP, ClassScore, KIND_ORDER, MLLM, ModelResult, REFERENCE, Record
+from clsbench.tasks.report.records import (
+    CLIP,
+    KIND_ORDER,
+    LEADERBOARD_FORMAT,
+    MLLM,
+    REFERENCE,
+    ClassScore,
+    ModelResult,
+    Record,
+)
 
 
 def missing_line(models: list[ModelResult]) -> str:
@@ -16,13 +27,18 @@ def missing_line(models: list[ModelResult]) -> str:
     gaps = []
     for model in models:
         parts = [DATASETS[k].abbreviation for k in model.missing if k not in model.conflicts]
-        parts += [f"{DATASETS[k].abbreviation} partial (n={r.n} of {r.n_expected})"
-                  for k, r in model.datasets.items() if r.partial]
+        parts += [
+            f"{DATASETS[k].abbreviation} partial (n={r.n} of {r.n_expected})"
+            for k, r in model.datasets.items()
+            if r.partial
+        ]
         parts += [f"{DATASETS[k].abbreviation} conflict" for k in model.conflicts]
         if parts:
             gaps.append(f"{model.name}: {', '.join(parts)}")
     paper = sum(spec.in_paper for spec in DATASETS.values())
-    return "Missing datasets: " + ("; ".join(gaps) if gaps else f"none (every model has all {paper} of the paper's, complete)")
+    return "Missing datasets: " + (
+        "; ".join(gaps) if gaps else f"none (every model has all {paper} of the paper's, complete)"
+    )
 
 
 def table_rows(models: list[ModelResult], allow_partial: bool = False) -> dict[str, dict[str, float | None]]:
@@ -35,8 +51,9 @@ def table_rows(models: list[ModelResult], allow_partial: bool = False) -> dict[s
     return rows
 
 
-def cell_text(model: ModelResult, column: str, rows: dict[str, dict[str, float | None]], show: str | None,
-              missing: str) -> str:
+def cell_text(
+    model: ModelResult, column: str, rows: dict[str, dict[str, float | None]], show: str | None, missing: str
+) -> str:
     """A cell: the percentage, with ``(n=...)`` for a partial cell, and on request its n or 95 % interval."""
     value = rows[model.name].get(column)
     if value is None:
@@ -62,7 +79,9 @@ def _cell(value: float | None, missing: str) -> str:
 
 def table_csv(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
     lines = [["Model", "Type", "Toolkit", *table_columns(rows)]]
-    lines += [[m.name, m.kind, m.toolkit, *(cell_text(m, c, rows, show, "") for c in table_columns(rows))] for m in models]
+    lines += [
+        [m.name, m.kind, m.toolkit, *(cell_text(m, c, rows, show, "") for c in table_columns(rows))] for m in models
+    ]
     return _csv_text(lines)
 
 
@@ -85,15 +104,23 @@ def latex_escape(text: str) -> str:
 def table_latex(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
     """A booktabs tabular (needs ``\\usepackage{booktabs}``), reference rows, CLIP-style models and MLLMs in blocks."""
     columns = table_columns(rows)
-    lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule",
-             "Model & " + " & ".join(latex_escape(c) for c in columns) + r" \\"]
+    lines = [
+        r"\begin{tabular}{l" + "r" * len(columns) + "}",
+        r"\toprule",
+        "Model & " + " & ".join(latex_escape(c) for c in columns) + r" \\",
+    ]
     for kind in KIND_ORDER:
         block = [m for m in models if m.kind == kind]
         if block:
             label = {CLIP: "CLIP-style models", MLLM: "MLLMs", REFERENCE: "The paper (Table 2)"}[kind]
             lines += [r"\midrule", rf"\multicolumn{{{len(columns) + 1}}}{{l}}{{\textit{{{label}}}}} \\"]
-            lines += [latex_escape(m.name) + " & " + " & ".join(latex_escape(cell_text(m, c, rows, show, "--"))
-                                                                 for c in columns) + r" \\" for m in block]
+            lines += [
+                latex_escape(m.name)
+                + " & "
+                + " & ".join(latex_escape(cell_text(m, c, rows, show, "--")) for c in columns)
+                + r" \\"
+                for m in block
+            ]
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
 
 
@@ -102,8 +129,11 @@ def table_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | 
     columns = table_columns(rows)
     lines = ["| Model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for model in models:
-        lines.append(f"| {model.name.replace('|', chr(92) + '|')} | "
-                     + " | ".join(cell_text(model, c, rows, show, "—") for c in columns) + " |")
+        lines.append(
+            f"| {model.name.replace('|', chr(92) + '|')} | "
+            + " | ".join(cell_text(model, c, rows, show, "—") for c in columns)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -117,16 +147,39 @@ def leaderboard_lines(models: list[ModelResult]) -> str:
         cells += [(key, record, True) for key, records in model.conflicts.items() for record in records]
         for key, record, conflict in cells:
             interval = record.interval()
-            stderr = record.stderr if record.stderr is not None else (
-                math.sqrt(record.accuracy * (1 - record.accuracy) / record.n) if record.n else None)
-            lines.append(json.dumps({
-                "format": LEADERBOARD_FORMAT, "row": model.name, "model": record.model, "model_id": record.model_id,
-                "kind": record.kind, "toolkit": record.toolkit, "protocol": record.protocol, "dataset": key,
-                "accuracy": record.accuracy, "n": record.n, "n_expected": record.n_expected, "partial": record.partial,
-                "conflict": conflict, "stderr": stderr, "ci95": list(interval) if interval else None,
-                "unparseable_rate": record.unparseable_rate, "versions": record.versions,
-                "paper_row": record.paper_row, "stamp": record.stamp, "source": str(record.source),
-            }, ensure_ascii=False, sort_keys=True))
+            stderr = (
+                record.stderr
+                if record.stderr is not None
+                else (math.sqrt(record.accuracy * (1 - record.accuracy) / record.n) if record.n else None)
+            )
+            lines.append(
+                json.dumps(
+                    {
+                        "format": LEADERBOARD_FORMAT,
+                        "row": model.name,
+                        "model": record.model,
+                        "model_id": record.model_id,
+                        "kind": record.kind,
+                        "toolkit": record.toolkit,
+                        "protocol": record.protocol,
+                        "dataset": key,
+                        "accuracy": record.accuracy,
+                        "n": record.n,
+                        "n_expected": record.n_expected,
+                        "partial": record.partial,
+                        "conflict": conflict,
+                        "stderr": stderr,
+                        "ci95": list(interval) if interval else None,
+                        "unparseable_rate": record.unparseable_rate,
+                        "versions": record.versions,
+                        "paper_row": record.paper_row,
+                        "stamp": record.stamp,
+                        "source": str(record.source),
+                    },
+                    ensure_ascii=False,
+                    sort_keys=True,
+                )
+            )
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -145,7 +198,9 @@ def delta_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | 
         cells = ["—" if ours[c] is None or theirs[c] is None else f"{ours[c] - theirs[c]:+.1f}" for c in columns]
         lines.append(f"| {model.name} | {row} | " + " | ".join(cells) + " |")
     if len(lines) == 2:
-        lines.append("| (no row matched a paper model: see README 'Reports' for the mapping) |" + " |" * (len(columns) + 1))
+        lines.append(
+            "| (no row matched a paper model: see README 'Reports' for the mapping) |" + " |" * (len(columns) + 1)
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -173,8 +228,12 @@ def worst_markdown(models: list[ModelResult], count: int) -> str:
         if not with_classes:
             lines += ["No per-sample results (lmms-eval: rerun with `--log_samples`).", ""]
         for record in with_classes:
-            lines += [f"**{DATASETS[record.dataset].abbreviation}** ({len(record.per_class)} classes with samples)", "",
-                      "| Class | Accuracy (%) | Correct / n |", "|---|---|---|"]
+            lines += [
+                f"**{DATASETS[record.dataset].abbreviation}** ({len(record.per_class)} classes with samples)",
+                "",
+                "| Class | Accuracy (%) | Correct / n |",
+                "|---|---|---|",
+            ]
             for name, score in worst_classes(record, count):
                 counts = "—" if score.n is None else f"{score.correct} / {score.n}"
                 lines.append(f"| {name.replace('|', chr(92) + '|')} | {100 * score.accuracy:.1f} | {counts} |")

@@ -171,27 +171,62 @@ def diagnose(versions: dict[str, str | None] | None = None, *, import_checks: bo
             findings.append(Finding("error", f"{name} is not installed. Fix: pip install clsbench (it depends on it)"))
     lmms = versions.get("lmms_eval")
     if lmms and lmms != TESTED_LMMS_EVAL:
-        findings.append(Finding("warning", f"lmms-eval {lmms} is untested: clsbench is tested with {TESTED_LMMS_EVAL} "
-                                           f"(pip install 'lmms-eval=={TESTED_LMMS_EVAL}')"))
+        findings.append(
+            Finding(
+                "warning",
+                f"lmms-eval {lmms} is untested: clsbench is tested with {TESTED_LMMS_EVAL} "
+                f"(pip install 'lmms-eval=={TESTED_LMMS_EVAL}')",
+            )
+        )
     if _matches(versions.get("transformers"), ">=6"):
-        findings.append(Finding("warning", f"transformers {versions['transformers']} is an untested major version "
-                                           "(tested: 5.x; see constraints.txt)"))
+        findings.append(
+            Finding(
+                "warning",
+                f"transformers {versions['transformers']} is an untested major version "
+                "(tested: 5.x; see constraints.txt)",
+            )
+        )
     if versions.get("decord") is None and lmms:
-        findings.append(Finding("warning", "decord is not installed: lmms-eval's HF model files (llava_hf, qwen2_vl, ...) "
-                                           "import it at top level. Fix: pip install decord"))
+        findings.append(
+            Finding(
+                "warning",
+                "decord is not installed: lmms-eval's HF model files (llava_hf, qwen2_vl, ...) "
+                "import it at top level. Fix: pip install decord",
+            )
+        )
     if versions.get("open_clip_torch") is None:
-        findings.append(Finding("info", "open_clip_torch is not installed: `clsbench clip` and the demo need it "
-                                        "(pip install 'clsbench[clip]')"))
+        findings.append(
+            Finding(
+                "info",
+                "open_clip_torch is not installed: `clsbench clip` and the demo need it (pip install 'clsbench[clip]')",
+            )
+        )
     if import_checks:
         llava = importlib.util.find_spec("llava") is not None
-        findings.append(Finding("info", "lmms-eval's llava_onevision model: " + (
-            "the LLaVA-NeXT repository (`llava`) is importable" if llava else
-            "needs the LLaVA-NeXT repository, which is not installed (pip install "
-            "git+https://github.com/LLaVA-VL/LLaVA-NeXT.git); or use --model clsbench_hf with "
-            "pretrained=llava-hf/llava-onevision-qwen2-7b-ov-hf")))
-    findings.append(Finding("info", "VLMEvalKit (vlmeval): " + (
-        f"installed, {versions['vlmeval']}" if versions.get("vlmeval") else
-        "not installed (not on PyPI; only `clsbench vlmeval` needs it)")))
+        findings.append(
+            Finding(
+                "info",
+                "lmms-eval's llava_onevision model: "
+                + (
+                    "the LLaVA-NeXT repository (`llava`) is importable"
+                    if llava
+                    else "needs the LLaVA-NeXT repository, which is not installed (pip install "
+                    "git+https://github.com/LLaVA-VL/LLaVA-NeXT.git); or use --model clsbench_hf with "
+                    "pretrained=llava-hf/llava-onevision-qwen2-7b-ov-hf"
+                ),
+            )
+        )
+    findings.append(
+        Finding(
+            "info",
+            "VLMEvalKit (vlmeval): "
+            + (
+                f"installed, {versions['vlmeval']}"
+                if versions.get("vlmeval")
+                else "not installed (not on PyPI; only `clsbench vlmeval` needs it)"
+            ),
+        )
+    )
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(findings, key=lambda finding: order[finding.level])
 
@@ -200,8 +235,11 @@ def doctor_report(versions: dict[str, str | None] | None = None) -> tuple[str, b
     """The text ``clsbench doctor`` prints, and whether any error was found."""
     versions = package_versions() if versions is None else versions
     findings = diagnose(versions)
-    lines = [f"clsbench {versions.get('clsbench') or clsbench_version()} on Python {platform.python_version()} "
-             f"({platform.machine()})", ""]
+    lines = [
+        f"clsbench {versions.get('clsbench') or clsbench_version()} on Python {platform.python_version()} "
+        f"({platform.machine()})",
+        "",
+    ]
     width = max(len(name) for name in versions)
     lines += [f"  {name:<{width}}  {version or '-'}" for name, version in versions.items()]
     lines.append("")

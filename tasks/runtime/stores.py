@@ -36,13 +36,19 @@ def weights_fingerprint(model: str, revision: str | None = None) -> dict:
     """An identity for model weights: Hub id and revision, or a local path's files (names, sizes, mtimes)."""
     path = Path(str(model).removeprefix("local-dir:")).expanduser()
     if path.exists():
-        files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES and ".cache" not in p.parts
+        files = (
+            [path]
+            if path.is_file()
+            else sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES and ".cache" not in p.parts
+            )
         )
         digest = hashlib.sha256()
         for file in files:
             stat = file.stat()
-            digest.update(f"{file.relative_to(path) if path.is_dir() else file.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            digest.update(
+                f"{file.relative_to(path) if path.is_dir() else file.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
+            )
         return {"local": str(path.resolve()), "files": len(files), "files_sha256": digest.hexdigest()[:32]}
     return {"hub": str(model), "revision": revision or "unresolved"}
 
@@ -98,10 +104,17 @@ class OutputLock:
             ) from None
         self._lock = lock
         owner_path = self.path.with_name(self.name + ".owner")
-        owner_path.write_text(json.dumps({
-            "host": socket.gethostname(), "pid": os.getpid(), "command": " ".join(sys.argv),
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }), "utf-8")
+        owner_path.write_text(
+            json.dumps(
+                {
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "command": " ".join(sys.argv),
+                    "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+            ),
+            "utf-8",
+        )
         return self
 
     def _owner(self) -> str:

@@ -1,14 +1,15 @@
 """Running lmms-eval's own CLI with clsbench's task folder, and reading its failures back as one clear line."""
 
 from __future__ import annotations
+
 import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from clsbench.tasks.data.loading import find_prepared, hub_offline_message
-from clsbench.tasks.data.loading import hub_status
+
+from clsbench.tasks.data.loading import find_prepared, hub_offline_message, hub_status
 from clsbench.tasks.protocol.registry import DATASETS, HubSource
 
 DEFAULT_LMMS_OUTPUT = "clsbench_results"
@@ -37,8 +38,11 @@ def _unreachable_hub_datasets(task_names: str, data_dir: str | None) -> list[str
     """
     from clsbench.tasks.protocol.catalog import datasets_of_tasks
 
-    keys = [key for key in datasets_of_tasks(task_names) if isinstance(DATASETS[key].source, HubSource)
-            and find_prepared(key, data_dir) is None]
+    keys = [
+        key
+        for key in datasets_of_tasks(task_names)
+        if isinstance(DATASETS[key].source, HubSource) and find_prepared(key, data_dir) is None
+    ]
     if not keys:
         return []
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
@@ -49,12 +53,16 @@ def _unreachable_hub_datasets(task_names: str, data_dir: str | None) -> list[str
 
 # Failures inside lmms-eval worth explaining: (pattern in its output, clsbench's explanation).
 _LMMS_HINTS = (
-    (re.compile(r"get_model_name_from_path|No module named 'llava'"),
-     "lmms-eval's llava_onevision model needs the LLaVA-NeXT repository (pip install "
-     "git+https://github.com/LLaVA-VL/LLaVA-NeXT.git). The same checkpoint runs without it as "
-     "--model clsbench_hf --model_args pretrained=llava-hf/llava-onevision-qwen2-7b-ov-hf"),
-    (re.compile(r"No module named 'filelock\._api'"),
-     "filelock 4 breaks lmms-eval 0.7.3: pip install 'filelock<4' (see `clsbench doctor`)"),
+    (
+        re.compile(r"get_model_name_from_path|No module named 'llava'"),
+        "lmms-eval's llava_onevision model needs the LLaVA-NeXT repository (pip install "
+        "git+https://github.com/LLaVA-VL/LLaVA-NeXT.git). The same checkpoint runs without it as "
+        "--model clsbench_hf --model_args pretrained=llava-hf/llava-onevision-qwen2-7b-ov-hf",
+    ),
+    (
+        re.compile(r"No module named 'filelock\._api'"),
+        "filelock 4 breaks lmms-eval 0.7.3: pip install 'filelock<4' (see `clsbench doctor`)",
+    ),
 )
 _OUR_ERROR = re.compile(r"clsbench\.tasks\.[\w.]+\.(?:DataError|SampleError): (.*)")
 
@@ -67,7 +75,7 @@ def lmms_failure_messages(output: str) -> list[str]:
         match = _OUR_ERROR.search(line)
         if match:
             text = [match.group(1)]
-            for follow in lines[index + 1: index + 6]:  # multi-line messages: the commands to run
+            for follow in lines[index + 1 : index + 6]:  # multi-line messages: the commands to run
                 if not follow.startswith(("  ", "then ", "where ", "To ")) or follow.startswith("  File "):
                     break
                 text.append(follow)
@@ -104,13 +112,22 @@ def run_lmms(
     unreachable = _unreachable_hub_datasets(_option(args, "--tasks") or "", data_dir)
     if unreachable:
         for key in unreachable:
-            print(f"clsbench lmms: error: {hub_offline_message(DATASETS[key], ConnectionError('the Hub is unreachable'))}",
-                  file=sys.stderr)
+            print(
+                "clsbench lmms: error: "
+                + hub_offline_message(DATASETS[key], ConnectionError("the Hub is unreachable")),
+                file=sys.stderr,
+            )
         return 2, []
     started = time.time()
     run_env = {**(env or os.environ), "CLSBENCH_LMMS_TASKS": "0"}  # the folder is passed explicitly here
-    process = subprocess.Popen([sys.executable, "-m", "lmms_eval", *args], env=run_env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, errors="replace")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lmms_eval", *args],
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
     sink = log_file.open("w", encoding="utf-8") if log_file else sys.stderr
     kept: list[str] = []
     for line in process.stdout:
@@ -128,13 +145,19 @@ def run_lmms(
         write_versions(output_path, {"lmms_eval_args": args})
     if code == 0 and not written:
         where = f"see {log_file}" if log_file else "see its log above"
-        print(f"clsbench: lmms-eval wrote no results under {output_path}: the evaluation failed ({where})", file=sys.stderr)
+        print(
+            f"clsbench: lmms-eval wrote no results under {output_path}: the evaluation failed ({where})",
+            file=sys.stderr,
+        )
         code = 1
     if code != 0:
         messages = lmms_failure_messages("".join(kept))
         for message in messages:
             print(f"clsbench lmms: error: {message}", file=sys.stderr)
         if not messages:
-            print("clsbench: if a dataset could not be loaded, `clsbench list` shows what is reachable; README "
-                  "'Local data' says how to prepare it or run offline", file=sys.stderr)
+            print(
+                "clsbench: if a dataset could not be loaded, `clsbench list` shows what is reachable; README "
+                "'Local data' says how to prepare it or run offline",
+                file=sys.stderr,
+            )
     return code, written

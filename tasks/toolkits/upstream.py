@@ -1,8 +1,9 @@
 """``clsbench upstream-lmms-eval DEST``: the task folder as it would go into lmms-eval's ``lmms_eval/tasks/``.
 
 It is the package's own folder (the generated YAMLs and README, ``utils.py`` and the variant folders'
-hooks, the templates, ``_generate_configs.py`` and the one-row sentinel parquet), with no local path in it: Hub datasets are read at their pinned revisions, local
-ones (ObjectNet, Caltech-101, Google Landmarks v2, FlickrSportLogos-10) from ``$CLSBENCH_DATA``
+hooks, the templates, ``_generate_configs.py`` and the one-row sentinel parquet), with no local
+path in it: Hub datasets are read at their pinned revisions, local ones (ObjectNet, Caltech-101,
+Google Landmarks v2, FlickrSportLogos-10) from ``$CLSBENCH_DATA``
 after ``clsbench prepare``. Beside it, ``PR.md`` is the pull request's description.
 """
 

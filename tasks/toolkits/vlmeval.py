@@ -39,16 +39,16 @@ from pathlib import Path
 from typing import ClassVar
 
 from clsbench.tasks.data.loading import load_rows
-from clsbench.tasks.protocol.questions import INSTRUCTION, SampleError, format_prompt, score_reply
 from clsbench.tasks.data.samples import add_questions, open_image
 from clsbench.tasks.protocol.draws import LETTERS
+from clsbench.tasks.protocol.questions import INSTRUCTION, SampleError, format_prompt, score_reply
 from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, get_dataset
 
 RESULT_SUFFIX = "_clsbench_result"
 
 
 def vlmeval_name(key: str) -> str:
-    """The VLMEvalKit dataset name (``ClsBench_food101``; the registry's, chosen to trip none of VLMEvalKit's name checks)."""
+    """The VLMEvalKit dataset name (``ClsBench_food101``: the registry's; it trips none of VLMEvalKit's name checks)."""
     return get_dataset(key).vlmeval_name
 
 
@@ -71,7 +71,18 @@ def _image_bytes(image: dict, key: str, sample_key: str) -> bytes:
 
 
 def tsv_columns(n_options: int) -> list[str]:
-    return ["index", "question", *LETTERS[:n_options], "answer", "category", "split", "dataset", "sample_key", "label", "image"]
+    return [
+        "index",
+        "question",
+        *LETTERS[:n_options],
+        "answer",
+        "category",
+        "split",
+        "dataset",
+        "sample_key",
+        "label",
+        "image",
+    ]
 
 
 def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES) -> Iterator[dict]:
@@ -146,7 +157,9 @@ def score_rows(rows: Iterable) -> list[dict]:
         prediction = row.get("prediction")
         text = "" if _missing(prediction) else str(prediction)
         record = score_reply(text, row_options(row), str(row["answer"]))
-        records.append({"parsed": record["parsed"] or "", "hit": record["correct"], "unparseable": record["unparseable"]})
+        records.append(
+            {"parsed": record["parsed"] or "", "hit": record["correct"], "unparseable": record["unparseable"]}
+        )
     return records
 
 
@@ -192,7 +205,9 @@ def dataset_classes() -> dict[str, type]:
             if not read_ok(str(target)):
                 dataset = str(line.get("dataset", self.dataset_name))
                 image = open_image(
-                    {"bytes": base64.b64decode(line["image"])}, dataset=dataset, sample_key=str(line.get("sample_key", line["index"]))
+                    {"bytes": base64.b64decode(line["image"])},
+                    dataset=dataset,
+                    sample_key=str(line.get("sample_key", line["index"])),
                 )
                 target.parent.mkdir(parents=True, exist_ok=True)
                 image.save(target, format="PNG")  # lossless, so the pixels are the ones lmms-eval decodes
@@ -221,7 +236,9 @@ def dataset_classes() -> dict[str, type]:
             dump(data, get_intermediate_file_path(eval_file, RESULT_SUFFIX))
             accuracy = report_acc(data.copy())
             accuracy["unparseable_rate"] = [
-                float(data[data["split"] == split]["unparseable"].mean()) if "split" in data else float(data["unparseable"].mean())
+                float(data[data["split"] == split]["unparseable"].mean())
+                if "split" in data
+                else float(data["unparseable"].mean())
                 for split in accuracy["split"]
             ]
             dump(accuracy, get_intermediate_file_path(eval_file, "_acc", "csv"))
@@ -232,7 +249,9 @@ def dataset_classes() -> dict[str, type]:
     for name, (key, name_set) in VLMEVAL_DATASETS.items():
         suffix = "" if name_set == DEFAULT_NAMES else name_set.capitalize()
         class_name = f"ClsBench{key[0].upper()}{key[1:]}{suffix}Dataset"
-        cls = type(class_name, (ClsbenchMCQDataset,), {"DATASET_URL": {name: ""}, "DATASET_MD5": {}, "__module__": __name__})
+        cls = type(
+            class_name, (ClsbenchMCQDataset,), {"DATASET_URL": {name: ""}, "DATASET_MD5": {}, "__module__": __name__}
+        )
         classes[name] = cls
         globals()[class_name] = cls  # importable by name (pickling, --config "class")
     globals()["ClsbenchMCQDataset"] = ClsbenchMCQDataset
@@ -260,7 +279,11 @@ def find_run_py(explicit: str | None = None) -> Path:
     """VLMEvalKit's ``run.py``: given, ``$VLMEVAL_RUN_PY``, or next to the ``vlmeval`` package (an editable install)."""
     import vlmeval
 
-    candidates = [explicit, os.environ.get("VLMEVAL_RUN_PY"), str(Path(vlmeval.__file__).resolve().parent.parent / "run.py")]
+    candidates = [
+        explicit,
+        os.environ.get("VLMEVAL_RUN_PY"),
+        str(Path(vlmeval.__file__).resolve().parent.parent / "run.py"),
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
@@ -271,11 +294,13 @@ def find_run_py(explicit: str | None = None) -> Path:
 
 
 def result_files(work_dir: str | os.PathLike, model: str, data: str, newer_than: float = 0.0) -> list[Path]:
-    """The ``_acc`` score files VLMEvalKit wrote for one model and dataset, oldest first (it exits 0 even when a run failed)."""
+    """The ``_acc`` score files VLMEvalKit wrote for a model and dataset, oldest first (it exits 0 even on failure)."""
     root = Path(work_dir) / model
     if not root.is_dir():
         return []
-    found = [path for path in root.rglob(f"{model}_{data}_acc.*") if path.is_file() and path.stat().st_mtime >= newer_than]
+    found = [
+        path for path in root.rglob(f"{model}_{data}_acc.*") if path.is_file() and path.stat().st_mtime >= newer_than
+    ]
     return sorted(found, key=lambda path: (path.stat().st_mtime, str(path)))
 
 
@@ -291,7 +316,15 @@ def run_vlmeval(
     extra_args: Sequence[str] = (),
     register: Callable[[dict | None], object] | None = None,
 ) -> int:
-    """Export missing TSVs, register (``register``: datasets and models; default: datasets only), and run VLMEvalKit's ``run.py`` with ``--model``/``--data``; 0 when every pair scored."""
+    """Export missing TSVs, register, and run VLMEvalKit's ``run.py`` with ``--model``/``--data``.
+
+    Args:
+        register: registers datasets and models (the CLI passes
+            :func:`clsbench.models.vlmeval.registration.register`); default: the datasets only.
+
+    Returns:
+        0 when every (model, dataset) pair wrote a score, else 1.
+    """
     unknown = [name for name in data if name not in NAME_TO_KEY]
     if unknown:
         raise KeyError(f"unknown clsbench VLMEvalKit dataset(s) {unknown}; choose from {', '.join(NAME_TO_KEY)}")
@@ -321,7 +354,10 @@ def run_vlmeval(
     missing = [(model, name) for model in models for name in data if not result_files(work_dir, model, name, started)]
     if missing:
         for model, name in missing:
-            print(f"clsbench vlmeval: no score file for {model} x {name} under {work_dir}: the run failed (see its log)", file=sys.stderr)
+            print(
+                f"clsbench vlmeval: no score file for {model} x {name} under {work_dir}: the run failed (see its log)",
+                file=sys.stderr,
+            )
         return 1
     return 0
 

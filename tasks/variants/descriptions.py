@@ -64,7 +64,9 @@ def load_descriptions(dataset: str, data_dir: str | os.PathLike | None = None) -
     try:
         content = json.loads(path.read_text("utf-8"))
     except ValueError as error:
-        raise DataError(f"{dataset}: {path} is not readable JSON ({error}); run `clsbench descriptions` again") from error
+        raise DataError(
+            f"{dataset}: {path} is not readable JSON ({error}); run `clsbench descriptions` again"
+        ) from error
     if isinstance(content, dict) and content.get("format") == FORMAT:
         return content["descriptions"]
     if isinstance(content, dict) and all(isinstance(v, str) for v in content.values()):
@@ -80,22 +82,30 @@ def add_descriptions(rows, dataset: str, *, data_dir: str | os.PathLike | None =
     docs = add_questions(rows, dataset, data_dir=data_dir)
     missing = [key for key in docs["sample_key"] if key not in descriptions]
     if missing:
-        raise DataError(f"{dataset}: {len(missing)} samples have no description (first: sample {missing[0]}); "
-                        f"run {task_name(dataset, '_describe')} on all of them")
+        raise DataError(
+            f"{dataset}: {len(missing)} samples have no description (first: sample {missing[0]}); "
+            f"run {task_name(dataset, '_describe')} on all of them"
+        )
     return docs.add_column("description", [descriptions[key] for key in docs["sample_key"]])
 
 
-def collect_descriptions(run_dirs: Iterable[str | os.PathLike], out_root: str | os.PathLike | None = None) -> dict[str, Path]:
+def collect_descriptions(
+    run_dirs: Iterable[str | os.PathLike], out_root: str | os.PathLike | None = None
+) -> dict[str, Path]:
     """Gather the describe tasks' logged replies (newest run wins per sample) into description files."""
     found: dict[str, dict[str, str]] = {}
     sources: dict[str, list[dict]] = {}
     for run_dir in run_dirs:
         for key in DATASETS:
-            files = sorted(Path(run_dir).rglob(f"*_samples_{task_name(key, '_describe')}.jsonl"), key=lambda p: p.stat().st_mtime)
+            files = sorted(
+                Path(run_dir).rglob(f"*_samples_{task_name(key, '_describe')}.jsonl"), key=lambda p: p.stat().st_mtime
+            )
             for path in files:
                 for line in path.read_text("utf-8").splitlines():
                     record = json.loads(line)["described"]
-                    found.setdefault(key, {})[record["sample_key"]] = redact(record["description"], record["class_name"])
+                    found.setdefault(key, {})[record["sample_key"]] = redact(
+                        record["description"], record["class_name"]
+                    )
                 sources.setdefault(key, []).append(_describe_run(path))
     if not found:
         raise DataError("no logged samples of a cls_<dataset>_describe task found (run it with --log_samples)")

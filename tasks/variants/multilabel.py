@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clsbench.tasks.data.loading import DataError, classnames_for
-from clsbench.tasks.protocol.catalog import MCQ_VARIANTS, task_name
 from clsbench.tasks.data.samples import image_id
+from clsbench.tasks.protocol.catalog import MCQ_VARIANTS, task_name
 from clsbench.tasks.report.lmms_results import sample_decision
 
 
@@ -45,7 +45,11 @@ def load_valid_labels(path: str | os.PathLike, classnames: Sequence[str]) -> dic
     if path.suffix == ".csv":
         with path.open(newline="", encoding="utf-8") as handle:
             rows = [row for row in csv.reader(handle) if row and not row[0].startswith("#")]
-        if rows and not any(part.strip().isdigit() for part in rows[0][1].replace(";", " ").split()) and rows[0][0] == "image":
+        if (
+            rows
+            and not any(part.strip().isdigit() for part in rows[0][1].replace(";", " ").split())
+            and rows[0][0] == "image"
+        ):
             rows = rows[1:]
         raw = {row[0]: row[1].replace(";", " ").split() for row in rows}
     else:
@@ -55,7 +59,9 @@ def load_valid_labels(path: str | os.PathLike, classnames: Sequence[str]) -> dic
         else:
             raw = content
     return {
-        os.path.splitext(os.path.basename(str(key)))[0]: frozenset(_label(value, classnames, lookup) for value in labels)
+        os.path.splitext(os.path.basename(str(key)))[0]: frozenset(
+            _label(value, classnames, lookup) for value in labels
+        )
         for key, labels in raw.items()
     }
 
@@ -105,12 +111,21 @@ def lmms_predictions(root: Path, dataset: str) -> Iterator[tuple[str, list[Predi
         for suffix in MCQ_VARIANTS:
             samples = results_path.with_name(f"{prefix}_samples_{task_name(dataset, suffix)}.jsonl")
             if samples.is_file():
-                records = [sample_decision(json.loads(line)) for line in samples.read_text("utf-8").splitlines() if line.strip()]
+                records = [
+                    sample_decision(json.loads(line))
+                    for line in samples.read_text("utf-8").splitlines()
+                    if line.strip()
+                ]
                 name = model + (f" [{suffix.lstrip('_')}]" if suffix else "")
-                yield name, [Prediction(r["sample_key"], r.get("image_id"), r["label"], r.get("prediction")) for r in records]
+                yield (
+                    name,
+                    [Prediction(r["sample_key"], r.get("image_id"), r["label"], r.get("prediction")) for r in records],
+                )
 
 
-def clip_predictions(root: Path, dataset: str, image_ids: dict[str, str] | None) -> Iterator[tuple[str, list[Prediction]]]:
+def clip_predictions(
+    root: Path, dataset: str, image_ids: dict[str, str] | None
+) -> Iterator[tuple[str, list[Prediction]]]:
     from clsbench.tasks.report.readers import clip_model_name
 
     for result_path in sorted(root.rglob(f"{dataset}.json")):
@@ -118,9 +133,13 @@ def clip_predictions(root: Path, dataset: str, image_ids: dict[str, str] | None)
         predictions_path = result_path.with_name(f"{dataset}.predictions.jsonl")
         if result.get("format", "").startswith("clsbench-clip") and predictions_path.is_file():
             rows = [json.loads(line) for line in predictions_path.read_text("utf-8").splitlines() if line.strip()]
-            yield clip_model_name(result), [
-                Prediction(r["sample_key"], (image_ids or {}).get(r["sample_key"]), r["label"], r.get("prediction")) for r in rows
-            ]
+            yield (
+                clip_model_name(result),
+                [
+                    Prediction(r["sample_key"], (image_ids or {}).get(r["sample_key"]), r["label"], r.get("prediction"))
+                    for r in rows
+                ],
+            )
 
 
 def sample_image_ids(dataset: str, data_dir: str | os.PathLike | None) -> dict[str, str]:
@@ -131,11 +150,19 @@ def sample_image_ids(dataset: str, data_dir: str | os.PathLike | None) -> dict[s
 
     rows = load_rows(dataset, data_dir).cast_column("image", datasets.Image(decode=False))
     source_ids = rows["source_id"] if "source_id" in rows.column_names else [None] * len(rows)
-    return {str(i): image_id({"image": image, "source_id": source}) for i, (image, source) in enumerate(zip(rows["image"], source_ids))}
+    return {
+        str(i): image_id({"image": image, "source_id": source})
+        for i, (image, source) in enumerate(zip(rows["image"], source_ids))
+    }
 
 
-def rescore(runs: Iterable[str | os.PathLike], labels_file: str | os.PathLike, dataset: str = "imagenet",
-            data_dir: str | os.PathLike | None = None, with_data: bool = False) -> list[MultiLabelScore]:
+def rescore(
+    runs: Iterable[str | os.PathLike],
+    labels_file: str | os.PathLike,
+    dataset: str = "imagenet",
+    data_dir: str | os.PathLike | None = None,
+    with_data: bool = False,
+) -> list[MultiLabelScore]:
     classnames = classnames_for(dataset, data_dir)
     valid = load_valid_labels(labels_file, classnames)
     image_ids = sample_image_ids(dataset, data_dir) if with_data else None
@@ -145,10 +172,15 @@ def rescore(runs: Iterable[str | os.PathLike], labels_file: str | os.PathLike, d
         for model, predictions in [*lmms_predictions(root, dataset), *clip_predictions(root, dataset, image_ids)]:
             scores.append(score(model, predictions, valid))
     if not scores:
-        raise DataError(f"no logged {dataset} predictions under {', '.join(map(str, runs))} (lmms-eval needs --log_samples)")
+        raise DataError(
+            f"no logged {dataset} predictions under {', '.join(map(str, runs))} (lmms-eval needs --log_samples)"
+        )
     return scores
 
 
 def markdown(scores: Sequence[MultiLabelScore]) -> str:
-    lines = ["| Model | n | single-label (%) | multi-label (%) | n with labels | n not in file |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| Model | n | single-label (%) | multi-label (%) | n with labels | n not in file |",
+        "|---|---|---|---|---|---|",
+    ]
     return "\n".join(lines + [s.row() for s in scores])

@@ -27,12 +27,15 @@ MAX_CLOSED_WORLD_CLASSES = 256  # listing more class names than this does not fi
 OPEN_PROMPT = "Please identify the main object in the given image and output the category name."
 # P1 Appendix B.1, closed world: every class name, as a bracketed list on its own line.
 CLOSED_PROMPT = (
-    "Please identify the main object in the given image and select the category name from the following list.\n[{names}]"
+    "Please identify the main object in the given image and select the category name from the following list."
+    "\n[{names}]"
 )
 # P2 section 2.3, closed world; success = the right class name is contained in the reply.
 P2_CLOSED_PROMPT = "What type of object is in this photo? Choose one from {names}"
+
+
 def exact_class(reply: str | None, classnames: Sequence[str]) -> int | None:
-    """The class the reply names, by the MCQ parser's name rules (:func:`clsbench.tasks.protocol.parsing.match_name`)."""
+    """The class the reply names, by the MCQ parser's name rules (``clsbench.tasks.protocol.parsing.match_name``)."""
     return match_name(reply, classnames)
 
 
@@ -72,6 +75,7 @@ def p2_closed_world_prompt(classnames: Sequence[str]) -> str:
 
 def contains_class(reply: str | None, class_name: str) -> bool:
     """P2's success rule: the class name occurs in the reply (case, punctuation and spacing aside)."""
+
     def simple(text: str) -> str:
         return " " + " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split()) + " "
 
