@@ -98,3 +98,15 @@ def test_test_and_demo_builders_stay_off_the_runtime_path():
         if module in builders or _room(module)[0] == "clsbench.tasks.cli" or module.endswith(".demo"):
             continue
         assert not (_imports(path, modules) & builders), f"{module} imports a test/demo builder"
+
+
+def test_the_tree_is_ruff_clean():
+    """The conventions in pyproject.toml hold: lint (pycodestyle, pyflakes, isort, pyupgrade, bugbear) and format."""
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    for command in ([ruff, "check", "--no-cache", "."], [ruff, "format", "--check", "--no-cache", "."]):
+        run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
