@@ -113,3 +113,14 @@ def test_every_hook_in_every_yaml_is_a_def_lmms_eval_finds():
             assert config["process_docs"].__name__ in defined[path.parent], path
         names = re.findall(r"!function utils\.(\w+)", path.read_text("utf-8"))
         assert all(name in defined[path.parent] for name in names), path
+
+
+def test_the_readme_dataset_table_follows_the_registry():
+    """A new registry entry shows in the README (paste `clsbench list --markdown`), and no count is hard-coded."""
+    from pathlib import Path
+
+    from clsbench.tasks.protocol.catalog import dataset_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    assert dataset_table() in readme, "README's dataset table is stale: paste `clsbench list --markdown`"
+    assert all(f"`{key}`" in dataset_table() for key in DATASETS)

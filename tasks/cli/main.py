@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from clsbench.tasks.data.loading import DataError, classnames_for, data_root, find_prepared, hub_status, load_rows
+from clsbench.tasks.protocol.catalog import dataset_table
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
 from clsbench.tasks.protocol.questions import DEFAULT_SEED, SampleError, format_prompt, make_sample
 from clsbench.tasks.protocol.registry import DATASETS, HubSource, get_dataset
@@ -17,6 +18,10 @@ from clsbench.tasks.toolkits.lmms_runner import run_lmms
 
 def cmd_list(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
+
+    if args.markdown:
+        print(dataset_table())
+        return 0
 
     specs = list(DATASETS.values())
     with ThreadPoolExecutor(max_workers=len(specs)) as pool:
@@ -227,10 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     data_dir_help = "root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)"
 
-    p = commands.add_parser("list", help="the ten datasets with group, size, source and whether the data is reachable")
+    p = commands.add_parser("list", help="the datasets with group, size, source and whether the data is reachable")
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("--no-check", action="store_true", help="do not ask the Hub whether the pinned revisions answer")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per Hub check")
+    p.add_argument("--markdown", action="store_true", help="print the README's dataset table instead (no checks)")
     p.set_defaults(run=cmd_list)
 
     p = commands.add_parser("options", help="the question for one sample, as JSON")

@@ -44,7 +44,7 @@ from clsbench.tasks.protocol.catalog import (
     variant_folder,
     variant_tag,
 )
-from clsbench.tasks.protocol.registry import DATASETS, GROUPS, DatasetSpec, HubSource
+from clsbench.tasks.protocol.registry import DATASETS, GROUPS, DatasetSpec, HubSource, datasets_in_group, paper_datasets
 
 PACKAGE_TASK_FOLDER = Path(__file__).parent
 
@@ -170,7 +170,7 @@ def generated_files(folder: Path = PACKAGE_TASK_FOLDER) -> dict[str, str]:
         groups = {}
         if variant.has_groups:
             for group in GROUPS:
-                members = [task_name(spec.key, suffix) for spec in specs if spec.group == group]
+                members = [task_name(spec.key, suffix) for spec in datasets_in_group(group) if spec in specs]
                 groups[f"{group_name(group, suffix)}.yaml"] = group_yaml(group_name(group, suffix), members)
             all_name = group_name(None, suffix)
             groups[f"{all_name}.yaml"] = group_yaml(all_name, [group_name(group, suffix) for group in GROUPS])
@@ -211,7 +211,7 @@ def variant_table() -> str:
 
 
 def readme_text() -> str:
-    in_paper = [spec for spec in DATASETS.values() if spec.group]
+    in_paper = paper_datasets()
     groups = ", ".join(f"`{group_name(group)}`" for group in GROUPS)
     return f"""# cls_mcq: image classification as 26-option multiple choice
 

@@ -1,4 +1,7 @@
-"""TODO docstring (clsbench.tasks.mcq split)."""
+"""Rows of a split become documents with questions: the one route from data to a question for every toolkit.
+
+:func:`add_questions` is what lmms-eval's ``process_docs`` hooks and the VLMEvalKit export call;
+:func:`open_image` decodes a stored image with the one decoder, naming the sample on failure."""
 
 from __future__ import annotations
 

@@ -1,15 +1,13 @@
-"""The lmms-eval task folder, generated from the registry.
+"""The variant catalog and every name derived from the registry: one owner for each.
 
-``cls_mcq/`` in this package is the upstreamable folder: a template, ``utils.py`` hooks, one YAML
-per dataset and protocol variant and three group YAMLs per variant (:data:`MCQ_VARIANTS`: the
-paper's 26 random options, the 4/8/16-option ablation, text-similar and CLIP-hard negatives).
-The per-dataset and group YAMLs are written by
-:func:`write_task_folder` from the registry (run ``python -m clsbench.tasks.lmms_tasks`` after
-editing it; a test fails when they drift). Datasets with no Hub copy point at a one-row sentinel
-file whose ``process_docs`` raises the message naming ``clsbench prepare``.
-
-:func:`task_folder_for` gives lmms-eval's ``--include_path``: the package folder itself, or, when
-the data root holds prepared copies, a copy of it whose YAMLs read those copies instead."""
+* :data:`MCQ_VARIANTS` and :data:`FREE_FORM_KINDS`: every protocol variant (option count, negatives,
+  class-name set, fixed question; free-form answers, the text-only test) and its task suffix;
+* :func:`task_name`, :func:`group_name`, :func:`variant_folder`, :func:`variant_tag`: the lmms-eval
+  names and folders the task YAMLs are generated with (``cls_mcq/_generate_configs.py``);
+* :func:`resolve_datasets`: the one grammar for naming datasets on every command line (keys, aliases,
+  VLMEvalKit names, groups, lmms-eval task and group names);
+* :func:`dataset_table`: the README's dataset table.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
-from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, GROUPS, DatasetSpec, dataset_for_name
+from clsbench.tasks.protocol.registry import (
+    DATASETS,
+    DEFAULT_NAMES,
+    GROUPS,
+    DatasetSpec,
+    HubSource,
+    dataset_for_name,
+    datasets_in_group,
+    paper_datasets,
+)
 
 GROUP_TASKS = {"general": "cls_general_mcq", "fine-grained": "cls_finegrained_mcq"}
 
@@ -165,15 +172,15 @@ def group_name(group: str | None, suffix: str = "") -> str:
 def _members() -> dict[str, list[str]]:
     """Every task and group name -> its dataset keys, from the same facts the YAMLs are generated from."""
     members: dict[str, list[str]] = {"all": list(DATASETS)}
-    members.update({group: [spec.key for spec in DATASETS.values() if spec.group == group] for group in GROUPS})
+    members.update({group: [spec.key for spec in datasets_in_group(group)] for group in GROUPS})
     for suffix, variant in MCQ_VARIANTS.items():
         for spec in DATASETS.values():
             if variant.applies_to(spec):
                 members[task_name(spec.key, suffix)] = [spec.key]
         if variant.has_groups:
             for group in GROUPS:
-                members[group_name(group, suffix)] = [spec.key for spec in DATASETS.values() if spec.group == group]
-            members[group_name(None, suffix)] = [spec.key for spec in DATASETS.values() if spec.group]
+                members[group_name(group, suffix)] = [spec.key for spec in datasets_in_group(group)]
+            members[group_name(None, suffix)] = [spec.key for spec in paper_datasets()]
     for suffix, kind in FREE_FORM_KINDS.items():
         keys = [spec.key for spec in kind_datasets(kind)]
         members.update({task_name(key, suffix): [key] for key in keys})
@@ -213,3 +220,28 @@ def resolve_datasets(names: str | Sequence[str], *, strict: bool = True) -> list
 def datasets_of_tasks(names: str | list[str]) -> list[str]:
     """Dataset keys behind lmms-eval task or group names; names that are not ours are skipped."""
     return resolve_datasets(names, strict=False)
+
+
+def dataset_table() -> str:
+    """The README's dataset table (``clsbench list --markdown``), derived from the registry: a new entry appears here.
+
+    Returns:
+        A Markdown table: key, paper abbreviation, group, size, source at its pinned revision, and
+        the only files of the split that are read.
+    """
+    lines = [
+        "| key | paper | group | size | source (pinned revision) | split: the only files read |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in DATASETS.values():
+        source = spec.source
+        if isinstance(source, HubSource):
+            where = f"`{source.repo_id}@{source.revision[:7]}`"
+            files = f"{source.split}: `{source.data_files}`"
+            files += f" (builder `{source.builder}`)" if source.builder != "parquet" else ""
+        else:
+            where, files = f"local: `clsbench prepare {spec.key}`", "—"
+        group = spec.group or "extra (no group)"
+        abbreviation = spec.abbreviation if spec.in_paper else f"({spec.abbreviation}, not in the paper)"
+        lines.append(f"| `{spec.key}` | {abbreviation} | {group} | {spec.expected_size:,} | {where} | {files} |")
+    return "\n".join(lines)

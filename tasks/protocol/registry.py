@@ -462,4 +462,10 @@ def dataset_for_name(name: object) -> str | None:
 
 
 def datasets_in_group(group: Group) -> list[DatasetSpec]:
+    """A paper group's datasets, in registry order: the one definition of group membership."""
     return [spec for spec in DATASETS.values() if spec.group == group]
+
+
+def paper_datasets() -> list[DatasetSpec]:
+    """The paper's datasets (every group's), in registry order; extras such as Pet are not among them."""
+    return [spec for spec in DATASETS.values() if spec.in_paper]

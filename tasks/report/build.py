@@ -1,4 +1,20 @@
-"""TODO docstring (clsbench.tasks.report split)."""
+"""``clsbench report``: the paper's tables and figures from any mix of runs, in one command.
+
+Three kinds of output go into one table with one row per model (the paper's Table 2 layout):
+
+* lmms-eval ``--output_path`` folders: ``<model>/<date>_results.json``, plus
+  ``<date>_samples_<task>.jsonl`` (``--log_samples``) for per-class numbers;
+* VLMEvalKit ``--work-dir`` folders: ``<model>/[T<stamp>/]<model>_<data>_acc.csv`` and the
+  prediction file ``<model>_<data>.xlsx`` / ``.tsv``, where ``<data>`` is ``cls_<key>_mcq`` (what
+  ``clsbench vlmeval`` registers) or ``ClsBench_<key>`` (``DatasetSpec.vlmeval_name``); replies are
+  re-scored with clsbench's parser for per-class numbers (VLMEvalKit's own is not 26-option safe);
+* ``clsbench clip`` folders: ``<run>/<dataset>.json`` (``"format": "clsbench-clip-v1"``) plus
+  ``<dataset>.predictions.jsonl``.
+
+The newest result per model and dataset wins, so re-running one task replaces only that cell. A
+missing cell stays missing (never zero), and a group average appears only when the group is
+complete, as in the paper. :func:`write_report` is what both the CLI and the demo call.
+"""
 
 from __future__ import annotations
 

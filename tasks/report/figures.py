@@ -1,4 +1,4 @@
-"""TODO docstring (clsbench.tasks.report split)."""
+"""Figures for the report: grouped bars per dataset with chance lines, and general vs fine-grained averages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
-from clsbench.tasks.protocol.registry import DATASETS
+from clsbench.tasks.protocol.registry import paper_datasets
 from clsbench.tasks.report.lmms_results import GROUP_COLUMNS, table_columns
 from clsbench.tasks.report.records import CLIP, REFERENCE, ModelResult
 
@@ -47,7 +47,7 @@ def _series_styles(models: list[ModelResult]) -> list[dict]:
 def chance_levels() -> list[float]:
     """Chance accuracy (%) per paper dataset column: one over the options shown (26, or the class count if fewer)."""
     levels = []
-    for spec in (spec for spec in DATASETS.values() if spec.in_paper):
+    for spec in paper_datasets():
         classes = len(spec.classnames) if spec.classnames else MAX_OPTIONS
         levels.append(100 / min(MAX_OPTIONS, classes))
     return levels

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from clsbench.tasks.protocol.catalog import task_name
-from clsbench.tasks.protocol.registry import DATASETS, GROUPS
+from clsbench.tasks.protocol.registry import DATASETS, GROUPS, datasets_in_group, paper_datasets
 
 GROUP_COLUMNS = {"general": "General Avg.", "fine-grained": "Fine-grained Avg."}
 
@@ -40,7 +40,7 @@ def table_row(scores: dict[str, float]) -> dict[str, float | None]:
     """Percentages per dataset abbreviation plus the two unweighted group means (None when incomplete)."""
     row: dict[str, float | None] = {spec.abbreviation: _percent(scores.get(key)) for key, spec in DATASETS.items()}
     for group in GROUPS:
-        members = [key for key, spec in DATASETS.items() if spec.group == group]
+        members = [spec.key for spec in datasets_in_group(group)]
         present = [scores[key] for key in members if key in scores]
         row[GROUP_COLUMNS[group]] = _percent(sum(present) / len(present)) if len(present) == len(members) else None
     return row
@@ -53,7 +53,7 @@ def _percent(value: float | None) -> float | None:
 def table_columns(rows: dict[str, dict[str, float | None]] | None = None) -> list[str]:
     """The paper's Table 2 columns (its datasets in registry order, then the two group means), then any extra
     dataset (outside the paper's groups) that has a value in ``rows``: an extra never enters an average."""
-    paper = [spec.abbreviation for spec in DATASETS.values() if spec.in_paper]
+    paper = [spec.abbreviation for spec in paper_datasets()]
     extras = [
         spec.abbreviation
         for spec in DATASETS.values()

@@ -1,4 +1,5 @@
-"""TODO docstring (clsbench.tasks.report split)."""
+"""Reading results back from every toolkit: lmms-eval folders, VLMEvalKit work dirs, ``clsbench clip`` runs,
+CLIP_benchmark JSONs and earlier reports' ``results.jsonl``; the newest complete result per cell wins."""
 
 from __future__ import annotations
 

@@ -1,19 +1,4 @@
-"""``clsbench report``: the paper's tables and figures from any mix of runs, in one command.
-
-Three kinds of output go into one table with one row per model (the paper's Table 2 layout):
-
-* lmms-eval ``--output_path`` folders: ``<model>/<date>_results.json``, plus
-  ``<date>_samples_<task>.jsonl`` (``--log_samples``) for per-class numbers;
-* VLMEvalKit ``--work-dir`` folders: ``<model>/[T<stamp>/]<model>_<data>_acc.csv`` and the
-  prediction file ``<model>_<data>.xlsx`` / ``.tsv``, where ``<data>`` is ``cls_<key>_mcq`` (what
-  ``clsbench vlmeval`` registers) or ``ClsBench_<key>`` (``DatasetSpec.vlmeval_name``); replies are
-  re-scored with clsbench's parser for per-class numbers (VLMEvalKit's own is not 26-option safe);
-* ``clsbench clip`` folders: ``<run>/<dataset>.json`` (``"format": "clsbench-clip-v1"``) plus
-  ``<dataset>.predictions.jsonl``.
-
-The newest result per model and dataset wins, so re-running one task replaces only that cell. A
-missing cell stays missing (never zero), and a group average appears only when the group is
-complete, as in the paper. :func:`write_report` is what both the CLI and the demo call."""
+"""A report's parts: a :class:`Record` per (model, protocol, dataset), merged into :class:`ModelResult` rows."""
 
 from __future__ import annotations
 
@@ -27,7 +12,7 @@ from pathlib import Path
 
 from clsbench.tasks.data.loading import DataError, classnames_for
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
-from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, dataset_for_name
+from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, dataset_for_name, paper_datasets
 
 DUPLICATE_SUFFIX = re.compile(r" \[\d+\]$")  # "missile [657]", as clsbench clip writes it
 LEADERBOARD_FORMAT = "clsbench-leaderboard-v1"
@@ -146,7 +131,7 @@ class ModelResult:
 
     @property
     def missing(self) -> list[str]:
-        return [key for key, spec in DATASETS.items() if spec.in_paper and key not in self.datasets]
+        return [spec.key for spec in paper_datasets() if spec.key not in self.datasets]
 
     def records(self) -> list[Record]:
         """This row's records in the paper's dataset order."""

@@ -1,4 +1,4 @@
-"""TODO docstring (clsbench.tasks.report split)."""
+"""The paper's Table 2 layout in Markdown, CSV and LaTeX, the leaderboard file, deltas and per-class tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import math
 from collections.abc import Iterable
 
-from clsbench.tasks.protocol.registry import DATASETS
+from clsbench.tasks.protocol.registry import DATASETS, paper_datasets
 from clsbench.tasks.report.lmms_results import GROUP_COLUMNS, table_columns, table_row
 from clsbench.tasks.report.records import (
     CLIP,
@@ -35,7 +35,7 @@ def missing_line(models: list[ModelResult]) -> str:
         parts += [f"{DATASETS[k].abbreviation} conflict" for k in model.conflicts]
         if parts:
             gaps.append(f"{model.name}: {', '.join(parts)}")
-    paper = sum(spec.in_paper for spec in DATASETS.values())
+    paper = len(paper_datasets())
     return "Missing datasets: " + (
         "; ".join(gaps) if gaps else f"none (every model has all {paper} of the paper's, complete)"
     )
