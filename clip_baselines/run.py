@@ -243,8 +243,21 @@ def run_clip(
 ) -> dict[str, dict]:
     """Score a CLIP model on ``datasets``; ``{dataset: summary}`` on the main process, ``{}`` on others.
 
-    ``model`` is a paper short name, an open_clip name (with ``pretrained``), or a loaded model.
     Already-completed datasets are read back, interrupted ones resume where they stopped.
+
+    Args:
+        model: a paper short name (``openai-vit-l-14``), an open_clip name (with ``pretrained``), or a loaded model.
+        pretrained: the open_clip tag or checkpoint file.
+        datasets: any names :func:`clsbench.tasks.protocol.catalog.resolve_datasets` accepts.
+        out: the results root; the run goes to ``<out>/<run name>/``.
+        mode: ``mcq`` (the MLLM tasks' questions) or ``full`` (zero-shot over all classes).
+        templates, seed, n_options, negatives, class_names: the protocol settings, as the MLLM tasks'.
+        data_dir, cache_dir, model_cache_dir: data root, text-embedding cache, open_clip weights cache.
+        batch_size, workers, precision, cpu, flush_every, progress: how the run executes (not what it computes).
+        on_dataset: called with ``(dataset, summary, run_dir)`` as each dataset completes.
+
+    Returns:
+        ``{dataset: summary}`` on the main process, ``{}`` on the others.
     """
     from accelerate import PartialState
 

@@ -354,6 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``clsbench`` command.
+
+    Args:
+        argv: the arguments after ``clsbench`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 on a usage or data error (its message printed), else the subcommand's.
+    """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "lmms":

@@ -270,7 +270,15 @@ def write_task_folder(folder: Path = PACKAGE_TASK_FOLDER) -> list[str]:
 
 
 def task_folder_for(data_dir: str | os.PathLike | None = None) -> Path:
-    """The folder for ``lmms-eval --include_path``: prepared local copies win over the Hub."""
+    """The folder for ``lmms-eval --include_path``: prepared local copies win over the Hub.
+
+    Args:
+        data_dir: the data root.
+
+    Returns:
+        This package folder when the data root holds nothing of ours; otherwise ``<root>/_lmms_tasks``, a
+        copy whose source YAMLs read the prepared copies and whose hooks find the negatives files there.
+    """
     root = data_root(data_dir)
     has_files = (root / "negatives").is_dir() or (root / "descriptions").is_dir()
     prepared = {key: find_prepared(key, root) for key in DATASETS}

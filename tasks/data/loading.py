@@ -188,6 +188,13 @@ def load_rows(key: str, data_dir: str | os.PathLike | None = None):
 
     Reads the prepared copy when there is one, else the pinned Hub split; raises DataError with
     the command to run when neither is reachable.
+
+    Args:
+        key: the registry key.
+        data_dir: the data root (default ``$CLSBENCH_DATA``, else ``~/.cache/clsbench/data``).
+
+    Returns:
+        The split, its label names checked against the recorded Hub labels.
     """
     import datasets
 

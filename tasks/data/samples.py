@@ -63,6 +63,18 @@ def add_questions(
     against the paper's, then reads only the label column; images stay undecoded
     (``Image(decode=False)``) so a corrupt one fails in :func:`open_image`, naming its sample,
     instead of deep in the loader.
+
+    Args:
+        rows: the split (``datasets.Dataset``), or the sentinel of a local-only dataset.
+        dataset: the registry key.
+        seed, n_options: as for :func:`clsbench.tasks.protocol.draws.build_question`.
+        negatives: ``random`` or a hard-negatives method whose file is in the data root.
+        name_set: the class names shown (``paper``, or another set the dataset offers).
+        question: one wording for every sample instead of the dataset's ten.
+        data_dir: the data root (prepared copies, negatives files).
+
+    Returns:
+        The rows with the question columns added (images still undecoded).
     """
     import datasets
 

@@ -195,7 +195,14 @@ def resolve_datasets(names: str | Sequence[str], *, strict: bool = True) -> list
     Items are separated by commas or spaces; each is a dataset key, an alias (paper abbreviation,
     VLMEvalKit name ``ClsBench_food101``, CLIP_benchmark's ``cars``), a paper group (``general``,
     ``fine-grained``), ``all``, or an lmms-eval task or group name (``cls_food101_mcq_4opt``,
-    ``cls_mcq``). ``strict`` raises on an unknown item, naming the choices; otherwise it is skipped.
+    ``cls_mcq``).
+
+    Args:
+        names: one string (comma- or space-separated) or several.
+        strict: raise KeyError on an unknown item, naming the choices; otherwise skip it.
+
+    Returns:
+        Registry keys, in the order named, each once.
     """
     parts = [names] if isinstance(names, str) else list(names)
     items = [item for part in parts for item in re.split(r"[,\s]+", part) if item]

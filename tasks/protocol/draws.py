@@ -137,7 +137,21 @@ def build_question(
     n_wordings: int = 10,
     ranked_negatives: Sequence[int] | None = None,
 ) -> Question:
-    """The options (class indices), right letter and wording for one sample (see the module docstring)."""
+    """The options (class indices), right letter and wording for one sample (see the module docstring).
+
+    Args:
+        dataset_key: the registry key; part of every hash, so datasets never share draws.
+        sample_key: the row's key (its index in the pinned split, as a string).
+        label: the right class index.
+        classnames: the class names shown; a name already shown is skipped, so no two options read alike.
+        seed: the question seed (0 is the paper's protocol).
+        n_options: 2..26 (fewer when the dataset has fewer distinct names).
+        n_wordings: how many question wordings the dataset has.
+        ranked_negatives: hard negatives in rank order (text-similar, clip-hard) instead of a shuffle.
+
+    Returns:
+        The :class:`Question`: option class indices (A first), the answer letter and the wording index.
+    """
     if not 2 <= n_options <= MAX_OPTIONS:
         raise ValueError(f"n_options must be in 2..{MAX_OPTIONS}, got {n_options}")
     if seed < 0:

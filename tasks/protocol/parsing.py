@@ -221,7 +221,15 @@ def match_name(reply: str | None, names: Sequence[str]) -> int | None:
 
 
 def parse_answer(reply: str | None, option_names: Sequence[str]) -> str | None:
-    """The option letter a reply chooses among ``option_names`` (A first), or None (see the module docstring)."""
+    """The option letter a reply chooses among ``option_names`` (A first), or None (see the module docstring).
+
+    Args:
+        reply: the model's text, as the toolkit hands it over.
+        option_names: the question's class names, A first (they let a reply name its class instead of a letter).
+
+    Returns:
+        ``"A"``..``"Z"`` within the question's options, or None when a careful grader could not be sure.
+    """
     if not reply:
         return None
     text = _clean(str(reply))

@@ -65,9 +65,18 @@ def make_sample(
     ranked_negatives: Sequence[int] | None = None,
     question: str | None = None,
 ) -> McqSample:
-    """The question for one sample (options from :func:`options.build_question`).
+    """The question for one sample (options from :func:`clsbench.tasks.protocol.draws.build_question`).
 
-    ``question`` replaces the drawn wording (the 5-way protocol asks every sample the same question).
+    Args:
+        dataset: the registry key.
+        sample_key: the row's key.
+        label: the right class index (checked by :func:`check_label`).
+        classnames: the class names shown.
+        seed, n_options, ranked_negatives: as for ``build_question``.
+        question: replaces the drawn wording (the 5-way protocol asks every sample the same question).
+
+    Returns:
+        The :class:`McqSample`: question, option names (A first), answer letter and option class indices.
     """
     check_label(dataset, sample_key, label, len(classnames))
     wording = question
@@ -129,6 +138,13 @@ def prompt_parts(prompt: str, instruction: str = INSTRUCTION) -> tuple[str, tupl
     A model wrapper learns the options from the request's own prompt (lmms-eval's contract: a model
     never reads the task's documents). Options are the last run of ``A. ...``, ``B. ...`` lines in
     letter order; the question is the text before them, without the instruction sentence.
+
+    Args:
+        prompt: the text a toolkit puts in front of the model.
+        instruction: the instruction sentence to strip from the question (the paper's by default).
+
+    Returns:
+        ``(question, option names)``, or None when the prompt has no ``A. ...`` line.
     """
     lines = prompt.split("\n")
     end = max((i for i, line in enumerate(lines) if line.startswith("A. ")), default=None)

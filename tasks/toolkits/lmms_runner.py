@@ -89,11 +89,20 @@ def lmms_failure_messages(output: str) -> list[str]:
 def run_lmms(
     lmms_args: list[str], data_dir: str | None = None, env: dict | None = None, log_file: Path | None = None
 ) -> tuple[int, list[Path]]:
-    """Run lmms-eval's CLI with our tasks included; returns (status, results files it wrote).
+    """Run lmms-eval's CLI with our tasks included.
 
     lmms-eval exits 0 even when evaluation failed, so success means: exit code 0 and at least one
     new results file under --output_path. Its output is shown (or, with ``log_file``, kept there) and
     scanned: a failure ends with clsbench's own message (what failed, for which dataset, the fix).
+
+    Args:
+        lmms_args: lmms-eval's own arguments, passed on unchanged (``--opt=value`` normalised).
+        data_dir: the data root whose prepared copies the task folder reads.
+        env: the environment for lmms-eval (default: this process's).
+        log_file: keep lmms-eval's output there instead of showing it.
+
+    Returns:
+        ``(status, results files written)``: status 0 only when lmms-eval exited 0 and wrote results.
     """
     from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
     from clsbench.tasks.report.lmms_results import results_files

@@ -112,7 +112,17 @@ def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str 
 def write_tsv(
     key: str, out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES
 ) -> Path:
-    """Write ``<out_dir>/<VLMEvalKit name>.tsv``, streaming (ImageNet's is several GB); returns its path."""
+    """Write ``<out_dir>/<VLMEvalKit name>.tsv``, streaming (ImageNet's is several GB).
+
+    Args:
+        key: the registry key.
+        out_dir: the TSV folder (VLMEvalKit's ``$LMUData``).
+        data_dir: the data root.
+        name_set: the class names shown (``paper``, or ``openai`` for ImageNet).
+
+    Returns:
+        The TSV's path (written to a partial file first, so a killed export leaves no half TSV).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{get_dataset(key).vlmeval_name_for(name_set)}.tsv"
