@@ -31,8 +31,8 @@ from clsbench.tasks.report.records import (
     ModelResult,
     Record,
     ReportError,
-    _is_number,
     dataset_key,
+    is_number,
     tally,
 )
 from clsbench.tasks.runtime.environment import VERSIONS_FILE
@@ -410,7 +410,7 @@ def _vlmeval_overall(path: Path, notes: list[str]) -> float | None:
     """The ``Overall`` cell of an acc.csv (row ``split == none`` or the first); percent is detected and said."""
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    if not rows or "Overall" not in rows[0] or not _is_number(rows[0]["Overall"]):
+    if not rows or "Overall" not in rows[0] or not is_number(rows[0]["Overall"]):
         notes.append(f"{path.name}: no numeric Overall column, ignored")
         return None
     row = next((r for r in rows if r.get("split") == "none"), rows[0])

@@ -191,7 +191,7 @@ def dataset_key(text: object) -> str | None:
     return dataset_for_name(text)
 
 
-def _is_number(text: object) -> bool:
+def is_number(text: object) -> bool:
     try:
         float(text)
         return True

@@ -16,9 +16,9 @@ from clsbench.tasks.report.records import (
     ModelResult,
     Record,
     ReportError,
-    _is_number,
     _normalise,
     dataset_key,
+    is_number,
 )
 from clsbench.tasks.report.tables import _cell, _csv_text
 
@@ -154,7 +154,7 @@ def load_frequencies(path: Path) -> dict[str | None, dict[str, float]]:
         raise ReportError(f"--frequencies {path}: expected a JSON object of class name -> count")
     with path.open(encoding="utf-8", newline="") as handle:
         rows = [row[:2] for row in csv.reader(handle) if len(row) >= 2]
-    if rows and not _is_number(rows[0][1]):
+    if rows and not is_number(rows[0][1]):
         rows = rows[1:]  # a header row
     return {None: _counts(rows, path)}
 
@@ -162,7 +162,7 @@ def load_frequencies(path: Path) -> dict[str | None, dict[str, float]]:
 def _counts(pairs: Iterable, path: Path) -> dict[str, float]:
     counts = {}
     for name, value in pairs:
-        if not _is_number(value):
+        if not is_number(value):
             raise ReportError(f"--frequencies {path}: count {value!r} for {name!r} is not a number")
         counts[_normalise(name)] = float(value)
     return counts
