@@ -132,3 +132,105 @@ def test_groups_expand_to_their_datasets(fixture_root, tmp_path):
     )
     write_tsv("logo", tmp_path, fixture_root)  # rewriting replaces the file atomically
     assert len(pd.read_csv(tmp_path / f"{vlmeval_name('logo')}.tsv", sep="\t")) == 6
+
+
+# --- VLMEvalKit at real size: image files, lossless localization, no stale state (no VLMEvalKit needed) ---
+
+
+def _stored_bytes(key, data_root):
+    from clsbench.tasks.toolkits.vlmeval import _image_bytes
+
+    rows = load_rows(key, data_root).cast_column("image", datasets.Image(decode=False))
+    return [_image_bytes(row["image"], key, str(i)) for i, row in enumerate(rows)]
+
+
+def test_files_mode_writes_the_original_bytes_and_an_image_path_column(fixture_root, tmp_path):
+    from clsbench.tasks.toolkits.vlmeval import IMAGES_STAMP, images_folder, read_sidecar, tsv_identity
+
+    tsv = write_tsv("logo", tmp_path, fixture_root, images="files")
+    table = pd.read_csv(tsv, sep="\t")
+    assert "image" not in table and list(table["image_path"]) == [f"{i}.png" for i in range(len(table))]
+    folder = images_folder(tmp_path, vlmeval_name("logo"))
+    assert [(folder / path).read_bytes() for path in table["image_path"]] == _stored_bytes("logo", fixture_root)
+    sidecar = read_sidecar(tsv)
+    assert sidecar["data_root"] == str(fixture_root.resolve()) and sidecar["images"] == "files"
+    assert sidecar["rows"] == len(table) and tsv_identity(tsv) == f"sha256:{sidecar['sha256']}"
+    assert (folder / IMAGES_STAMP).read_text().strip() == '{"tsv": "sha256:' + sidecar["sha256"] + '"}'
+
+
+def test_auto_picks_files_when_the_inline_tsv_would_pass_vlmevalkits_threshold(fixture_root, tmp_path, monkeypatch):
+    import clsbench.tasks.toolkits.vlmeval as vlmeval
+
+    assert vlmeval.read_sidecar(write_tsv("logo", tmp_path / "a", fixture_root))["images"] == "inline"  # 500 small
+    monkeypatch.setattr(vlmeval, "INLINE_LIMIT_BYTES", 1000)
+    assert vlmeval.read_sidecar(write_tsv("logo", tmp_path / "b", fixture_root))["images"] == "files"
+
+
+def test_a_big_inline_tsv_is_localized_losslessly_never_by_vlmevalkit(fixture_root, tmp_path, monkeypatch):
+    import clsbench.tasks.toolkits.vlmeval as vlmeval
+
+    tsv = write_tsv("food101", tmp_path, fixture_root, images="inline")
+    folder = vlmeval.images_folder(tmp_path, vlmeval_name("food101"))
+    assert vlmeval.prepare_images(tsv, folder) == tsv  # under the threshold: read as it is
+    monkeypatch.setattr(vlmeval, "INLINE_LIMIT_BYTES", 100)
+    local = vlmeval.prepare_images(tsv, folder)
+    assert local.name == f"{vlmeval_name('food101')}_clsbench_local.tsv"
+    table, original = pd.read_csv(local, sep="\t"), pd.read_csv(tsv, sep="\t")
+    assert "image" not in table and list(table["question"]) == list(original["question"])
+    assert [(folder / path).read_bytes() for path in table["image_path"]] == _stored_bytes("food101", fixture_root)
+    assert [base64.b64decode(b) for b in original["image"]] == _stored_bytes("food101", fixture_root)
+    stamp = (folder / vlmeval.IMAGES_STAMP).read_text()
+    assert vlmeval.prepare_images(tsv, folder) == local and (folder / vlmeval.IMAGES_STAMP).read_text() == stamp
+
+
+def test_an_export_that_changes_the_tsv_removes_the_images_decoded_from_the_old_one(fixture_root, tmp_path):
+    from clsbench.tasks.data.fixtures import write_fixture_dataset
+    from clsbench.tasks.toolkits.vlmeval import images_folder, prepare_images
+
+    tsv = write_tsv("logo", tmp_path, fixture_root, images="inline")
+    folder = images_folder(tmp_path, vlmeval_name("logo"))
+    prepare_images(tsv, folder)
+    (folder / "0.png").write_bytes(b"decoded by VLMEvalKit from the first export")
+    write_tsv("logo", tmp_path, fixture_root, images="inline")  # the same TSV again: the decoded images stay
+    assert (folder / "0.png").is_file()
+    other = tmp_path / "other-data"
+    write_fixture_dataset(other, "logo", count=4)  # other images under the same sample keys
+    write_tsv("logo", tmp_path, other, images="inline")
+    assert not (folder / "0.png").exists(), "an image decoded from the earlier export survived the re-export"
+    prepare_images(tsv, folder)
+    (folder / "0.png").write_bytes(b"decoded from the second export")
+    tsv.write_text(tsv.read_text() + "")  # a TSV copied in by hand (new mtime, no matching sidecar)
+    prepare_images(tsv, folder)
+    assert not (folder / "0.png").exists(), "a TSV changed outside clsbench kept the old decoded images"
+
+
+def test_a_files_export_refuses_image_files_of_another_export(fixture_root, tmp_path):
+    from clsbench.tasks.toolkits.vlmeval import IMAGES_STAMP, images_folder, prepare_images
+
+    tsv = write_tsv("logo", tmp_path, fixture_root, images="files")
+    folder = images_folder(tmp_path, vlmeval_name("logo"))
+    assert prepare_images(tsv, folder) == tsv
+    (folder / IMAGES_STAMP).write_text('{"tsv": "sha256:another"}\n')
+    with pytest.raises(ValueError, match="belong to another export.*clsbench export-vlmeval"):
+        prepare_images(tsv, folder)
+
+
+def test_export_is_current_names_why_a_tsv_must_be_rewritten(fixture_root, tmp_path):
+    from clsbench.tasks.toolkits.vlmeval import export_is_current, sidecar_path
+
+    tsv = write_tsv("imagenet", tmp_path, fixture_root)
+    assert export_is_current(tsv, fixture_root, "paper") is None
+    assert "but the data root is" in export_is_current(tsv, tmp_path / "elsewhere", "paper")
+    assert "not openai" in export_is_current(tsv, fixture_root, "openai")
+    tsv.write_text(tsv.read_text())
+    assert "changed after clsbench exported it" in export_is_current(tsv, fixture_root, "paper")
+    sidecar_path(tsv).unlink()
+    assert "no clsbench sidecar" in export_is_current(tsv, fixture_root, "paper")
+
+
+def test_options_says_how_many_options_the_question_has(fixture_root, capsys):
+    import json
+
+    assert main(["options", "logo", "0", "--data-dir", str(fixture_root)]) == 0
+    question = json.loads(capsys.readouterr().out)
+    assert question["n_options"] == len(question["options"]) == len(DATASETS["logo"].classnames) == 10

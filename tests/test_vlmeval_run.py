@@ -102,55 +102,192 @@ def test_evaluate_scores_with_our_parser_and_writes_the_usual_files(registered, 
     assert (tmp_path / f"tiny_{vlmeval_name('logo')}_acc.csv").is_file()
 
 
-def test_clsbench_vlmeval_gives_the_same_letters_as_lmms_eval(letter_llava, fixture_root, tmp_path):
+def lmms_letters(model_dir: Path, data_root: Path, keys=("logo", "food101")) -> dict:
+    """The letters and accuracies lmms-eval + clsbench_hf give on ``data_root``'s copies: the reference."""
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 
     from clsbench.models.lmms.clsbench_hf import ClsbenchHF
 
-    run = subprocess.run(
+    manager = TaskManager("ERROR", include_path=str(task_folder_for(data_root)))
+    model = ClsbenchHF(pretrained=str(model_dir), mode="score", batch_size=4, log_dir="none", answer_store="none")
+    tasks = [f"cls_{key}_mcq" for key in keys]
+    output = simple_evaluate(model=model, tasks=tasks, task_manager=manager, batch_size=4, log_samples=True)
+    return {
+        key: (
+            {s["doc"]["sample_key"]: s["resps"][0][0] for s in output["samples"][f"cls_{key}_mcq"]},
+            output["results"][f"cls_{key}_mcq"]["accuracy,none"],
+        )
+        for key in keys
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(letter_llava, fixture_root):
+    return lmms_letters(letter_llava, fixture_root)
+
+
+def run_clsbench_vlmeval(
+    model_args: str, lmu_data: Path, data_root: Path, work_dir: Path, env=None, model="tiny-letters"
+):
+    import os
+
+    return subprocess.run(
         [
             *CLSBENCH,
             "vlmeval",
             "--model",
-            "tiny-letters",
+            model,
             "--data",
             "logo",
             "food101",
             "--model-args",
-            f"model_path={letter_llava},mode=score,log_dir={tmp_path / 'logs'}",
+            model_args,
             "--lmu-data",
-            str(tmp_path / "LMUData"),
+            str(lmu_data),
             "--data-dir",
-            str(fixture_root),
+            str(data_root),
             "--work-dir",
-            str(tmp_path / "out"),
+            str(work_dir),
         ],
         check=False,
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, **(env or {})},
     )
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-    assert "| tiny-letters |" in run.stdout
+
+
+def vlmeval_results(work_dir: Path, model: str, key: str) -> tuple[dict, float]:
+    """VLMEvalKit's per-sample letters (our result file, .tsv or .xlsx) and its Overall accuracy."""
     import pandas as pd
 
-    manager = TaskManager("ERROR", include_path=str(task_folder_for(fixture_root)))
-    model = ClsbenchHF(pretrained=str(letter_llava), mode="score", batch_size=4, log_dir="none")
-    output = simple_evaluate(
-        model=model, tasks=["cls_logo_mcq", "cls_food101_mcq"], task_manager=manager, batch_size=4, log_samples=True
+    name = vlmeval_name(key)
+    (result,) = [p for p in (work_dir / model).glob(f"T*/{model}_{name}{RESULT_SUFFIX}.*")]
+    table = pd.read_csv(result, sep="\t") if result.suffix == ".tsv" else pd.read_excel(result)
+    (acc_file,) = list((work_dir / model).glob(f"T*/{model}_{name}_acc.csv"))
+    letters = {str(row["sample_key"]): row["parsed"] for _, row in table.iterrows()}
+    return letters, float(pd.read_csv(acc_file)["Overall"].iloc[0])
+
+
+def assert_same_as_lmms_eval(work_dir: Path, reference: dict, model="tiny-letters"):
+    for key, (letters, accuracy) in reference.items():
+        vlmeval_letters, overall = vlmeval_results(work_dir, model, key)
+        assert vlmeval_letters == letters, key
+        assert overall == pytest.approx(accuracy), key
+
+
+def test_clsbench_vlmeval_gives_the_same_letters_as_lmms_eval(letter_llava, fixture_root, reference, tmp_path):
+    logs = tmp_path / "logs"
+    args = f"model_path={letter_llava},mode=score,log_dir={logs}"
+    run = run_clsbench_vlmeval(args, tmp_path / "LMUData", fixture_root, tmp_path / "out")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert "| tiny-letters |" in run.stdout
+    assert_same_as_lmms_eval(tmp_path / "out", reference)
+    assert list((tmp_path / "out" / "tiny-letters").glob("T*/*.tsv"))  # PRED_FORMAT=tsv: replies kept exactly
+    # Decision logs as the lmms-eval path's: one file per rank, appended, with the same record fields.
+    files = sorted(logs.glob("*.jsonl"))
+    assert len(files) == 2 and all("_vlmeval_rank0_" in path.name for path in files)
+    logged = [json.loads(line) for path in files for line in path.read_text().splitlines()]
+    assert len(logged) == 12 and all(abs(sum(r["probs"].values()) - 1) < 1e-5 for r in logged)
+    for record in logged:
+        assert {"task", "doc_id", "dataset", "sample_key", "label", "answer", "pred", "correct"} <= set(record)
+        assert record["correct"] == (record["pred"] == record["answer"])
+    # A failed run in the same work dir prints what failed, never the earlier run's table.
+    failed = run_clsbench_vlmeval(
+        f"model_path={tmp_path / 'no-such-model'},mode=score", tmp_path / "LMUData", fixture_root, tmp_path / "out"
     )
+    assert failed.returncode != 0
+    assert "| tiny-letters |" not in failed.stdout and "no table: the run failed" in failed.stderr
+    # Re-running appends to the decision logs; nothing earlier is truncated.
+    again = run_clsbench_vlmeval(args, tmp_path / "LMUData", fixture_root, tmp_path / "again")
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert sum(len(path.read_text().splitlines()) for path in files) == 24
+
+
+def test_a_tsv_over_vlmevalkits_threshold_keeps_lmms_evals_pixels_and_letters(
+    letter_llava, fixture_root, reference, tmp_path
+):
+    """An inline TSV over the threshold (lowered through CLSBENCH_VLMEVAL_INLINE_LIMIT, as a 1.3 GB one would be)
+    through the real run.py: localized by clsbench with the original bytes, never by VLMEvalKit's LOCALIZE."""
+    lmu = tmp_path / "LMUData"
+    for key in ("logo", "food101"):
+        write_tsv(key, lmu, fixture_root, images="inline")
+    args = f"model_path={letter_llava},mode=score,log_dir=none"
+    run = run_clsbench_vlmeval(args, lmu, fixture_root, tmp_path / "out", env={"CLSBENCH_VLMEVAL_INLINE_LIMIT": "1000"})
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert_same_as_lmms_eval(tmp_path / "out", reference)
     for key in ("logo", "food101"):
         name = vlmeval_name(key)
-        (result,) = [p for p in (tmp_path / "out" / "tiny-letters").glob(f"T*/tiny-letters_{name}{RESULT_SUFFIX}.xlsx")]
-        vlmeval_letters = {str(row["sample_key"]): row["parsed"] for _, row in pd.read_excel(result).iterrows()}
-        samples = output["samples"][f"cls_{key}_mcq"]
-        lmms_letters = {s["doc"]["sample_key"]: s["resps"][0][0] for s in samples}
-        assert vlmeval_letters == lmms_letters
-        (acc_file,) = list((tmp_path / "out" / "tiny-letters").glob(f"T*/tiny-letters_{name}_acc.csv"))
-        overall = float(pd.read_csv(acc_file)["Overall"].iloc[0])
-        assert overall == pytest.approx(output["results"][f"cls_{key}_mcq"]["accuracy,none"])
-    logged = [
-        json.loads(line) for path in (tmp_path / "logs").glob("*.jsonl") for line in path.read_text().splitlines()
-    ]
-    assert len(logged) == 12 and all(abs(sum(r["probs"].values()) - 1) < 1e-5 for r in logged)
+        assert (lmu / f"{name}_clsbench_local.tsv").is_file() and not (lmu / f"{name}_local.tsv").exists()
+        stored = load_rows(key, fixture_root)
+        for index in range(len(stored)):
+            (file,) = list((lmu / "images" / name).glob(f"{index}.*"))
+            original = open_image(stored[index]["image"], dataset=key, sample_key=str(index))
+            localized = open_image(str(file), dataset=key, sample_key=str(index))
+            assert np.array_equal(np.asarray(localized), np.asarray(original))
+
+
+def test_files_export_and_a_re_export_from_other_data_give_lmms_evals_letters(letter_llava, fixture_root, tmp_path):
+    from clsbench.tasks.data.fixtures import write_fixture_dataset
+
+    lmu = tmp_path / "LMUData"
+    for key in ("logo", "food101"):
+        write_tsv(key, lmu, fixture_root, images="files")
+    args = f"model_path={letter_llava},mode=score,log_dir=none"
+    first = run_clsbench_vlmeval(args, lmu, fixture_root, tmp_path / "first")
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    assert_same_as_lmms_eval(tmp_path / "first", lmms_letters(letter_llava, fixture_root))
+    other = tmp_path / "other-data"  # other images and labels under the same sample keys
+    for key in ("logo", "food101"):
+        write_fixture_dataset(other, key, count=5)
+    second = run_clsbench_vlmeval(args, lmu, other, tmp_path / "second")
+    assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
+    assert "but the data root is" in second.stderr  # --data-dir disagreed with the TSVs: re-exported, said so
+    assert_same_as_lmms_eval(tmp_path / "second", lmms_letters(letter_llava, other))
+
+
+def test_a_reply_with_control_characters_scores_the_same_in_both_toolkits(
+    registered, fixture_root, tmp_path, monkeypatch
+):
+    """PRED_FORMAT=tsv keeps "C\\x0b" exactly (an .xlsx would store "C_x000B_", unparseable), and both toolkits'
+    scoring reads it as C."""
+    from functools import partial
+
+    import vlmeval.config
+    from vlmeval.vlm.base import BaseModel
+
+    from clsbench.tasks.protocol.questions import score_reply
+    from clsbench.tasks.toolkits.vlmeval import register_datasets, row_meta, run_vlmeval
+
+    class ControlCharacterOracle(BaseModel):  # a model stand-in: the right letter, then a vertical tab
+        INTERLEAVE = False
+
+        def generate_inner(self, message, dataset=None):
+            index = Path(next(item["value"] for item in message if item["type"] == "image")).stem
+            return row_meta(dataset)[index]["answer"] + "\x0b"
+
+    def register_oracle(_models):
+        register_datasets()
+        vlmeval.config.supported_VLM["control-char-oracle"] = partial(ControlCharacterOracle)
+
+    def run(work_dir):
+        code = run_vlmeval(
+            ["control-char-oracle"],
+            [vlmeval_name("logo")],
+            work_dir=str(work_dir),
+            lmu_data=str(registered),
+            data_dir=str(fixture_root),
+            register=register_oracle,
+        )
+        assert code == 0
+        return vlmeval_results(work_dir, "control-char-oracle", "logo")
+
+    monkeypatch.delenv("PRED_FORMAT", raising=False)
+    letters, overall = run(tmp_path / "out")  # clsbench's default: PRED_FORMAT=tsv
+    assert overall == 1.0 and all(letters.values())
+    monkeypatch.setenv("PRED_FORMAT", "xlsx")  # VLMEvalKit's default: the replies come back escaped
+    _, escaped = run(tmp_path / "xlsx")
+    assert escaped < 1.0, "the .xlsx route no longer escapes control characters; the tsv default may be moot"
+    for _, meta in row_meta(vlmeval_name("logo")).items():  # lmms-eval's process_results scores with score_reply
+        assert score_reply(meta["answer"] + "\x0b", ["x"] * 10, meta["answer"])["correct"] == 1

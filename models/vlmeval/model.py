@@ -8,11 +8,15 @@ Imported only by :func:`clsbench.tasks.toolkits.vlmeval.register` (it needs ``vl
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from vlmeval.vlm.base import BaseModel
 
 from clsbench.models.engine.answering import DecisionLog, Query, build_answerer
 from clsbench.tasks.data.samples import open_image
 from clsbench.tasks.protocol.questions import prompt_parts
+from clsbench.tasks.toolkits.vlmeval import row_meta
 
 DEFAULT_LOG_DIR = "clsbench_model_logs"
 
@@ -38,13 +42,21 @@ class ClsbenchVLM(BaseModel):
         self.model_path = model_path
         self.mode = mode
         off = log_dir is None or str(log_dir).lower() in ("", "none", "false")
-        self.decision_log = DecisionLog(None if off else log_dir, f"{model_path}_{mode}_vlmeval")
+        # One file per rank (torchrun runs one process per GPU), appended, as clsbench_hf's logs.
+        rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+        self.decision_log = DecisionLog(None if off else log_dir, f"{model_path}_{mode}_vlmeval_rank{rank}")
 
     def generate_inner(self, message, dataset=None) -> str:
         prompt = "\n".join(item["value"] for item in message if item["type"] == "text")
         paths = [item["value"] for item in message if item["type"] == "image"]
-        where = {"task": dataset or "", "dataset": dataset or "", "image": paths[0] if paths else ""}
-        images = tuple(open_image(path, dataset=str(dataset), sample_key=str(path)) for path in paths)
+        # The log gets the fields of clsbench_hf's (task, doc_id, dataset, sample_key, label, answer, correct):
+        # doc_id is the row index, the image's file name; the rest is looked up for the log only, never to answer.
+        doc_id = Path(paths[0]).stem if paths else ""
+        where = {"task": dataset or "", "doc_id": doc_id, **row_meta(str(dataset or "")).get(doc_id, {})}
+        images = tuple(
+            open_image(path, dataset=str(where.get("dataset", dataset)), sample_key=str(where.get("sample_key", path)))
+            for path in paths
+        )
         parts = prompt_parts(prompt)
         query = Query(
             images=images,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import time
 
 from clsbench.tasks.protocol.catalog import resolve_datasets
 
@@ -35,7 +36,7 @@ def cmd_export_vlmeval(args: argparse.Namespace) -> int:
     from clsbench.tasks.toolkits.vlmeval import write_tsv
 
     for key in dataset_keys(args.datasets):
-        path = write_tsv(key, args.output_dir, args.data_dir, args.class_names)
+        path = write_tsv(key, args.output_dir, args.data_dir, args.class_names, args.images)
         print(f"{key}: {path}")
     write_versions(args.output_dir)
     return 0
@@ -63,6 +64,7 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
         found = [item] if item in VLMEVAL_DATASETS else [vlmeval_name(key) for key in dataset_keys([item])]
         names += [name for name in found if name not in names]
     extra = [arg for arg in args.passthrough if arg != "--"]
+    started = time.time()
     try:
         code = run_vlmeval(
             args.model,
@@ -78,7 +80,10 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         print(f"clsbench vlmeval: error: {error}", file=sys.stderr)
         return 2
-    print_table(args.work_dir, args.model, names)
+    if code == 0:
+        print_table(args.work_dir, args.model, names, newer_than=started)
+    else:  # what failed was printed; an earlier run's scores in the same work dir are not this run's
+        print("clsbench vlmeval: no table: the run failed (see above)", file=sys.stderr)
     return code
 
 
@@ -94,7 +99,7 @@ def add_commands(commands) -> None:
     p.add_argument(
         "datasets",
         nargs="+",
-        help="dataset keys (food101), names (ClsBench_food101, cls_food101_mcq) or groups (cls_mcq = all ten)",
+        help="dataset keys (food101), names (ClsBench_food101, cls_food101_mcq) or groups (cls_mcq = the paper's ten)",
     )
     p.add_argument(
         "--output-dir", required=True, help="folder for ClsBench_<dataset>.tsv (VLMEvalKit reads $LMUData/<name>.tsv)"
@@ -105,6 +110,13 @@ def add_commands(commands) -> None:
         default="paper",
         metavar="SET",
         help="class-name set shown: paper (default) or, for imagenet, openai (written as ClsBench_imagenet_openai)",
+    )
+    p.add_argument(
+        "--images",
+        choices=("auto", "inline", "files"),
+        default="auto",
+        help="inline: base64 in the TSV; files: the original image files in <output-dir>/images/<name>/ "
+        "(VLMEvalKit re-encodes inline TSVs over 1 GiB as JPEG); auto (default): files when the TSV would pass 1 GiB",
     )
     p.set_defaults(run=cmd_export_vlmeval)
 

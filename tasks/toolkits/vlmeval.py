@@ -1,23 +1,21 @@
 """VLMEvalKit integration: MCQ TSVs with the lmms-eval tasks' questions, dataset classes scored by our parser, a runner.
 
-(The issue calls this ``clsbench.vlmeval``; the package layout puts toolkit adapters under
-``clsbench.tasks``, so it is ``clsbench.tasks.toolkits.vlmeval``.)
-
 * :func:`write_tsv` / ``clsbench export-vlmeval DATASET... --output-dir DIR`` writes one VLMEvalKit MCQ
-  TSV per dataset (``ClsBench_food101.tsv``, names from the registry): columns ``index``
-  (the sample key), ``question``, option columns ``A``.. (class names), ``answer`` (letter),
-  ``image`` (base64 of the stored bytes, never re-encoded), ``category`` (general /
-  fine-grained), ``split``, and ``dataset``, ``sample_key``, ``label`` for traceability. Rows come
-  from :func:`clsbench.tasks.data.samples.add_questions`, so the questions are the lmms-eval tasks' own.
-* :func:`register` (needs ``vlmeval``) inserts one dataset class per dataset into
-  ``vlmeval.dataset.DATASET_CLASSES`` and our model wrappers into ``vlmeval.config.supported_VLM``.
-  The classes ask the paper's prompt for every model (``force_use_dataset_prompt``), decode images
-  with our reader, and score with :func:`clsbench.tasks.protocol.parsing.parse_answer`, never VLMEvalKit's
-  ``can_infer`` (a failed parse there returns ``Z``, which scores right whenever Z is the answer), writing the usual
-  ``<model>_<data>_clsbench_result.xlsx`` and ``<model>_<data>_acc.csv``.
-* :func:`run_vlmeval` / ``clsbench vlmeval --model NAME --data NAME...`` registers and then runs
-  VLMEvalKit's own ``run.py`` in this process, so its work-dir layout and leaderboard workflow are
-  unchanged.
+  TSV per dataset (``ClsBench_food101.tsv``, names from the registry): ``index`` (the sample key),
+  ``question``, option columns ``A``.. (class names), ``answer`` (letter), ``category``, ``split``,
+  ``dataset``, ``sample_key``, ``label``, and the image either inline (``image``: base64 of the stored
+  bytes) or as the original file (``image_path``, under ``$LMUData/images/<name>/``), plus a sidecar
+  (``<name>.clsbench.json``: data root, class names, sha256). Rows come from
+  :func:`clsbench.tasks.data.samples.add_questions`, so the questions are the lmms-eval tasks' own.
+* :func:`dataset_classes` (needs ``vlmeval``): one ``ImageMCQDataset`` subclass per dataset. They ask the
+  paper's prompt for every model (``force_use_dataset_prompt``), read the TSV themselves
+  (:func:`prepare_images`: never VLMEvalKit's lossy localization, never a stale decoded image), and score
+  with :func:`clsbench.tasks.protocol.parsing.parse_answer`, never VLMEvalKit's ``can_infer`` (a failed
+  parse there returns ``Z``), writing the usual ``<model>_<data>_clsbench_result`` and ``_acc.csv`` files.
+  :func:`register_datasets` inserts them; :func:`clsbench.models.vlmeval.registration.register` adds the models.
+* :func:`run_vlmeval` / ``clsbench vlmeval --model NAME --data NAME...`` (re-)exports what is missing or
+  stale, registers, and runs VLMEvalKit's own ``run.py`` in this process (``PRED_FORMAT=tsv``), so its
+  work-dir layout and leaderboard workflow are unchanged.
 
 VLMEvalKit has no plugin hook, so registration mutates its module-level lists in place; it
 must happen in every process that builds datasets or models (under ``torchrun``, every rank runs
@@ -28,6 +26,10 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
+import io
+import itertools
+import json
 import math
 import os
 import runpy
@@ -38,7 +40,7 @@ from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
-from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.data.loading import data_root, load_rows
 from clsbench.tasks.data.samples import add_questions, open_image
 from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.questions import INSTRUCTION, SampleError, format_prompt, score_reply
@@ -70,7 +72,7 @@ def _image_bytes(image: dict, key: str, sample_key: str) -> bytes:
     raise SampleError(f"{key} sample {sample_key}: no image data")
 
 
-def tsv_columns(n_options: int) -> list[str]:
+def tsv_columns(n_options: int, images: str = "inline") -> list[str]:
     return [
         "index",
         "question",
@@ -81,12 +83,15 @@ def tsv_columns(n_options: int) -> list[str]:
         "dataset",
         "sample_key",
         "label",
-        "image",
+        "image" if images == "inline" else "image_path",
     ]
 
 
 def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES) -> Iterator[dict]:
-    """The dataset's questions as VLMEvalKit MCQ rows (the same docs the lmms-eval task builds)."""
+    """The dataset's questions as VLMEvalKit MCQ rows (the same docs the lmms-eval task builds).
+
+    ``image`` holds the stored image's original bytes; :func:`write_tsv` writes them as base64 or as a file.
+    """
     spec = get_dataset(key)
     docs = add_questions(load_rows(key, data_dir), key, name_set=name_set)
     split = getattr(spec.source, "split", "test")
@@ -94,7 +99,7 @@ def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str 
         # Decoded once with the decoder every toolkit uses, so a bad image fails here as it would in lmms-eval
         # and the CLIP baselines; the TSV keeps the original bytes.
         open_image(doc["image"], dataset=key, sample_key=doc["sample_key"], source_id=doc.get("source_id"))
-        row = {
+        yield {
             "index": int(doc["sample_key"]),
             "question": doc["question"],
             **dict(zip(LETTERS, doc["options"])),
@@ -104,44 +109,181 @@ def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str 
             "dataset": key,
             "sample_key": doc["sample_key"],
             "label": doc["label"],
-            "image": base64.b64encode(_image_bytes(doc["image"], key, doc["sample_key"])).decode("ascii"),
+            "image": _image_bytes(doc["image"], key, doc["sample_key"]),
         }
-        yield row
+
+
+# VLMEvalKit replaces a TSV over 1 GiB by a "_local.tsv" of JPEG re-encodes (max pixel difference 44). clsbench never
+# lets it: big datasets are exported with the original image files beside the TSV (images="files"), and an inline
+# TSV over this size is localized by ClsbenchMCQDataset itself, writing the original bytes (see ``localize_tsv``).
+# VLMEvalKit's threshold (file_size(..., "GB") > 1, GB = 2**30); CLSBENCH_VLMEVAL_INLINE_LIMIT lowers it for tests.
+INLINE_LIMIT_BYTES = int(os.environ.get("CLSBENCH_VLMEVAL_INLINE_LIMIT", 1 << 30))
+IMAGE_MODES = ("auto", "inline", "files")
+SIDECAR_FORMAT = "clsbench-vlmeval-tsv-v1"
+IMAGES_STAMP = ".clsbench_tsv.json"  # in $LMUData/images/<name>/: which TSV the images there belong to
+
+
+def sidecar_path(tsv: Path) -> Path:
+    """``<name>.clsbench.json`` beside the TSV: where it came from (data root, class names) and its digest."""
+    return tsv.with_name(tsv.stem + ".clsbench.json")
+
+
+def read_sidecar(tsv: Path) -> dict | None:
+    try:
+        content = json.loads(sidecar_path(tsv).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) and content.get("format") == SIDECAR_FORMAT else None
+
+
+def tsv_identity(tsv: Path) -> str:
+    """The TSV's identity: the sha256 recorded at export while the sidecar matches the file, else size and mtime."""
+    stat = tsv.stat()
+    sidecar = read_sidecar(tsv)
+    if sidecar and sidecar.get("bytes") == stat.st_size and sidecar.get("mtime_ns") == stat.st_mtime_ns:
+        return f"sha256:{sidecar['sha256']}"
+    return f"stat:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def images_folder(lmu_data: Path, name: str) -> Path:
+    """Where VLMEvalKit keeps a dataset's image files (``img_root_map`` is the identity for our names)."""
+    return Path(lmu_data) / "images" / name
+
+
+def _image_suffix(data: bytes) -> str:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return "." + {"JPEG": "jpg", "MPO": "jpg"}.get(image.format or "", (image.format or "bin").lower())
+
+
+def _clear_images(folder: Path) -> int:
+    """Remove a dataset's image files (decoded or exported) and its stamp; returns how many went."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.iterdir():
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def write_tsv(
-    key: str, out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES
+    key: str,
+    out_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    name_set: str = DEFAULT_NAMES,
+    images: str = "auto",
 ) -> Path:
-    """Write ``<out_dir>/<VLMEvalKit name>.tsv``, streaming (ImageNet's is several GB).
+    """Write ``<out_dir>/<VLMEvalKit name>.tsv``, streaming (ImageNet's is several GB), and its sidecar.
+
+    An export that changes the TSV removes the images VLMEvalKit decoded from the earlier one
+    (``<out_dir>/images/<name>/``), so no question is ever asked about a stale image.
 
     Args:
         key: the registry key.
         out_dir: the TSV folder (VLMEvalKit's ``$LMUData``).
         data_dir: the data root.
         name_set: the class names shown (``paper``, or ``openai`` for ImageNet).
+        images: ``inline`` (base64 in the TSV, self-contained), ``files`` (the original image files in
+            ``<out_dir>/images/<name>/``, an ``image_path`` column in the TSV), or ``auto``: files when the
+            inline TSV would pass VLMEvalKit's 1 GiB threshold (estimated from the first rows).
 
     Returns:
         The TSV's path (written to a partial file first, so a killed export leaves no half TSV).
     """
-    out = Path(out_dir)
+    if images not in IMAGE_MODES:
+        raise ValueError(f"images must be one of {IMAGE_MODES}, got {images!r}")
+    out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    target = out / f"{get_dataset(key).vlmeval_name_for(name_set)}.tsv"
+    spec = get_dataset(key)
+    name = spec.vlmeval_name_for(name_set)
+    target = out / f"{name}.tsv"
     partial = target.with_name(f".{target.name}.partial")
     rows = tsv_rows(key, data_dir, name_set)
-    first = next(rows, None)
-    if first is None:
+    head = list(itertools.islice(rows, 64))
+    if not head:
         raise SampleError(f"{key}: the split has no rows")
-    n_options = sum(letter in first for letter in LETTERS)
+    if images == "auto":
+        mean = sum(len(row["image"]) for row in head) / len(head) * 4 / 3  # base64
+        images = "files" if mean * spec.expected_size > 0.9 * INLINE_LIMIT_BYTES else "inline"
+    n_options = sum(letter in head[0] for letter in LETTERS)
+    folder = images_folder(out, name)
+    previous = read_sidecar(target) if target.is_file() else None
+    if images == "files":
+        _clear_images(folder)  # the files are this export's, none from an earlier one
+        folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    count = 0
     try:
         with partial.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=tsv_columns(n_options), delimiter="\t", lineterminator="\n")
+            writer = csv.DictWriter(
+                _Hashing(handle, digest),
+                fieldnames=tsv_columns(n_options, images),
+                delimiter="\t",
+                lineterminator="\n",
+            )
             writer.writeheader()
-            writer.writerow(first)
-            writer.writerows(rows)
+            for row in itertools.chain(head, rows):
+                data = row.pop("image")
+                if images == "files":
+                    file_name = f"{row['index']}{_image_suffix(data)}"
+                    (folder / file_name).write_bytes(data)  # the original bytes: the pixels lmms-eval decodes
+                    row["image_path"] = file_name
+                else:
+                    row["image"] = base64.b64encode(data).decode("ascii")
+                writer.writerow(row)
+                count += 1
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
+    stat = target.stat()
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "name": name,
+        "dataset": key,
+        "class_names": name_set,
+        "data_root": str(data_root(data_dir)),
+        "rows": count,
+        "images": images,
+        "sha256": digest.hexdigest(),
+        "bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+    }
+    sidecar_path(target).write_text(json.dumps(sidecar, indent=1) + "\n", "utf-8")
+    if images == "inline" and (previous or {}).get("sha256") != sidecar["sha256"]:
+        _clear_images(folder)  # images VLMEvalKit decoded from an earlier TSV are stale now
+    if folder.is_dir():
+        (folder / IMAGES_STAMP).write_text(json.dumps({"tsv": f"sha256:{sidecar['sha256']}"}) + "\n", "utf-8")
     return target
+
+
+class _Hashing:
+    """A text handle that also feeds what it writes to a digest (the TSV's sha256 without a second read)."""
+
+    def __init__(self, handle, digest) -> None:
+        self.handle, self.digest = handle, digest
+
+    def write(self, text: str) -> int:
+        self.digest.update(text.encode("utf-8"))
+        return self.handle.write(text)
+
+
+def export_is_current(tsv: Path, data_dir: str | os.PathLike | None, name_set: str) -> str | None:
+    """None when ``tsv`` was exported from ``data_dir``'s data with ``name_set``'s names; else why it is not."""
+    sidecar = read_sidecar(tsv)
+    if sidecar is None:
+        return f"{tsv} has no clsbench sidecar ({sidecar_path(tsv).name}), so its source is unknown"
+    wanted = str(data_root(data_dir))
+    if sidecar.get("data_root") != wanted:
+        return f"{tsv} was exported from {sidecar.get('data_root')}, but the data root is {wanted}"
+    if sidecar.get("class_names") != name_set:
+        return f"{tsv} shows {sidecar.get('class_names')} class names, not {name_set}"
+    stat = tsv.stat()
+    if (sidecar.get("bytes"), sidecar.get("mtime_ns")) != (stat.st_size, stat.st_mtime_ns):
+        return f"{tsv} changed after clsbench exported it"
+    return None
 
 
 def _missing(value) -> bool:
@@ -183,12 +325,105 @@ def prompt_message(row, image_paths: Sequence[str]) -> list[dict]:
     return [*({"type": "image", "value": path} for path in image_paths), {"type": "text", "value": text}]
 
 
+def row_meta(name: str, lmu_data: str | os.PathLike | None = None) -> dict[str, dict]:
+    """``{index: {dataset, sample_key, label, answer}}`` of ``$LMUData/<name>.tsv``, for decision logs (not answering).
+
+    Streams the TSV and skips the image column; cached per TSV identity. Empty for a TSV that is not ours.
+    """
+    root = Path(lmu_data or os.environ.get("LMUData") or Path.home() / "LMUData").expanduser()
+    tsv = root / f"{name}.tsv"
+    if name not in VLMEVAL_DATASETS or not tsv.is_file():
+        return {}
+    return _row_meta(tsv, tsv_identity(tsv))
+
+
+@cache
+def _row_meta(tsv: Path, identity: str) -> dict[str, dict]:
+    csv.field_size_limit(sys.maxsize)
+    with tsv.open(encoding="utf-8", newline="") as handle:
+        return {
+            row["index"]: {
+                "dataset": row["dataset"],
+                "sample_key": row["sample_key"],
+                "label": int(row["label"]),
+                "answer": row["answer"],
+            }
+            for row in csv.DictReader(handle, delimiter="\t")
+        }
+
+
+def _stamp(folder: Path) -> dict:
+    try:
+        return json.loads((folder / IMAGES_STAMP).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def prepare_images(tsv: Path, folder: Path) -> Path:
+    """Make ``folder`` (VLMEvalKit's image folder for the dataset) hold only this TSV's images; returns the TSV to read.
+
+    * The folder's stamp names the TSV its images came from. After an export that changed the TSV, decoded
+      images of an inline TSV are removed (VLMEvalKit would reuse them by file name); the image files of a
+      ``files`` export that belong to another TSV are refused, naming the command that rewrites them.
+    * An inline TSV over VLMEvalKit's 1 GiB threshold is localized here, losslessly: each image's original
+      bytes go to a file, and a ``_clsbench_local.tsv`` with an ``image_path`` column is read instead.
+    """
+    identity = tsv_identity(tsv)
+    with tsv.open(encoding="utf-8", newline="") as handle:
+        columns = handle.readline().rstrip("\n").split("\t")
+    inline = "image" in columns
+    stamp = _stamp(folder)
+    if stamp.get("tsv") != identity:
+        if not inline and stamp:
+            raise ValueError(
+                f"{tsv.name}: the image files in {folder} belong to another export (stamp {stamp.get('tsv')}, TSV "
+                f"{identity}); rewrite both with `clsbench export-vlmeval ... --output-dir {tsv.parent}`"
+            )
+        if inline:
+            removed = _clear_images(folder)
+            if removed:
+                print(f"clsbench: {tsv.name} changed: removed {removed} stale images from {folder}", file=sys.stderr)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / IMAGES_STAMP).write_text(json.dumps({"tsv": identity}) + "\n", "utf-8")
+    if inline and tsv.stat().st_size > INLINE_LIMIT_BYTES:
+        return localize_tsv(tsv, folder, identity)
+    return tsv
+
+
+def localize_tsv(tsv: Path, folder: Path, identity: str | None = None) -> Path:
+    """A big inline TSV as an ``image_path`` TSV plus the original image files (what VLMEvalKit's LOCALIZE does,
+    without re-encoding); streaming, so memory stays flat. Reused while the TSV is unchanged."""
+    identity = identity or tsv_identity(tsv)
+    local = tsv.with_name(f"{tsv.stem}_clsbench_local.tsv")
+    if local.is_file() and _stamp(folder).get("localized") == identity:
+        return local
+    csv.field_size_limit(sys.maxsize)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = local.with_name(f".{local.name}.partial")
+    try:
+        with tsv.open(encoding="utf-8", newline="") as source, partial.open("w", encoding="utf-8", newline="") as out:
+            reader = csv.DictReader(source, delimiter="\t")
+            fields = ["image_path" if field == "image" else field for field in reader.fieldnames or []]
+            writer = csv.DictWriter(out, fieldnames=fields, delimiter="\t", lineterminator="\n")
+            writer.writeheader()
+            for row in reader:
+                data = base64.b64decode(row.pop("image"))
+                row["image_path"] = f"{row['index']}{_image_suffix(data)}"
+                (folder / row["image_path"]).write_bytes(data)
+                writer.writerow(row)
+        partial.replace(local)
+    finally:
+        partial.unlink(missing_ok=True)
+    (folder / IMAGES_STAMP).write_text(json.dumps({"tsv": identity, "localized": identity}) + "\n", "utf-8")
+    return local
+
+
 @cache
 def dataset_classes() -> dict[str, type]:
     """One ``ImageMCQDataset`` subclass per dataset, keyed by VLMEvalKit name (needs ``vlmeval``)."""
     from vlmeval.dataset.image_mcq import ImageMCQDataset
     from vlmeval.dataset.utils.multiple_choice import report_acc
-    from vlmeval.smp import LMUDataRoot, dump, get_intermediate_file_path, load, read_ok
+    from vlmeval.smp import LMUDataRoot, dump, get_intermediate_file_path, load, read_ok, toliststr
 
     class ClsbenchMCQDataset(ImageMCQDataset):
         """A clsbench 26-option classification dataset read from ``$LMUData/<name>.tsv``."""
@@ -206,7 +441,8 @@ def dataset_classes() -> dict[str, type]:
                     f"{dataset}: no {path}. Write it with `clsbench export-vlmeval {key} --output-dir {path.parent}` "
                     "(or run `clsbench vlmeval`, which exports missing TSVs)"
                 )
-            return super().load_data(dataset)  # VLMEvalKit's reader, including its >1 GB localisation
+            # Never VLMEvalKit's prepare_tsv: over 1 GiB it swaps our images for JPEG re-encodes.
+            return load(str(prepare_images(path, Path(self.img_root))))
 
         def dump_image(self, line):
             if "image" not in line or not isinstance(line["image"], str):
@@ -226,7 +462,10 @@ def dataset_classes() -> dict[str, type]:
         def build_prompt(self, line):
             if isinstance(line, int):
                 line = self.data.iloc[line]
-            paths = self.dump_image(line) if not self.meta_only else list(line["image_path"])
+            if not self.meta_only and isinstance(line.get("image"), str) and line["image"]:
+                paths = self.dump_image(line)
+            else:  # an image_path row: the original file, beside the TSV or where the path says
+                paths = [p if os.path.isabs(p) else str(Path(self.img_root) / p) for p in toliststr(line["image_path"])]
             return prompt_message(line, paths)
 
         def evaluate(self, eval_file, **judge_kwargs):
@@ -341,10 +580,15 @@ def run_vlmeval(
     root = Path(lmu_data or os.environ.get("LMUData") or Path.home() / "LMUData").expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     os.environ["LMUData"] = str(root)
+    # Predictions as TSV, not .xlsx: openpyxl escapes control characters ("C\x0b" -> "C_x000B_"), which changes
+    # what the parser reads; a TSV keeps every reply exactly.
+    os.environ.setdefault("PRED_FORMAT", "tsv")
     for name in data:
-        if not (root / f"{name}.tsv").is_file():
-            print(f"clsbench vlmeval: exporting {name}.tsv to {root}", file=sys.stderr)
-            key, name_set = VLMEVAL_DATASETS[name]
+        key, name_set = VLMEVAL_DATASETS[name]
+        tsv = root / f"{name}.tsv"
+        stale = export_is_current(tsv, data_dir, name_set) if tsv.is_file() else f"no {tsv}"
+        if stale:
+            print(f"clsbench vlmeval: exporting {name}.tsv to {root} ({stale})", file=sys.stderr)
             write_tsv(key, root, data_dir, name_set)
     if register is None:
         register_datasets()
@@ -372,8 +616,9 @@ def run_vlmeval(
     return 0
 
 
-def print_table(work_dir: str, models: Sequence[str], names: Sequence[str]) -> None:
-    """The paper's table (accuracy %, group means when complete) from VLMEvalKit's newest ``_acc`` files."""
+def print_table(work_dir: str, models: Sequence[str], names: Sequence[str], newer_than: float = 0.0) -> None:
+    """The paper's table (accuracy %, group means when complete) from VLMEvalKit's newest ``_acc`` files
+    written after ``newer_than``: a score from an earlier run never stands in for this one's."""
     import csv as csv_module
 
     from clsbench.tasks.report.lmms_results import markdown_table, table_row
@@ -382,7 +627,7 @@ def print_table(work_dir: str, models: Sequence[str], names: Sequence[str]) -> N
     for model in models:
         scores = {}
         for name in names:
-            files = result_files(work_dir, model, name)
+            files = result_files(work_dir, model, name, newer_than)
             if files:
                 with files[-1].open(encoding="utf-8") as handle:
                     first = next(csv_module.DictReader(handle), None)
