@@ -431,3 +431,37 @@ def test_image_token_estimates_follow_the_architecture(engines):
     llava, qwen = engines["llava"], engines["qwen2_vl"]
     assert llava.image_tokens((500, 375)) == llava.image_tokens((64, 64)) > 0  # fixed-resolution tower
     assert qwen.image_tokens((500, 500)) > qwen.image_tokens((224, 224)) > 0  # dynamic resolution: grows with the image
+
+
+@pytest.mark.parametrize("arch", ["llava", "qwen2_vl", "qwen2_5_vl", "llava_onevision", *NEW_ARCHS])
+def test_loglik_prefix_reuse_equals_the_plain_path(request, fixture_root, arch):
+    """One prefill per question + every option from its KV cache gives the plain path's numbers (to 1e-4), with
+    and without the image (CFG), so sum, mean and guided rankings are the same; M-RoPE included (Qwen2/2.5/3-VL)."""
+    from clsbench.models.engine.scoring import rank_options
+
+    fixtures = {
+        "llava": "tiny_llava",
+        "qwen2_vl": "tiny_qwen",
+        "qwen2_5_vl": "tiny_qwen25",
+        "llava_onevision": "tiny_onevision",
+        "llava_next": "tiny_llava_next",
+        "qwen3_vl": "tiny_qwen3",
+        "idefics3": "tiny_idefics3",
+        "gemma3": "tiny_gemma3",
+    }
+    engine = HFVisionLanguageModel(str(request.getfixturevalue(fixtures[arch])))
+    for query in fixture_queries(fixture_root, ["food101"])[:2]:  # 26 options, names of 1 to 7 tokens' width
+        prompt = VisualPrompt(query.images, query.question)
+        plain = engine.option_scores(prompt, query.options, cfg_weight=1.0, chunk=8, reuse_prefix=False)
+        reused = engine.option_scores(prompt, query.options, cfg_weight=1.0, chunk=8, reuse_prefix=True)
+        for a, b in zip(plain, reused):
+            assert a.n_tokens == b.n_tokens
+            assert b.logprob == pytest.approx(a.logprob, abs=1e-4)
+            assert b.uncond_logprob == pytest.approx(a.uncond_logprob, abs=1e-4)
+        for norm in ("sum", "mean"):
+            for weight in (0.0, 1.0):
+                assert rank_options(reused, norm, weight) == rank_options(plain, norm, weight)
+        # a text-only context right after an image one must not reuse its M-RoPE offsets
+        text_only = engine.continuation_scores(prompt, query.options[:3], with_images=False, reuse_prefix=True)
+        reference = engine.continuation_scores(prompt, query.options[:3], with_images=False, reuse_prefix=False)
+        assert [s[0] for s in text_only] == pytest.approx([s[0] for s in reference], abs=1e-4)

@@ -67,6 +67,7 @@ class Answerer:
         cfg_weight: float = 0.0,
         loglik_context: LoglikContext = "question",
         loglik_chunk: int = 32,
+        loglik_reuse: bool = True,
         max_new_tokens: int | None = None,
     ) -> None:
         if mode not in MODES:
@@ -81,6 +82,7 @@ class Answerer:
         self.cfg_weight = float(cfg_weight)
         self.loglik_context = loglik_context
         self.loglik_chunk = int(loglik_chunk)
+        self.loglik_reuse = bool(loglik_reuse)  # one prefill per question, every option from its KV cache
         self.max_new_tokens = max_new_tokens
 
     def prepare(self, queries: Sequence[Query]):
@@ -149,7 +151,11 @@ class Answerer:
             )
         text = query.question if self.loglik_context == "question" else query.prompt
         scores = self.engine.option_scores(
-            VisualPrompt(tuple(query.images), text), query.options, cfg_weight=self.cfg_weight, chunk=self.loglik_chunk
+            VisualPrompt(tuple(query.images), text),
+            query.options,
+            cfg_weight=self.cfg_weight,
+            chunk=self.loglik_chunk,
+            reuse_prefix=self.loglik_reuse,
         )
         best = rank_options(scores, self.loglik_norm, self.cfg_weight)
         letters = LETTERS[: len(query.options)]
@@ -220,7 +226,9 @@ ENGINE_SETTINGS = frozenset(
         "system_prompt",
     }
 )
-ANSWER_SETTINGS = frozenset({"loglik_norm", "cfg_weight", "loglik_context", "loglik_chunk", "max_new_tokens"})
+ANSWER_SETTINGS = frozenset(
+    {"loglik_norm", "cfg_weight", "loglik_context", "loglik_chunk", "loglik_reuse", "max_new_tokens"}
+)
 
 
 def build_answerer(pretrained: str, mode: Mode = "generate", **settings) -> Answerer:

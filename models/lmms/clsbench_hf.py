@@ -25,6 +25,8 @@ Model args (lm-eval-harness style ``key=value``):
 ``dtype``          ``auto`` (bf16 on GPU, float32 on CPU), ``bfloat16``, ``float16``, ``float32``
 ``device``, ``device_map``, ``revision``, ``trust_remote_code``, ``attn_implementation``,
 ``chat_template`` (file or Jinja text), ``system_prompt``, ``max_new_tokens``, ``loglik_chunk``
+``loglik_reuse``   ``true`` (default): one prefill over image and question, every option scored
+                   from its KV cache; ``false``: each option re-encodes everything (reference)
 =================  ==========================================================================
 
 The model answers from what the request carries, as lmms-eval's model guide asks: the image (through
@@ -42,6 +44,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from loguru import logger as eval_logger
@@ -80,6 +83,7 @@ class ClsbenchHF(lmms):
         cfg_weight: float = 0.0,
         loglik_context: str = "question",
         loglik_chunk: int = 32,
+        loglik_reuse: bool | str = True,
         log_dir: str | None = DEFAULT_LOG_DIR,
         answer_store: str | None = "auto",
         num_workers: int | str = "auto",
@@ -92,9 +96,12 @@ class ClsbenchHF(lmms):
         from accelerate import Accelerator
 
         accelerator = Accelerator()
-        if accelerator.num_processes > 1:  # data parallel: one model copy per process
-            device, device_map = f"cuda:{accelerator.local_process_index}", f"cuda:{accelerator.local_process_index}"
-            self._rank, self._world_size = accelerator.local_process_index, accelerator.num_processes
+        if accelerator.num_processes > 1:  # data parallel: one model copy per process (per GPU, or on the CPU)
+            if torch.cuda.is_available():
+                device = device_map = f"cuda:{accelerator.local_process_index}"
+            else:
+                device, device_map = device or "cpu", None
+            self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
         self.accelerator = accelerator
         self.engine = HFVisionLanguageModel(
             str(pretrained),
@@ -114,6 +121,7 @@ class ClsbenchHF(lmms):
             cfg_weight=float(cfg_weight),
             loglik_context=loglik_context,
             loglik_chunk=int(loglik_chunk),
+            loglik_reuse=not _off(loglik_reuse),
             max_new_tokens=max_new_tokens,
         )
         self.mode = mode
