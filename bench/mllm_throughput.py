@@ -5,11 +5,20 @@ lmms-eval evaluator and task YAMLs (``max_new_tokens: 16``), float32 on CPU. Onl
 inside each model's ``generate_until`` is counted (model loading, dataset loading and scoring
 are the same for all three and excluded). ``llava_hf`` supports batch size 1 only; ``clsbench_hf``
 runs batched. The three paths run in turn ``--repeats`` times and each reports its best pass, so
-a busy machine (other processes on the same cores) distorts the ratio less. Then
-``bench/input_pipeline.py`` prints the preprocessing share of wall time with and without the input
-pipeline on a compute-bearing configuration (576 image tokens, a 512-wide language model).
+a busy machine (other processes on the same cores) distorts the ratio less.
+
+The tiny model measures request handling and batching only. The **compute-bearing** part (on by default)
+repeats the comparison where compute matters: a LLaVA-1.5 layout with the real 576 image tokens (CLIP
+tower at 336 px) and a 512-wide 4-layer language model, real 500x375 JPEGs, ~860 prompt tokens per
+question. It times lmms-eval's ``llava_hf`` (batch 1), ``clsbench_hf`` generate / score (batch 8) and
+loglik with and without prefix reuse, and the **floor**: the processor and one bare forward of the same
+batches. Each mode prints its ratio to the built-in path and to the floor, and the run ends with
+``score_speedup_vs_builtin=``, ``score_over_floor=`` (floor rate / score rate: 1.0 is the least any
+mode can cost) and ``loglik_reuse_speedup=`` (the same letters, checked). Then ``bench/input_pipeline.py``
+prints the preprocessing share of wall time with and without the input pipeline.
 
     python bench/mllm_throughput.py [--samples 8] [--tasks cls_food101_mcq,...] [--batch-size 8] [--repeats 3]
+        [--compute-questions 16] [--loglik-questions 4] [--no-compute] [--no-pipeline]
 """
 
 from __future__ import annotations
@@ -36,6 +45,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="clsbench_hf batch size (llava_hf only supports 1)")
     parser.add_argument("--repeats", type=int, default=3, help="passes per path; the fastest counts")
     parser.add_argument("--work-dir", help="keep fixtures and the model here (default: a temporary folder)")
+    parser.add_argument("--compute-questions", type=int, default=16, help="questions in the compute-bearing part")
+    parser.add_argument("--loglik-questions", type=int, default=4, help="of those, how many loglik answers (slow)")
+    parser.add_argument(
+        "--no-compute", dest="compute", action="store_false", help="skip the compute-bearing configuration"
+    )
     parser.add_argument(
         "--no-pipeline",
         dest="pipeline",
@@ -117,8 +131,11 @@ def bench(args: argparse.Namespace, work: Path) -> int:
             f"mean accuracy {accuracy:.3f}"
         )
     builtin, generate, score = rates.values()
-    print(f"generate_speedup_vs_builtin={generate / builtin:.2f}")
-    print(f"score_speedup_vs_builtin={score / builtin:.2f}")
+    print(f"generate_speedup_vs_builtin={generate / builtin:.2f}  (tiny model: overhead only)")
+    print(f"score_speedup_vs_builtin={score / builtin:.2f}  (tiny model: overhead only)")
+    if args.compute:
+        print()
+        compute_bench(args, work)
     if args.pipeline:  # the preprocessing share, with and without the input pipeline, where compute matters
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from input_pipeline import main as pipeline_bench
@@ -126,6 +143,113 @@ def bench(args: argparse.Namespace, work: Path) -> int:
         print()
         pipeline_bench(["--questions", "32", "--batch-size", str(size), "--repeats", "1"])
     return 0
+
+
+def compute_bench(args: argparse.Namespace, work: Path) -> None:
+    """The same paths where compute matters, plus loglik with and without prefix reuse, and the floor."""
+    import torch
+    from input_pipeline import jpeg
+    from lmms_eval.models.simple.llava_hf import LlavaHf
+    from lmms_eval.tasks import TaskManager
+
+    from clsbench.models.engine.hf_vlm import VisualPrompt
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
+    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.data.fixtures import fixture_labels
+    from clsbench.tasks.data.loading import load_rows, write_prepared
+    from clsbench.tasks.data.samples import add_questions, open_image
+    from clsbench.tasks.protocol.questions import format_prompt
+    from clsbench.tasks.protocol.registry import DATASETS
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gpu_throughput import build
+
+    torch.manual_seed(0)
+    model_dir = str(build("cpu-compute", work / "compute-model"))
+    data = work / "compute-data"
+    labels = fixture_labels("food101", args.compute_questions)
+    records = [(f"{i}.jpg", jpeg(i), label) for i, label in enumerate(labels)]
+    write_prepared(data / "food101", "food101", records, DATASETS["food101"].classnames, {})
+    manager = TaskManager("ERROR", include_path=str(task_folder_for(data)))
+    size = args.batch_size
+
+    def clsbench(mode: str, **extra):
+        return ClsbenchHF(
+            pretrained=model_dir,
+            mode=mode,
+            batch_size=size if mode != "loglik" else 1,
+            log_dir="none",
+            answer_store="none",
+            **extra,
+        )
+
+    rates, letters = {}, {}
+    paths = {
+        "lmms-eval llava_hf generate (bs 1)": (
+            lambda: LlavaHf(pretrained=model_dir, device_map="cpu", device="cpu"),
+            1,
+            ["cls_food101_mcq"],
+        ),
+        f"clsbench_hf generate (bs {size})": (lambda: clsbench("generate"), size, ["cls_food101_mcq"]),
+        f"clsbench_hf score (bs {size})": (lambda: clsbench("score"), size, ["cls_food101_mcq"]),
+    }
+    for label, (load, batch_size, tasks) in paths.items():
+        questions, seconds, _ = timed_pass(load(), tasks, manager, batch_size)
+        rates[label] = questions / seconds
+    # loglik on the first questions, with and without prefix reuse: same letters, time inside the model
+    docs = add_questions(load_rows("food101", data), "food101")
+    queries = docs.select(range(min(args.loglik_questions, len(docs))))
+    for reuse in (True, False):
+        model = clsbench("loglik", loglik_reuse=reuse)
+        from clsbench.models.engine.answering import Query
+
+        batch = [
+            Query(
+                images=(open_image(doc["image"], dataset="food101", sample_key=doc["sample_key"]),),
+                prompt=format_prompt(doc["question"], doc["options"]),
+                options=tuple(doc["options"]),
+                question=doc["question"],
+            )
+            for doc in queries
+        ]
+        began = time.perf_counter()
+        replies = [model.answerer.answer([query])[0].text for query in batch]
+        seconds = time.perf_counter() - began
+        label = f"clsbench_hf loglik ({'prefix reuse' if reuse else 'no reuse, as 0.2'})"
+        rates[label], letters[reuse] = len(batch) / seconds, replies
+    assert letters[True] == letters[False], "prefix reuse changed a loglik letter"
+    # the floor: the processor and one bare forward per batch of the same prompts
+    engine = clsbench("score").engine
+    prompts = [
+        VisualPrompt(
+            (open_image(doc["image"], dataset="food101", sample_key=doc["sample_key"]),),
+            format_prompt(doc["question"], doc["options"]),
+        )
+        for doc in docs
+    ]
+    began = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(prompts), size):
+            engine.model(**engine.encode(prompts[start : start + size]), logits_to_keep=1)
+    rates[f"floor: processor + bare forward (bs {size})"] = len(prompts) / (time.perf_counter() - began)
+    builtin = rates["lmms-eval llava_hf generate (bs 1)"]
+    floor = rates[f"floor: processor + bare forward (bs {size})"]
+    print(
+        f"compute-bearing LLaVA layout (576 image tokens, 512-wide 4-layer LM, float32, CPU); "
+        f"{args.compute_questions} Food-101 questions with 500x375 JPEGs ({args.loglik_questions} for loglik)"
+    )
+    for label, rate in rates.items():
+        print(
+            f"{label:<46} {rate:8.2f} questions/s   x{rate / builtin:5.2f} vs built-in   x{rate / floor:5.2f} vs floor"
+        )
+    score = rates[f"clsbench_hf score (bs {size})"]
+    print("loglik letters identical with and without prefix reuse: yes")
+    print(f"score_speedup_vs_builtin={score / builtin:.2f}")
+    print(f"score_over_floor={floor / score:.2f}")
+    print(
+        "loglik_reuse_speedup="
+        f"{rates['clsbench_hf loglik (prefix reuse)'] / rates['clsbench_hf loglik (no reuse, as 0.2)']:.2f}"
+    )
 
 
 def main(argv=None) -> int:

@@ -465,3 +465,59 @@ def test_loglik_prefix_reuse_equals_the_plain_path(request, fixture_root, arch):
         text_only = engine.continuation_scores(prompt, query.options[:3], with_images=False, reuse_prefix=True)
         reference = engine.continuation_scores(prompt, query.options[:3], with_images=False, reuse_prefix=False)
         assert [s[0] for s in text_only] == pytest.approx([s[0] for s in reference], abs=1e-4)
+
+
+def test_two_processes_give_exactly_the_letters_of_one(letter_llava, fixture_root, tmp_path):
+    """Data parallel through lmms-eval's own launcher path: torch's elastic launcher (what ``accelerate launch``
+    runs on GPUs) with 2 CPU processes on gloo; clsbench_hf stays on the CPU, each rank logs its own decisions."""
+    import os
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = str(task_folder_for(fixture_root))
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "CLSBENCH_LMMS_TASKS": "0",
+        "ACCELERATE_USE_CPU": "true",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
+
+    def run(launcher: list[str], name: str) -> dict:
+        args = [
+            *launcher,
+            "-m",
+            "lmms_eval",
+            "--model",
+            "clsbench_hf",
+            "--model_args",
+            f"pretrained={letter_llava},mode=score,log_dir={tmp_path / name / 'logs'},answer_store=none",
+            "--tasks",
+            "cls_logo_mcq,cls_food101_mcq",
+            "--batch_size",
+            "4",
+            "--include_path",
+            folder,
+            "--output_path",
+            str(tmp_path / name / "out"),
+            "--log_samples",
+        ]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        letters = {}
+        for path in (tmp_path / name / "out").rglob("*_samples_*.jsonl"):
+            for line in path.read_text().splitlines():
+                entry = json.loads(line)
+                letters[(path.name.split("_samples_")[1], entry["doc_id"])] = entry["filtered_resps"]
+        return letters
+
+    one = run([sys.executable], "one")
+    two = run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)], "two"
+    )
+    assert len(one) == 12 and two == one
+    logs = sorted(path.name for path in (tmp_path / "two" / "logs").glob("*.jsonl"))
+    assert any("_rank0_" in name for name in logs) and any("_rank1_" in name for name in logs)
