@@ -17,6 +17,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
@@ -135,3 +136,146 @@ def test_the_stub_is_not_the_toolkit(stub_server):
     with urllib.request.urlopen(request, timeout=10) as response:
         assert json.loads(response.read())["choices"][0]["message"]["content"] == "A"
     assert Path(received[0]["path"]).name == "completions"
+
+
+# --- clsbench_vllm: our logic on vLLM's API, against a stand-in for the engine object (vLLM needs a GPU) ---
+
+
+class StandInLLM:
+    """What ``vllm.LLM.generate`` returns for our requests, computed with the same tiny HF model.
+
+    It follows vLLM's documented semantics, not its code: text prompts with image placeholders expanded by
+    the model's processor; ``prompt_logprobs`` (the actual token's log-prob and rank per prompt position,
+    None at 0); one greedy step restricted to ``allowed_token_ids`` whose ``logprobs`` are the unrestricted
+    (raw) ones; greedy ``max_tokens`` generation cut at ``stop``. It records every request it gets.
+    """
+
+    def __init__(self, model_dir):
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.processor = AutoProcessor.from_pretrained(model_dir)
+        self.model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+        self.requests: list[tuple[dict, object]] = []
+
+    def generate(self, requests, params, use_tqdm=False):
+        import torch
+
+        outputs = []
+        for request, param in zip(requests, params):
+            self.requests.append((request, param))
+            image = request.get("multi_modal_data", {}).get("image")
+            inputs = self.processor(
+                text=[request["prompt"]], images=[image] if image is not None else None, return_tensors="pt"
+            )
+            ids = inputs["input_ids"][0].tolist()
+            with torch.inference_mode():
+                logits = self.model(**inputs).logits[0].float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            prompt_logprobs = None
+            if getattr(param, "prompt_logprobs", None) is not None:
+                prompt_logprobs = [None] + [
+                    {
+                        ids[i]: SimpleLogprob(
+                            float(logprobs[i - 1, ids[i]]), 1 + int((logprobs[i - 1] > logprobs[i - 1, ids[i]]).sum())
+                        )
+                    }
+                    for i in range(1, len(ids))
+                ]
+            last = logprobs[-1]
+            if param.max_tokens == 1:
+                allowed = getattr(param, "allowed_token_ids", None)
+                candidates = torch.tensor(allowed) if allowed else torch.arange(last.numel())
+                token = int(candidates[last[candidates].argmax()])
+                top = {}
+                if getattr(param, "logprobs", None):
+                    values, indices = last.topk(param.logprobs)
+                    top = {int(i): SimpleLogprob(float(v), r + 1) for r, (v, i) in enumerate(zip(values, indices))}
+                    top.setdefault(token, SimpleLogprob(float(last[token]), 1 + int((last > last[token]).sum())))
+                tokens, text, sample_logprobs = [token], self.processor.tokenizer.decode([token]), [top]
+            else:
+                with torch.inference_mode():
+                    generated = self.model.generate(**inputs, max_new_tokens=param.max_tokens, do_sample=False)
+                tokens = generated[0, len(ids) :].tolist()
+                text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+                for stop in param.stop or ():
+                    text = text.split(stop, 1)[0]
+                sample_logprobs = None
+            completion = SimpleNamespace(text=text, token_ids=tokens, logprobs=sample_logprobs)
+            outputs.append(SimpleNamespace(prompt_token_ids=ids, prompt_logprobs=prompt_logprobs, outputs=[completion]))
+        return outputs
+
+
+class SimpleLogprob:
+    def __init__(self, logprob: float, rank: int) -> None:
+        self.logprob, self.rank = logprob, rank
+
+
+@pytest.fixture()
+def vllm_model(tiny_llava, monkeypatch, tmp_path):
+    from clsbench.models.lmms.vllm import ClsbenchVLLM
+
+    monkeypatch.setattr(
+        ClsbenchVLLM,
+        "sampling",
+        staticmethod(
+            lambda **settings: SimpleNamespace(
+                **{"stop": None, "logprobs": None, "prompt_logprobs": None, "allowed_token_ids": None, **settings}
+            )
+        ),
+    )
+
+    def make(mode: str, **settings):
+        return ClsbenchVLLM(
+            pretrained=str(tiny_llava),
+            mode=mode,
+            engine=StandInLLM(tiny_llava),
+            log_dir=str(tmp_path / "logs"),
+            **settings,
+        )
+
+    return make
+
+
+@pytest.mark.parametrize(
+    "mode,settings", [("score", {}), ("loglik", {}), ("loglik", {"loglik_norm": "mean", "cfg_weight": 1.0})]
+)
+def test_clsbench_vllm_gives_clsbench_hfs_letters(vllm_model, tiny_llava, fixture_root, mode, settings):
+    """The same questions through lmms-eval with clsbench_vllm (on the stand-in) and clsbench_hf: same letters."""
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
+    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+
+    manager = TaskManager("ERROR", include_path=str(task_folder_for(fixture_root)))
+    tasks = ["cls_logo_mcq"]
+    theirs = vllm_model(mode, **settings)
+    ours = ClsbenchHF(pretrained=str(tiny_llava), mode=mode, log_dir="none", answer_store="none", **settings)
+    letters = []
+    for model in (theirs, ours):
+        output = simple_evaluate(model=model, tasks=tasks, task_manager=manager, batch_size=4, log_samples=True)
+        letters.append({s["doc_id"]: s["resps"][0][0] for s in output["samples"]["cls_logo_mcq"]})
+    assert letters[0] == letters[1] and len(letters[0]) == 6
+    requests = theirs.engine.requests
+    if mode == "score":  # one restricted step per question: every spelling of A..J, nothing else
+        allowed = {token for letter in "ABCDEFGHIJ" for token in theirs.letter_ids[letter]}
+        assert all(set(param.allowed_token_ids) == allowed and param.max_tokens == 1 for _, param in requests)
+    else:  # one request per option, all sharing the rendered prefix (what vLLM's prefix cache reuses)
+        per_question = 10 * (2 if settings.get("cfg_weight") else 1)
+        assert len(requests) == 6 * per_question and all(param.prompt_logprobs == 0 for _, param in requests)
+        first = [request["prompt"] for request, _ in requests[:10]]
+        prefix = first[0][: -len(first[0].rsplit("ASSISTANT:", 1)[-1])] if "ASSISTANT:" in first[0] else None
+        assert prefix is None or all(prompt.startswith(prefix) for prompt in first)
+
+
+def test_clsbench_vllm_generate_mode_replies_as_the_engine_generates(vllm_model, fixture_root):
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+
+    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+
+    model = vllm_model("generate")
+    manager = TaskManager("ERROR", include_path=str(task_folder_for(fixture_root)))
+    output = simple_evaluate(model=model, tasks=["cls_logo_mcq"], task_manager=manager, batch_size=4)
+    assert 0.0 <= output["results"]["cls_logo_mcq"]["accuracy,none"] <= 1.0
+    assert all(param.temperature == 0.0 and param.max_tokens == 16 for _, param in model.engine.requests)

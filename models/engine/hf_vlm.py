@@ -49,6 +49,20 @@ class VisualPrompt:
     text: str
 
 
+def chat_messages(
+    prompt: VisualPrompt, with_images: bool = True, system_prompt: str | None = None, *, placeholders_only: bool = False
+) -> list[dict]:
+    """The chat for one turn: images first, then the text (``placeholders_only``: image parts without pixels,
+    for rendering the template as text, as vLLM takes it). One definition for every engine."""
+    images = prompt.images if with_images else ()
+    content = [{"type": "image"} if placeholders_only else {"type": "image", "image": image} for image in images]
+    content.append({"type": "text", "text": prompt.text})
+    messages = [{"role": "user", "content": content}]
+    if system_prompt:
+        messages.insert(0, {"role": "system", "content": [{"type": "text", "text": system_prompt}]})
+    return messages
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
     """``auto``: bfloat16 on GPU, float32 on CPU (CPU bf16 matmuls are slow and lossy)."""
     if isinstance(dtype, torch.dtype):
@@ -138,12 +152,7 @@ class HFVisionLanguageModel:
         return config
 
     def _messages(self, prompt: VisualPrompt, with_images: bool) -> list[dict]:
-        content = [{"type": "image", "image": image} for image in prompt.images] if with_images else []
-        content.append({"type": "text", "text": prompt.text})
-        messages = [{"role": "user", "content": content}]
-        if self.system_prompt:
-            messages.insert(0, {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
-        return messages
+        return chat_messages(prompt, with_images, self.system_prompt)
 
     def encode(self, prompts: Sequence[VisualPrompt], *, with_images: bool = True):
         """Chat-templated, tokenized, left-padded inputs with pixel tensors, on the model's device."""

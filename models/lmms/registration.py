@@ -28,6 +28,7 @@ from lmms_eval.models.registry_v2 import ModelManifest
 MANIFESTS = [
     ModelManifest(model_id="clsbench_hf", simple_class_path="clsbench.models.lmms.clsbench_hf.ClsbenchHF"),
     ModelManifest(model_id="clsbench_minicpm", simple_class_path="clsbench.models.lmms.minicpm.ClsbenchMiniCPM"),
+    ModelManifest(model_id="clsbench_vllm", simple_class_path="clsbench.models.lmms.vllm.ClsbenchVLLM"),
 ]
 SUPPORTED_LMMS_EVAL = "0.7.3"
 
