@@ -269,4 +269,26 @@ def load_model(ref: ModelRef, device="cpu", cache_dir: str | None = None) -> Loa
         )
         raise ModelError(f"could not load {ref.model_name} pretrained={ref.pretrained}: {error}{offline}") from error
     model = model.to(torch.device(device)).eval()
-    return LoadedModel(ref, model, preprocess, tokenizer, torch.device(device))
+    return LoadedModel(ref, model, preprocess, fast_clean(tokenizer), torch.device(device))
+
+
+_PLAIN = re.compile(r"[ -%'-~]*")  # printable ASCII without "&": text that ftfy and html.unescape leave as it is
+
+
+def fast_clean(tokenizer):
+    """Skip ftfy where it provably changes nothing: open_clip's ``lower`` clean runs ``ftfy.fix_text`` and
+    ``html.unescape`` twice on every prompt (over half the cold run's time), and for printable ASCII
+    without ``&`` both are the identity, so the tokens are the same (a test checks every dataset's prompts).
+    Tokenizers without that clean function are returned untouched."""
+    inner = getattr(tokenizer, "clean_fn", None)
+    if getattr(inner, "__name__", "") != "_clean_lower":
+        return tokenizer
+
+    def clean(text: str) -> str:
+        if _PLAIN.fullmatch(text):
+            return " ".join(text.split()).lower()
+        return inner(text)
+
+    clean.__name__ = "_clean_lower_fast"
+    tokenizer.clean_fn = clean
+    return tokenizer

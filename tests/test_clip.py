@@ -439,3 +439,29 @@ def test_demo_row(tmp_path):
     scores = run_clip_demo(tmp_path / "demo", data)
     assert set(scores) == {"logo", "flowers102"} and all(0 <= value <= 1 for value in scores.values())
     assert run_clip_demo(tmp_path / "demo", data) == scores
+
+
+def test_the_fast_clean_gives_open_clips_own_tokens_for_every_prompt():
+    """``fast_clean`` skips ftfy only where it is the identity: every dataset's prompts (every class-name set,
+    every template) tokenize exactly as with open_clip's own tokenizer, and text ftfy would fix still goes to it."""
+    import open_clip
+
+    from clsbench.clip_baselines.models import fast_clean
+    from clsbench.clip_baselines.zeroshot import fill
+    from clsbench.tasks.protocol.registry import DATASETS
+
+    theirs = open_clip.get_tokenizer("ViT-B-32")
+    ours = fast_clean(open_clip.get_tokenizer("ViT-B-32"))
+    assert ours.clean_fn.__name__ == "_clean_lower_fast"
+    prompts = [  # every class name of every set with a few templates, and every template with a few names
+        fill(template, name)
+        for spec in DATASETS.values()
+        for name_set in spec.name_sets
+        for index, name in enumerate(spec.names(name_set) or ())
+        for template in (spec.templates if index < 3 else spec.templates[:2])
+    ]
+    prompts += ["a photo of a Caf\u00e9 &amp; bar.", "  a  photo\tof a\nfox  ", "a photo of a \u201cquoted\u201d thing"]
+    assert len(prompts) > 5_000
+    for start in range(0, len(prompts), 4096):
+        chunk = prompts[start : start + 4096]
+        assert torch.equal(ours(chunk), theirs(chunk))
