@@ -167,6 +167,32 @@ def questions(count: int):
     return out
 
 
+def builtin_llava_hf(folder: Path, items) -> dict:
+    """lmms-eval's own ``llava_hf`` (batch 1, greedy, the task's 16 new tokens) on the same questions."""
+    from lmms_eval.api.instance import Instance
+    from lmms_eval.models.simple.llava_hf import LlavaHf
+
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    model = LlavaHf(pretrained=str(folder), device=device, device_map=device)
+    docs = {index: {"image": query.images[0]} for index, query in enumerate(items)}
+    model.task_dict = {"bench": {"test": docs}}
+    kwargs = {"max_new_tokens": 16, "temperature": 0, "do_sample": False, "until": ["\n\n"]}
+    requests = [
+        Instance(
+            request_type="generate_until",
+            arguments=(query.prompt, dict(kwargs), lambda doc: [doc["image"]], index, "bench", "test"),
+            idx=0,
+            metadata={"task": "bench", "doc_id": index, "repeats": 1},
+        )
+        for index, query in enumerate(items)
+    ]
+    seconds = timed(lambda: model.generate_until(requests), repeats=1)
+    model.model.to("cpu")  # give the GPU memory back before the next rows
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return {"questions": len(items), "seconds": seconds, "questions_per_s": len(items) / seconds}
+
+
 def timed(function, repeats: int = 2) -> float:
     """Best wall time of ``repeats`` runs after one warm-up, synchronised on the GPU."""
     function()
@@ -219,15 +245,29 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = {}
 
-    def run_mode(mode: str, items) -> None:
-        answerer = Answerer(engine, mode)
+    letters: dict[str, list[str]] = {}
+
+    def run_mode(mode: str, items, label: str | None = None, **settings) -> None:
+        answerer = Answerer(engine, mode, **settings)
         step = 1 if mode == "loglik" else size
-        seconds = timed(lambda: [answerer.answer(items[i : i + step]) for i in range(0, len(items), step)], repeats=1)
-        rows[mode] = {"questions": len(items), "seconds": seconds, "questions_per_s": len(items) / seconds}
+        replies: list[str] = []
+
+        def once() -> None:
+            replies.clear()
+            for i in range(0, len(items), step):
+                replies.extend(reply.text for reply in answerer.answer(items[i : i + step]))
+
+        seconds = timed(once, repeats=1)
+        rows[label or mode] = {"questions": len(items), "seconds": seconds, "questions_per_s": len(items) / seconds}
+        letters[label or mode] = list(replies)
 
     for mode in ("score", "generate"):
         run_mode(mode, batch)
-    run_mode("loglik", batch[: args.loglik_questions])
+    run_mode("loglik", batch[: args.loglik_questions])  # prefix reuse: one prefill per question
+    few = batch[: max(1, args.loglik_questions // 4)]  # the plain path costs ~26 prefills per question
+    run_mode("loglik", few, "loglik, no reuse (0.2)", loglik_reuse=False)
+    assert letters["loglik, no reuse (0.2)"] == letters["loglik"][: len(few)], "prefix reuse changed a loglik letter"
+    rows["lmms-eval llava_hf (bs 1)"] = builtin_llava_hf(folder, batch[: max(size, args.questions // 4)])
 
     def score_with_pipeline() -> list[str]:  # clsbench_hf's num_workers=1: the next batch is prepared in a thread
         from concurrent.futures import ThreadPoolExecutor
@@ -273,10 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, row in rows.items():
         tflops = 2 * params * prompt_tokens * row["questions_per_s"] / 1e12
-        mfu = f"{100 * tflops / peak:.0f} %" if peak and name != "loglik" else "-"  # loglik: 26 forwards each
+        mfu = f"{100 * tflops / peak:.0f} %" if peak and not name.startswith("loglik") else "-"  # loglik: 26 options
         row.update(tflops_prefill=tflops)
         print(
-            f"{name:<22} {row['questions']:>5} questions {row['seconds']:>8.2f} s {row['questions_per_s']:>8.2f} q/s "
+            f"{name:<26} {row['questions']:>5} questions {row['seconds']:>8.2f} s {row['questions_per_s']:>8.2f} q/s "
             f"prefill {tflops:>7.1f} TFLOP/s  MFU {mfu}"
         )
     if rows:
@@ -285,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"score_speedup_vs_generate={rows['score']['questions_per_s'] / rows['generate']['questions_per_s']:.2f}")
     print(f"pipeline_speedup={rows['score, input pipeline']['questions_per_s'] / rows['score']['questions_per_s']:.2f}")
+    rate = {name: row["questions_per_s"] for name, row in rows.items()}
+    print(f"score_speedup_vs_builtin={rate['score'] / rate['lmms-eval llava_hf (bs 1)']:.2f}")
+    print(f"loglik_reuse_speedup={rate['loglik'] / rate['loglik, no reuse (0.2)']:.2f}")
     if args.json:
         Path(args.json).write_text(
             json.dumps(
