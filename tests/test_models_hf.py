@@ -468,8 +468,8 @@ def test_loglik_prefix_reuse_equals_the_plain_path(request, fixture_root, arch):
 
 
 def test_two_processes_give_exactly_the_letters_of_one(letter_llava, fixture_root, tmp_path):
-    """Data parallel through lmms-eval's own launcher path: torch's elastic launcher (what ``accelerate launch``
-    runs on GPUs) with 2 CPU processes on gloo; clsbench_hf stays on the CPU, each rank logs its own decisions."""
+    """Data parallel as users launch it: ``accelerate launch --multi_gpu --num_processes 2 -m lmms_eval`` with
+    2 CPU processes (``ACCELERATE_USE_CPU=true``: gloo); clsbench_hf stays on the CPU, each rank logs its own."""
     import os
     import socket
 
@@ -515,9 +515,23 @@ def test_two_processes_give_exactly_the_letters_of_one(letter_llava, fixture_roo
         return letters
 
     one = run([sys.executable], "one")
-    two = run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)], "two"
-    )
+    accelerate = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(port),
+    ]
+    two = run(accelerate, "two")
     assert len(one) == 12 and two == one
     logs = sorted(path.name for path in (tmp_path / "two" / "logs").glob("*.jsonl"))
     assert any("_rank0_" in name for name in logs) and any("_rank1_" in name for name in logs)
