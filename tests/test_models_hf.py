@@ -37,6 +37,16 @@ from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.questions import format_prompt
 
 CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+ARCH_FIXTURES = {  # architecture -> the session fixture that builds its tiny checkpoint
+    "llava": "tiny_llava",
+    "qwen2_vl": "tiny_qwen",
+    "qwen2_5_vl": "tiny_qwen25",
+    "llava_onevision": "tiny_onevision",
+    "llava_next": "tiny_llava_next",
+    "qwen3_vl": "tiny_qwen3",
+    "idefics3": "tiny_idefics3",
+    "gemma3": "tiny_gemma3",
+}
 
 
 @pytest.fixture(scope="session")
@@ -224,17 +234,7 @@ def test_lmms_eval_batch_1_and_batch_8_give_the_same_letters(letter_llava, task_
 
 @pytest.mark.parametrize("arch", ["llava", "qwen2_vl", "qwen2_5_vl", "llava_onevision", *NEW_ARCHS])
 def test_continuation_scores_match_a_plain_forward_pass(request, fixture_root, arch):
-    fixtures = {
-        "llava": "tiny_llava",
-        "qwen2_vl": "tiny_qwen",
-        "qwen2_5_vl": "tiny_qwen25",
-        "llava_onevision": "tiny_onevision",
-        "llava_next": "tiny_llava_next",
-        "qwen3_vl": "tiny_qwen3",
-        "idefics3": "tiny_idefics3",
-        "gemma3": "tiny_gemma3",
-    }
-    engine = HFVisionLanguageModel(str(request.getfixturevalue(fixtures[arch])))
+    engine = HFVisionLanguageModel(str(request.getfixturevalue(ARCH_FIXTURES[arch])))
     query = fixture_queries(fixture_root, ["logo"])[1]
     prompt = VisualPrompt(query.images, query.question)
     names = list(query.options)
@@ -439,17 +439,7 @@ def test_loglik_prefix_reuse_equals_the_plain_path(request, fixture_root, arch):
     and without the image (CFG), so sum, mean and guided rankings are the same; M-RoPE included (Qwen2/2.5/3-VL)."""
     from clsbench.models.engine.scoring import rank_options
 
-    fixtures = {
-        "llava": "tiny_llava",
-        "qwen2_vl": "tiny_qwen",
-        "qwen2_5_vl": "tiny_qwen25",
-        "llava_onevision": "tiny_onevision",
-        "llava_next": "tiny_llava_next",
-        "qwen3_vl": "tiny_qwen3",
-        "idefics3": "tiny_idefics3",
-        "gemma3": "tiny_gemma3",
-    }
-    engine = HFVisionLanguageModel(str(request.getfixturevalue(fixtures[arch])))
+    engine = HFVisionLanguageModel(str(request.getfixturevalue(ARCH_FIXTURES[arch])))
     for query in fixture_queries(fixture_root, ["food101"])[:2]:  # 26 options, names of 1 to 7 tokens' width
         prompt = VisualPrompt(query.images, query.question)
         plain = engine.option_scores(prompt, query.options, cfg_weight=1.0, chunk=8, reuse_prefix=False)

@@ -49,6 +49,16 @@ class Reply:
     record: dict | None = None  # what the decision was based on; None in generate mode
 
 
+def check_answer_settings(mode: str, loglik_norm: str = "sum", loglik_context: str = "question") -> None:
+    """The answer settings every engine shares (HF, vLLM), checked once, with the choices in the error."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if loglik_norm not in NORMS:
+        raise ValueError(f"loglik_norm must be one of {NORMS}, got {loglik_norm!r}")
+    if loglik_context not in ("question", "prompt"):
+        raise ValueError(f"loglik_context must be question or prompt, got {loglik_context!r}")
+
+
 def letters_in_prompt(prompt: str) -> str:
     """Option letters listed as ``A. ...`` lines, when they run A, B, C, ... without gaps."""
     found = "".join(_OPTION_LINE.findall(prompt))
@@ -70,12 +80,7 @@ class Answerer:
         loglik_reuse: bool = True,
         max_new_tokens: int | None = None,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if loglik_norm not in NORMS:
-            raise ValueError(f"loglik_norm must be one of {NORMS}, got {loglik_norm!r}")
-        if loglik_context not in ("question", "prompt"):
-            raise ValueError(f"loglik_context must be question or prompt, got {loglik_context!r}")
+        check_answer_settings(mode, loglik_norm, loglik_context)
         self.engine = engine
         self.mode = mode
         self.loglik_norm = loglik_norm

@@ -25,13 +25,11 @@ from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
-from clsbench.models.engine.answering import DecisionLog
+from clsbench.models.engine.answering import DecisionLog, check_answer_settings
 from clsbench.models.engine.hf_vlm import VisualPrompt, chat_messages
-from clsbench.models.engine.scoring import NORMS, OptionScore, letter_token_ids, rank_options
+from clsbench.models.engine.scoring import OptionScore, letter_token_ids, rank_options
 from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.questions import prompt_parts
-
-MODES = ("generate", "score", "loglik")
 
 
 class ClsbenchVLLM(lmms):
@@ -61,12 +59,7 @@ class ClsbenchVLLM(lmms):
         **engine_kwargs,
     ) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"clsbench_vllm: mode must be one of {MODES}, got {mode!r}")
-        if loglik_norm not in NORMS:
-            raise ValueError(f"clsbench_vllm: loglik_norm must be one of {NORMS}, got {loglik_norm!r}")
-        if loglik_context not in ("question", "prompt"):
-            raise ValueError(f"clsbench_vllm: loglik_context must be question or prompt, got {loglik_context!r}")
+        check_answer_settings(mode, loglik_norm, loglik_context)
         from transformers import AutoProcessor
 
         self.processor = AutoProcessor.from_pretrained(pretrained, trust_remote_code=trust_remote_code)
