@@ -221,11 +221,11 @@ def test_hooks_build_the_paper_prompts():
         "description": "A swoosh.",
     }
     names = ", ".join(DATASETS["logo"].classnames)
-    assert utils.open_doc_to_text(doc) == OPEN_PROMPT
-    assert utils.closed_doc_to_text(doc) == CLOSED_PROMPT.format(names=names)
-    assert utils.closed_p2_doc_to_text(doc) == P2_CLOSED_PROMPT.format(names=names)
-    assert utils.describe_doc_to_text(doc) == DESCRIBE_PROMPT.format(class_name="Nike")
-    assert utils.textonly_doc_to_text(doc) == (
+    assert utils.cls_open_doc_to_text(doc) == OPEN_PROMPT
+    assert utils.cls_closed_doc_to_text(doc) == CLOSED_PROMPT.format(names=names)
+    assert utils.cls_closed_p2_doc_to_text(doc) == P2_CLOSED_PROMPT.format(names=names)
+    assert utils.cls_describe_doc_to_text(doc) == DESCRIBE_PROMPT.format(class_name="Nike")
+    assert utils.cls_textonly_doc_to_text(doc) == (
         "Here is a description of someone object. A swoosh. Can you tell me what object it describes? Answer with "
         "the option's letter from the given choices directly.\nA. Nike\nB. Puma"
     )

@@ -167,24 +167,24 @@ def _png() -> dict:
 def test_label_outside_the_class_list_fails_at_load_naming_the_sample():
     rows = _hub_like_rows([3, 10, 1], [_png(), _png(), _png()])
     with pytest.raises(SampleError, match=r"logo sample 1: label 10 is outside the class list \(0\.\.9\)"):
-        hooks().process_docs_logo(rows)
+        hooks().cls_process_docs_logo(rows)
 
 
 def test_corrupt_image_names_the_sample():
     rows = _hub_like_rows([3, 4], [_png(), {"bytes": b"not an image at all", "path": "broken.jpg"}])
-    docs = hooks().process_docs_logo(rows)
-    assert hooks().doc_to_visual(docs[0])[0].size == (8, 8)
+    docs = hooks().cls_process_docs_logo(rows)
+    assert hooks().cls_doc_to_visual(docs[0])[0].size == (8, 8)
     with pytest.raises(SampleError, match=r"logo sample 1: cannot read the image"):
-        hooks().doc_to_visual(docs[1])
+        hooks().cls_doc_to_visual(docs[1])
 
 
 def test_prompt_follows_the_paper_and_accepts_overrides(fixture_root):
     doc = add_questions(load_rows("logo", fixture_root), "logo")[0]
-    prompt = hooks().doc_to_text(doc, {"pre_prompt": "", "post_prompt": ""})
+    prompt = hooks().cls_doc_to_text(doc, {"pre_prompt": "", "post_prompt": ""})
     lines = prompt.split("\n")
     assert lines[0] == f"{doc['question']} Answer with the option's letter from the given choices directly."
     assert lines[1:] == [f"{chr(65 + i)}. {name}" for i, name in enumerate(doc["options"])]
-    custom = hooks().doc_to_text(
+    custom = hooks().cls_doc_to_text(
         doc, {"pre_prompt": "<|q|>", "instruction": "Reply with one letter.", "post_prompt": "\nAnswer:"}
     )
     assert custom.startswith(f"<|q|>{doc['question']} Reply with one letter.\nA. ") and custom.endswith("\nAnswer:")

@@ -70,7 +70,7 @@ def test_task_yamls_read_the_pinned_split():
     for key, spec in DATASETS.items():
         config = _load(f"{task_name(key)}.yaml")
         assert config["task"] == task_name(key)
-        assert config["process_docs"].__name__ == f"process_docs_{key}"
+        assert config["process_docs"].__name__ == f"cls_process_docs_{key}"
         if isinstance(spec.source, HubSource):
             assert config["test_split"] == spec.source.split
             text = str(config["dataset_kwargs"])

@@ -321,9 +321,9 @@ def test_a_bad_image_fails_the_same_way_in_lmms_clip_and_export(tmp_path, monkey
     ImageFile.LOAD_TRUNCATED_IMAGES = True  # lmms-eval's setting must not change the outcome
     try:
         messages = []
-        utils.doc_to_visual(docs[0])  # the good one decodes
+        utils.cls_doc_to_visual(docs[0])  # the good one decodes
         for attempt in (
-            lambda: utils.doc_to_visual(docs[1]),
+            lambda: utils.cls_doc_to_visual(docs[1]),
             lambda: ImageRows(rows, "logo", [(1, True)], transform=lambda image: image)[0],
             lambda: write_tsv("logo", tmp_path / "tsv", tmp_path),
         ):
@@ -350,7 +350,7 @@ def test_tricky_images_give_the_same_pixels_in_lmms_clip_and_export(tmp_path, ki
     tricky = _jpeg(orientation=6) if kind == "exif" else _png16(32896)
     _write_copy(tmp_path, "logo", [tricky], [0])
     rows = load_rows("logo", tmp_path)
-    lmms = utils.doc_to_visual(add_questions(rows, "logo")[0])[0]
+    lmms = utils.cls_doc_to_visual(add_questions(rows, "logo")[0])[0]
     clip = ImageRows(rows, "logo", [(0, True)], transform=lambda image: image)[0][0]
     tsv = pd.read_csv(write_tsv("logo", tmp_path / "tsv", tmp_path), sep="\t")
     exported = open_image({"bytes": base64.b64decode(tsv["image"][0])}, dataset="logo", sample_key="0")

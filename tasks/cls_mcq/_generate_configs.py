@@ -122,7 +122,7 @@ def group_yaml(name: str, members: list[str], metrics: tuple[str, ...] = _MCQ_ME
 
 
 def process_docs_name(key: str, suffix: str) -> str:
-    return f"process_docs_{key}{suffix}"
+    return f"cls_process_docs_{key}{suffix}"
 
 
 def hook_defs(pairs: list[tuple[str, str]]) -> str:

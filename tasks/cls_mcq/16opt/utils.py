@@ -9,55 +9,55 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
 
 @said_first
-def process_docs_imagenet_16opt(dataset):
+def cls_process_docs_imagenet_16opt(dataset):
     return questions_for(dataset, "imagenet", "_16opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_imagenetv2_16opt(dataset):
+def cls_process_docs_imagenetv2_16opt(dataset):
     return questions_for(dataset, "imagenetv2", "_16opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_objectnet_16opt(dataset):
+def cls_process_docs_objectnet_16opt(dataset):
     return questions_for(dataset, "objectnet", "_16opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_caltech101_16opt(dataset):
+def cls_process_docs_caltech101_16opt(dataset):
     return questions_for(dataset, "caltech101", "_16opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_cub200_16opt(dataset):
+def cls_process_docs_cub200_16opt(dataset):
     return questions_for(dataset, "cub200", "_16opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_food101_16opt(dataset):
+def cls_process_docs_food101_16opt(dataset):
     return questions_for(dataset, "food101", "_16opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_gldv2_16opt(dataset):
+def cls_process_docs_gldv2_16opt(dataset):
     return questions_for(dataset, "gldv2", "_16opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_logo_16opt(dataset):
+def cls_process_docs_logo_16opt(dataset):
     return questions_for(dataset, "logo", "_16opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_flowers102_16opt(dataset):
+def cls_process_docs_flowers102_16opt(dataset):
     return questions_for(dataset, "flowers102", "_16opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_stanfordcars_16opt(dataset):
+def cls_process_docs_stanfordcars_16opt(dataset):
     return questions_for(dataset, "stanfordcars", "_16opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_pets_16opt(dataset):
+def cls_process_docs_pets_16opt(dataset):
     return questions_for(dataset, "pets", "_16opt", _DATA_DIR)

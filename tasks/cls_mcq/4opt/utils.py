@@ -9,55 +9,55 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
 
 @said_first
-def process_docs_imagenet_4opt(dataset):
+def cls_process_docs_imagenet_4opt(dataset):
     return questions_for(dataset, "imagenet", "_4opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_imagenetv2_4opt(dataset):
+def cls_process_docs_imagenetv2_4opt(dataset):
     return questions_for(dataset, "imagenetv2", "_4opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_objectnet_4opt(dataset):
+def cls_process_docs_objectnet_4opt(dataset):
     return questions_for(dataset, "objectnet", "_4opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_caltech101_4opt(dataset):
+def cls_process_docs_caltech101_4opt(dataset):
     return questions_for(dataset, "caltech101", "_4opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_cub200_4opt(dataset):
+def cls_process_docs_cub200_4opt(dataset):
     return questions_for(dataset, "cub200", "_4opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_food101_4opt(dataset):
+def cls_process_docs_food101_4opt(dataset):
     return questions_for(dataset, "food101", "_4opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_gldv2_4opt(dataset):
+def cls_process_docs_gldv2_4opt(dataset):
     return questions_for(dataset, "gldv2", "_4opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_logo_4opt(dataset):
+def cls_process_docs_logo_4opt(dataset):
     return questions_for(dataset, "logo", "_4opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_flowers102_4opt(dataset):
+def cls_process_docs_flowers102_4opt(dataset):
     return questions_for(dataset, "flowers102", "_4opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_stanfordcars_4opt(dataset):
+def cls_process_docs_stanfordcars_4opt(dataset):
     return questions_for(dataset, "stanfordcars", "_4opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_pets_4opt(dataset):
+def cls_process_docs_pets_4opt(dataset):
     return questions_for(dataset, "pets", "_4opt", _DATA_DIR)

@@ -9,55 +9,55 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
 
 @said_first
-def process_docs_imagenet_8opt(dataset):
+def cls_process_docs_imagenet_8opt(dataset):
     return questions_for(dataset, "imagenet", "_8opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_imagenetv2_8opt(dataset):
+def cls_process_docs_imagenetv2_8opt(dataset):
     return questions_for(dataset, "imagenetv2", "_8opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_objectnet_8opt(dataset):
+def cls_process_docs_objectnet_8opt(dataset):
     return questions_for(dataset, "objectnet", "_8opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_caltech101_8opt(dataset):
+def cls_process_docs_caltech101_8opt(dataset):
     return questions_for(dataset, "caltech101", "_8opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_cub200_8opt(dataset):
+def cls_process_docs_cub200_8opt(dataset):
     return questions_for(dataset, "cub200", "_8opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_food101_8opt(dataset):
+def cls_process_docs_food101_8opt(dataset):
     return questions_for(dataset, "food101", "_8opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_gldv2_8opt(dataset):
+def cls_process_docs_gldv2_8opt(dataset):
     return questions_for(dataset, "gldv2", "_8opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_logo_8opt(dataset):
+def cls_process_docs_logo_8opt(dataset):
     return questions_for(dataset, "logo", "_8opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_flowers102_8opt(dataset):
+def cls_process_docs_flowers102_8opt(dataset):
     return questions_for(dataset, "flowers102", "_8opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_stanfordcars_8opt(dataset):
+def cls_process_docs_stanfordcars_8opt(dataset):
     return questions_for(dataset, "stanfordcars", "_8opt", _DATA_DIR)
 
 
 @said_first
-def process_docs_pets_8opt(dataset):
+def cls_process_docs_pets_8opt(dataset):
     return questions_for(dataset, "pets", "_8opt", _DATA_DIR)

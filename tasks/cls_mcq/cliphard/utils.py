@@ -9,55 +9,55 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
 
 @said_first
-def process_docs_imagenet_cliphard(dataset):
+def cls_process_docs_imagenet_cliphard(dataset):
     return questions_for(dataset, "imagenet", "_cliphard", _DATA_DIR)
 
 
 @said_first
-def process_docs_imagenetv2_cliphard(dataset):
+def cls_process_docs_imagenetv2_cliphard(dataset):
     return questions_for(dataset, "imagenetv2", "_cliphard", _DATA_DIR)
 
 
 @said_first
-def process_docs_objectnet_cliphard(dataset):
+def cls_process_docs_objectnet_cliphard(dataset):
     return questions_for(dataset, "objectnet", "_cliphard", _DATA_DIR)
 
 
 @said_first
-def process_docs_caltech101_cliphard(dataset):
+def cls_process_docs_caltech101_cliphard(dataset):
     return questions_for(dataset, "caltech101", "_cliphard", _DATA_DIR)
 
 
 @said_first
-def process_docs_cub200_cliphard(dataset):
+def cls_process_docs_cub200_cliphard(dataset):
     return questions_for(dataset, "cub200", "_cliphard", _DATA_DIR)
 
 
 @said_first
-def process_docs_food101_cliphard(dataset):
+def cls_process_docs_food101_cliphard(dataset):
     return questions_for(dataset, "food101", "_cliphard", _DATA_DIR)
 
 
 @said_first
-def process_docs_gldv2_cliphard(dataset):
+def cls_process_docs_gldv2_cliphard(dataset):
     return questions_for(dataset, "gldv2", "_cliphard", _DATA_DIR)
 
 
 @said_first
-def process_docs_logo_cliphard(dataset):
+def cls_process_docs_logo_cliphard(dataset):
     return questions_for(dataset, "logo", "_cliphard", _DATA_DIR)
 
 
 @said_first
-def process_docs_flowers102_cliphard(dataset):
+def cls_process_docs_flowers102_cliphard(dataset):
     return questions_for(dataset, "flowers102", "_cliphard", _DATA_DIR)
 
 
 @said_first
-def process_docs_stanfordcars_cliphard(dataset):
+def cls_process_docs_stanfordcars_cliphard(dataset):
     return questions_for(dataset, "stanfordcars", "_cliphard", _DATA_DIR)
 
 
 @said_first
-def process_docs_pets_cliphard(dataset):
+def cls_process_docs_pets_cliphard(dataset):
     return questions_for(dataset, "pets", "_cliphard", _DATA_DIR)

@@ -9,35 +9,35 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
 
 @said_first
-def process_docs_caltech101_closed_p2(dataset):
+def cls_process_docs_caltech101_closed_p2(dataset):
     return questions_for(dataset, "caltech101", "_closed_p2", _DATA_DIR)
 
 
 @said_first
-def process_docs_cub200_closed_p2(dataset):
+def cls_process_docs_cub200_closed_p2(dataset):
     return questions_for(dataset, "cub200", "_closed_p2", _DATA_DIR)
 
 
 @said_first
-def process_docs_food101_closed_p2(dataset):
+def cls_process_docs_food101_closed_p2(dataset):
     return questions_for(dataset, "food101", "_closed_p2", _DATA_DIR)
 
 
 @said_first
-def process_docs_logo_closed_p2(dataset):
+def cls_process_docs_logo_closed_p2(dataset):
     return questions_for(dataset, "logo", "_closed_p2", _DATA_DIR)
 
 
 @said_first
-def process_docs_flowers102_closed_p2(dataset):
+def cls_process_docs_flowers102_closed_p2(dataset):
     return questions_for(dataset, "flowers102", "_closed_p2", _DATA_DIR)
 
 
 @said_first
-def process_docs_stanfordcars_closed_p2(dataset):
+def cls_process_docs_stanfordcars_closed_p2(dataset):
     return questions_for(dataset, "stanfordcars", "_closed_p2", _DATA_DIR)
 
 
 @said_first
-def process_docs_pets_closed_p2(dataset):
+def cls_process_docs_pets_closed_p2(dataset):
     return questions_for(dataset, "pets", "_closed_p2", _DATA_DIR)

@@ -9,55 +9,55 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
 
 @said_first
-def process_docs_imagenet_describe(dataset):
+def cls_process_docs_imagenet_describe(dataset):
     return questions_for(dataset, "imagenet", "_describe", _DATA_DIR)
 
 
 @said_first
-def process_docs_imagenetv2_describe(dataset):
+def cls_process_docs_imagenetv2_describe(dataset):
     return questions_for(dataset, "imagenetv2", "_describe", _DATA_DIR)
 
 
 @said_first
-def process_docs_objectnet_describe(dataset):
+def cls_process_docs_objectnet_describe(dataset):
     return questions_for(dataset, "objectnet", "_describe", _DATA_DIR)
 
 
 @said_first
-def process_docs_caltech101_describe(dataset):
+def cls_process_docs_caltech101_describe(dataset):
     return questions_for(dataset, "caltech101", "_describe", _DATA_DIR)
 
 
 @said_first
-def process_docs_cub200_describe(dataset):
+def cls_process_docs_cub200_describe(dataset):
     return questions_for(dataset, "cub200", "_describe", _DATA_DIR)
 
 
 @said_first
-def process_docs_food101_describe(dataset):
+def cls_process_docs_food101_describe(dataset):
     return questions_for(dataset, "food101", "_describe", _DATA_DIR)
 
 
 @said_first
-def process_docs_gldv2_describe(dataset):
+def cls_process_docs_gldv2_describe(dataset):
     return questions_for(dataset, "gldv2", "_describe", _DATA_DIR)
 
 
 @said_first
-def process_docs_logo_describe(dataset):
+def cls_process_docs_logo_describe(dataset):
     return questions_for(dataset, "logo", "_describe", _DATA_DIR)
 
 
 @said_first
-def process_docs_flowers102_describe(dataset):
+def cls_process_docs_flowers102_describe(dataset):
     return questions_for(dataset, "flowers102", "_describe", _DATA_DIR)
 
 
 @said_first
-def process_docs_stanfordcars_describe(dataset):
+def cls_process_docs_stanfordcars_describe(dataset):
     return questions_for(dataset, "stanfordcars", "_describe", _DATA_DIR)
 
 
 @said_first
-def process_docs_pets_describe(dataset):
+def cls_process_docs_pets_describe(dataset):
     return questions_for(dataset, "pets", "_describe", _DATA_DIR)

@@ -9,55 +9,55 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
 
 @said_first
-def process_docs_imagenet_open(dataset):
+def cls_process_docs_imagenet_open(dataset):
     return questions_for(dataset, "imagenet", "_open", _DATA_DIR)
 
 
 @said_first
-def process_docs_imagenetv2_open(dataset):
+def cls_process_docs_imagenetv2_open(dataset):
     return questions_for(dataset, "imagenetv2", "_open", _DATA_DIR)
 
 
 @said_first
-def process_docs_objectnet_open(dataset):
+def cls_process_docs_objectnet_open(dataset):
     return questions_for(dataset, "objectnet", "_open", _DATA_DIR)
 
 
 @said_first
-def process_docs_caltech101_open(dataset):
+def cls_process_docs_caltech101_open(dataset):
     return questions_for(dataset, "caltech101", "_open", _DATA_DIR)
 
 
 @said_first
-def process_docs_cub200_open(dataset):
+def cls_process_docs_cub200_open(dataset):
     return questions_for(dataset, "cub200", "_open", _DATA_DIR)
 
 
 @said_first
-def process_docs_food101_open(dataset):
+def cls_process_docs_food101_open(dataset):
     return questions_for(dataset, "food101", "_open", _DATA_DIR)
 
 
 @said_first
-def process_docs_gldv2_open(dataset):
+def cls_process_docs_gldv2_open(dataset):
     return questions_for(dataset, "gldv2", "_open", _DATA_DIR)
 
 
 @said_first
-def process_docs_logo_open(dataset):
+def cls_process_docs_logo_open(dataset):
     return questions_for(dataset, "logo", "_open", _DATA_DIR)
 
 
 @said_first
-def process_docs_flowers102_open(dataset):
+def cls_process_docs_flowers102_open(dataset):
     return questions_for(dataset, "flowers102", "_open", _DATA_DIR)
 
 
 @said_first
-def process_docs_stanfordcars_open(dataset):
+def cls_process_docs_stanfordcars_open(dataset):
     return questions_for(dataset, "stanfordcars", "_open", _DATA_DIR)
 
 
 @said_first
-def process_docs_pets_open(dataset):
+def cls_process_docs_pets_open(dataset):
     return questions_for(dataset, "pets", "_open", _DATA_DIR)

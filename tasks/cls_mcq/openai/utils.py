@@ -9,5 +9,5 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
 
 @said_first
-def process_docs_imagenet_openai(dataset):
+def cls_process_docs_imagenet_openai(dataset):
     return questions_for(dataset, "imagenet", "_openai", _DATA_DIR)

@@ -9,55 +9,55 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
 
 @said_first
-def process_docs_imagenet_textonly(dataset):
+def cls_process_docs_imagenet_textonly(dataset):
     return questions_for(dataset, "imagenet", "_textonly", _DATA_DIR)
 
 
 @said_first
-def process_docs_imagenetv2_textonly(dataset):
+def cls_process_docs_imagenetv2_textonly(dataset):
     return questions_for(dataset, "imagenetv2", "_textonly", _DATA_DIR)
 
 
 @said_first
-def process_docs_objectnet_textonly(dataset):
+def cls_process_docs_objectnet_textonly(dataset):
     return questions_for(dataset, "objectnet", "_textonly", _DATA_DIR)
 
 
 @said_first
-def process_docs_caltech101_textonly(dataset):
+def cls_process_docs_caltech101_textonly(dataset):
     return questions_for(dataset, "caltech101", "_textonly", _DATA_DIR)
 
 
 @said_first
-def process_docs_cub200_textonly(dataset):
+def cls_process_docs_cub200_textonly(dataset):
     return questions_for(dataset, "cub200", "_textonly", _DATA_DIR)
 
 
 @said_first
-def process_docs_food101_textonly(dataset):
+def cls_process_docs_food101_textonly(dataset):
     return questions_for(dataset, "food101", "_textonly", _DATA_DIR)
 
 
 @said_first
-def process_docs_gldv2_textonly(dataset):
+def cls_process_docs_gldv2_textonly(dataset):
     return questions_for(dataset, "gldv2", "_textonly", _DATA_DIR)
 
 
 @said_first
-def process_docs_logo_textonly(dataset):
+def cls_process_docs_logo_textonly(dataset):
     return questions_for(dataset, "logo", "_textonly", _DATA_DIR)
 
 
 @said_first
-def process_docs_flowers102_textonly(dataset):
+def cls_process_docs_flowers102_textonly(dataset):
     return questions_for(dataset, "flowers102", "_textonly", _DATA_DIR)
 
 
 @said_first
-def process_docs_stanfordcars_textonly(dataset):
+def cls_process_docs_stanfordcars_textonly(dataset):
     return questions_for(dataset, "stanfordcars", "_textonly", _DATA_DIR)
 
 
 @said_first
-def process_docs_pets_textonly(dataset):
+def cls_process_docs_pets_textonly(dataset):
     return questions_for(dataset, "pets", "_textonly", _DATA_DIR)

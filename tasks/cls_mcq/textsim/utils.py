@@ -9,55 +9,55 @@ _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
 
 @said_first
-def process_docs_imagenet_textsim(dataset):
+def cls_process_docs_imagenet_textsim(dataset):
     return questions_for(dataset, "imagenet", "_textsim", _DATA_DIR)
 
 
 @said_first
-def process_docs_imagenetv2_textsim(dataset):
+def cls_process_docs_imagenetv2_textsim(dataset):
     return questions_for(dataset, "imagenetv2", "_textsim", _DATA_DIR)
 
 
 @said_first
-def process_docs_objectnet_textsim(dataset):
+def cls_process_docs_objectnet_textsim(dataset):
     return questions_for(dataset, "objectnet", "_textsim", _DATA_DIR)
 
 
 @said_first
-def process_docs_caltech101_textsim(dataset):
+def cls_process_docs_caltech101_textsim(dataset):
     return questions_for(dataset, "caltech101", "_textsim", _DATA_DIR)
 
 
 @said_first
-def process_docs_cub200_textsim(dataset):
+def cls_process_docs_cub200_textsim(dataset):
     return questions_for(dataset, "cub200", "_textsim", _DATA_DIR)
 
 
 @said_first
-def process_docs_food101_textsim(dataset):
+def cls_process_docs_food101_textsim(dataset):
     return questions_for(dataset, "food101", "_textsim", _DATA_DIR)
 
 
 @said_first
-def process_docs_gldv2_textsim(dataset):
+def cls_process_docs_gldv2_textsim(dataset):
     return questions_for(dataset, "gldv2", "_textsim", _DATA_DIR)
 
 
 @said_first
-def process_docs_logo_textsim(dataset):
+def cls_process_docs_logo_textsim(dataset):
     return questions_for(dataset, "logo", "_textsim", _DATA_DIR)
 
 
 @said_first
-def process_docs_flowers102_textsim(dataset):
+def cls_process_docs_flowers102_textsim(dataset):
     return questions_for(dataset, "flowers102", "_textsim", _DATA_DIR)
 
 
 @said_first
-def process_docs_stanfordcars_textsim(dataset):
+def cls_process_docs_stanfordcars_textsim(dataset):
     return questions_for(dataset, "stanfordcars", "_textsim", _DATA_DIR)
 
 
 @said_first
-def process_docs_pets_textsim(dataset):
+def cls_process_docs_pets_textsim(dataset):
     return questions_for(dataset, "pets", "_textsim", _DATA_DIR)
