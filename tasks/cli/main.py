@@ -9,11 +9,22 @@ import sys
 from pathlib import Path
 
 from clsbench.tasks.data.loading import DataError, classnames_for, data_root, find_prepared, hub_status, load_rows
-from clsbench.tasks.protocol.catalog import dataset_table
+from clsbench.tasks.protocol.catalog import dataset_table, resolve_datasets
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
 from clsbench.tasks.protocol.questions import DEFAULT_SEED, SampleError, format_prompt, make_sample
 from clsbench.tasks.protocol.registry import DATASETS, HubSource, get_dataset
 from clsbench.tasks.toolkits.lmms_runner import run_lmms
+
+
+def one_dataset(text: str) -> str:
+    """An argparse type: exactly one dataset, named in the catalog's one grammar (key, alias, task name)."""
+    try:
+        keys = resolve_datasets(text)
+    except KeyError as error:
+        raise argparse.ArgumentTypeError(error.args[0]) from None
+    if len(keys) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r} names {len(keys)} datasets; give one ({', '.join(keys)})")
+    return keys[0]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -240,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_list)
 
     p = commands.add_parser("options", help="the question for one sample, as JSON")
-    p.add_argument("dataset", choices=list(DATASETS), help="dataset key")
+    p.add_argument(
+        "dataset", type=one_dataset, help="a dataset: key (food101) or any name for it (Food, ClsBench_food101)"
+    )
     p.add_argument("index", type=int, help="row index in the evaluation split (the sample key)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")
     p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
@@ -255,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_options)
 
     p = commands.add_parser("prepare", help="build a local dataset in the standard schema from raw files")
-    p.add_argument("dataset", choices=list(DATASETS), help="dataset key")
+    p.add_argument(
+        "dataset", type=one_dataset, help="a dataset: key (food101) or any name for it (Food, ClsBench_food101)"
+    )
     p.add_argument("--source", required=True, help="the raw files (see `clsbench list` and README)")
     p.add_argument("--data-dir", help=f"data root to write <root>/<dataset>/ into ({data_dir_help.split('(')[1]}")
     p.add_argument("--skip-corrupt", action="store_true", help="leave out unreadable images (listed in clsbench.json)")
@@ -263,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_prepare)
 
     p = commands.add_parser("negatives", help="precompute hard negatives into the file the hard-negative tasks read")
-    p.add_argument("dataset", choices=list(DATASETS), help="dataset key")
+    p.add_argument(
+        "dataset", type=one_dataset, help="a dataset: key (food101) or any name for it (Food, ClsBench_food101)"
+    )
     p.add_argument(
         "--method",
         required=True,
@@ -303,9 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         "runs", nargs="+", help="lmms-eval --output_path folders (with --log_samples) or clsbench clip outputs"
     )
     p.add_argument("--labels", required=True, help="valid labels per image: JSON list (ReaL order), JSON object or CSV")
-    p.add_argument(
-        "--dataset", default="imagenet", choices=list(DATASETS), help="dataset of the runs (default imagenet)"
-    )
+    p.add_argument("--dataset", default="imagenet", type=one_dataset, help="dataset of the runs (default imagenet)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument(
         "--with-data", action="store_true", help="read image ids from the data for predictions that lack them (CLIP)"
