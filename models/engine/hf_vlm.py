@@ -21,6 +21,7 @@ Why the calls look the way they do:
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -269,7 +270,7 @@ class HFVisionLanguageModel:
         greedy = ((logits.argmax(dim=-1) == continuation) | (mask == 0)).all(dim=1)
         return [(float(logprobs[row].sum()), len(ids), bool(greedy[row])) for row, ids in enumerate(token_lists)]
 
-    @property
+    @functools.cached_property
     def _cache_argument(self) -> str:
         """``cache`` where the forward takes it (transformers 5 renames ``past_key_values``), else the old name."""
         import inspect

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.registry import (
@@ -169,6 +170,7 @@ def group_name(group: str | None, suffix: str = "") -> str:
     return (GROUP_TASKS[group] if group else ALL_TASKS_GROUP) + suffix
 
 
+@cache
 def _members() -> dict[str, list[str]]:
     """Every task and group name -> its dataset keys, from the same facts the YAMLs are generated from."""
     members: dict[str, list[str]] = {"all": list(DATASETS)}

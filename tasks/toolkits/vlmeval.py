@@ -136,13 +136,23 @@ def read_sidecar(tsv: Path) -> dict | None:
     return content if isinstance(content, dict) and content.get("format") == SIDECAR_FORMAT else None
 
 
+def _describes(sidecar: dict, stat: os.stat_result) -> bool:
+    """Whether the sidecar still describes the file (same size and mtime as when clsbench wrote it)."""
+    return (sidecar.get("bytes"), sidecar.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns)
+
+
 def tsv_identity(tsv: Path) -> str:
     """The TSV's identity: the sha256 recorded at export while the sidecar matches the file, else size and mtime."""
     stat = tsv.stat()
     sidecar = read_sidecar(tsv)
-    if sidecar and sidecar.get("bytes") == stat.st_size and sidecar.get("mtime_ns") == stat.st_mtime_ns:
+    if sidecar and _describes(sidecar, stat):
         return f"sha256:{sidecar['sha256']}"
     return f"stat:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def lmu_data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """VLMEvalKit's data folder: ``explicit``, else ``$LMUData``, else ``~/LMUData`` (VLMEvalKit's own default)."""
+    return Path(explicit or os.environ.get("LMUData") or Path.home() / "LMUData").expanduser().resolve()
 
 
 def images_folder(lmu_data: Path, name: str) -> Path:
@@ -155,6 +165,18 @@ def _image_suffix(data: bytes) -> str:
 
     with Image.open(io.BytesIO(data)) as image:
         return "." + {"JPEG": "jpg", "MPO": "jpg"}.get(image.format or "", (image.format or "bin").lower())
+
+
+def _write_image(folder: Path, index, data: bytes) -> str:
+    """Write one image's original bytes as ``<index>.<format>`` in ``folder``; returns the file name."""
+    name = f"{index}{_image_suffix(data)}"
+    (folder / name).write_bytes(data)
+    return name
+
+
+def _write_stamp(folder: Path, **content: str) -> None:
+    """Record in the image folder which TSV its images belong to (see :func:`prepare_images`)."""
+    (folder / IMAGES_STAMP).write_text(json.dumps(content) + "\n", "utf-8")
 
 
 def _clear_images(folder: Path) -> int:
@@ -227,10 +249,8 @@ def write_tsv(
             writer.writeheader()
             for row in itertools.chain(head, rows):
                 data = row.pop("image")
-                if images == "files":
-                    file_name = f"{row['index']}{_image_suffix(data)}"
-                    (folder / file_name).write_bytes(data)  # the original bytes: the pixels lmms-eval decodes
-                    row["image_path"] = file_name
+                if images == "files":  # the original bytes: the pixels lmms-eval decodes
+                    row["image_path"] = _write_image(folder, row["index"], data)
                 else:
                     row["image"] = base64.b64encode(data).decode("ascii")
                 writer.writerow(row)
@@ -255,7 +275,7 @@ def write_tsv(
     if images == "inline" and (previous or {}).get("sha256") != sidecar["sha256"]:
         _clear_images(folder)  # images VLMEvalKit decoded from an earlier TSV are stale now
     if folder.is_dir():
-        (folder / IMAGES_STAMP).write_text(json.dumps({"tsv": f"sha256:{sidecar['sha256']}"}) + "\n", "utf-8")
+        _write_stamp(folder, tsv=f"sha256:{sidecar['sha256']}")
     return target
 
 
@@ -280,8 +300,7 @@ def export_is_current(tsv: Path, data_dir: str | os.PathLike | None, name_set: s
         return f"{tsv} was exported from {sidecar.get('data_root')}, but the data root is {wanted}"
     if sidecar.get("class_names") != name_set:
         return f"{tsv} shows {sidecar.get('class_names')} class names, not {name_set}"
-    stat = tsv.stat()
-    if (sidecar.get("bytes"), sidecar.get("mtime_ns")) != (stat.st_size, stat.st_mtime_ns):
+    if not _describes(sidecar, tsv.stat()):
         return f"{tsv} changed after clsbench exported it"
     return None
 
@@ -328,17 +347,18 @@ def prompt_message(row, image_paths: Sequence[str]) -> list[dict]:
 def row_meta(name: str, lmu_data: str | os.PathLike | None = None) -> dict[str, dict]:
     """``{index: {dataset, sample_key, label, answer}}`` of ``$LMUData/<name>.tsv``, for decision logs (not answering).
 
-    Streams the TSV and skips the image column; cached per TSV identity. Empty for a TSV that is not ours.
+    Streams the TSV once per version of the file (keyed by size and mtime, so a call per sample costs one
+    ``stat``). Empty for a TSV that is not ours.
     """
-    root = Path(lmu_data or os.environ.get("LMUData") or Path.home() / "LMUData").expanduser()
-    tsv = root / f"{name}.tsv"
+    tsv = lmu_data_root(lmu_data) / f"{name}.tsv"
     if name not in VLMEVAL_DATASETS or not tsv.is_file():
         return {}
-    return _row_meta(tsv, tsv_identity(tsv))
+    stat = tsv.stat()
+    return _row_meta(tsv, stat.st_size, stat.st_mtime_ns)
 
 
 @cache
-def _row_meta(tsv: Path, identity: str) -> dict[str, dict]:
+def _row_meta(tsv: Path, size: int, mtime_ns: int) -> dict[str, dict]:
     csv.field_size_limit(sys.maxsize)
     with tsv.open(encoding="utf-8", newline="") as handle:
         return {
@@ -384,7 +404,7 @@ def prepare_images(tsv: Path, folder: Path) -> Path:
             if removed:
                 print(f"clsbench: {tsv.name} changed: removed {removed} stale images from {folder}", file=sys.stderr)
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / IMAGES_STAMP).write_text(json.dumps({"tsv": identity}) + "\n", "utf-8")
+            _write_stamp(folder, tsv=identity)
     if inline and tsv.stat().st_size > INLINE_LIMIT_BYTES:
         return localize_tsv(tsv, folder, identity)
     return tsv
@@ -407,14 +427,12 @@ def localize_tsv(tsv: Path, folder: Path, identity: str | None = None) -> Path:
             writer = csv.DictWriter(out, fieldnames=fields, delimiter="\t", lineterminator="\n")
             writer.writeheader()
             for row in reader:
-                data = base64.b64decode(row.pop("image"))
-                row["image_path"] = f"{row['index']}{_image_suffix(data)}"
-                (folder / row["image_path"]).write_bytes(data)
+                row["image_path"] = _write_image(folder, row["index"], base64.b64decode(row.pop("image")))
                 writer.writerow(row)
         partial.replace(local)
     finally:
         partial.unlink(missing_ok=True)
-    (folder / IMAGES_STAMP).write_text(json.dumps({"tsv": identity, "localized": identity}) + "\n", "utf-8")
+    _write_stamp(folder, tsv=identity, localized=identity)
     return local
 
 
@@ -577,7 +595,7 @@ def run_vlmeval(
     unknown = [name for name in data if name not in NAME_TO_KEY]
     if unknown:
         raise KeyError(f"unknown clsbench VLMEvalKit dataset(s) {unknown}; choose from {', '.join(NAME_TO_KEY)}")
-    root = Path(lmu_data or os.environ.get("LMUData") or Path.home() / "LMUData").expanduser().resolve()
+    root = lmu_data_root(lmu_data)
     root.mkdir(parents=True, exist_ok=True)
     os.environ["LMUData"] = str(root)
     # Predictions as TSV, not .xlsx: openpyxl escapes control characters ("C\x0b" -> "C_x000B_"), which changes
