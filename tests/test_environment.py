@@ -149,3 +149,26 @@ def test_no_message_tells_users_to_run_huggingface_cli():
         for path in (root / folder).rglob("*.py"):
             assert "huggingface-cli" not in path.read_text("utf-8"), path
     assert "huggingface-cli" not in (root / "README.md").read_text("utf-8")
+
+
+def test_sentencepiece_0_2_3_beside_protobuf_6_is_flagged_with_the_fix():
+    found = errors({**GOOD, "sentencepiece": "0.2.3", "protobuf": "6.33.6"})
+    assert len(found) == 1 and "VersionError" in found[0] and "pip install 'sentencepiece<0.2.3'" in found[0]
+    assert errors({**GOOD, "sentencepiece": "0.2.3", "protobuf": "7.36.1"}) == []  # its gencode's own runtime
+    assert errors({**GOOD, "sentencepiece": "0.2.2", "protobuf": "6.33.6"}) == []  # the tested set
+
+
+def test_doctor_imports_sentencepiece_model_pb2_and_names_the_version_error(tmp_path):
+    """A sentencepiece whose generated code is newer than the protobuf runtime, as 0.2.3 beside protobuf 6 is."""
+    package = tmp_path / "sentencepiece"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "sentencepiece_model_pb2.py").write_text(  # the check sentencepiece 0.2.3's gencode runs first
+        "from google.protobuf import runtime_version as _runtime_version\n"
+        "_runtime_version.ValidateProtobufRuntimeVersion(_runtime_version.Domain.PUBLIC, 99, 0, 0, '', 'x.proto')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([*CLSBENCH, "doctor"], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 1, run.stdout
+    assert "sentencepiece_model_pb2` fails (VersionError" in run.stdout
+    assert "pip install 'sentencepiece<0.2.3'" in run.stdout and "1 known-bad combination(s) found." in run.stdout

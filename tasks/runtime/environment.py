@@ -38,6 +38,8 @@ WATCHED = (
     "sentence-transformers",
     "accelerate",
     "decord",
+    "sentencepiece",
+    "protobuf",
     "vlmeval",
 )
 TESTED_LMMS_EVAL = "0.7.3"
@@ -62,6 +64,16 @@ KNOWN_BAD: tuple[KnownBad, ...] = (
         "with \"No module named 'filelock._api'\" and lmms-eval still exits 0",
         "pip install 'filelock<4'",
         when=("lmms_eval", "==0.7.3"),
+    ),
+    KnownBad(
+        "sentencepiece",
+        ">=0.2.3",
+        "sentencepiece 0.2.3's sentencepiece_model_pb2 is protobuf 7.36.1 code and raises VersionError on this older "
+        "protobuf runtime, so a checkpoint that ships only a SentencePiece tokenizer.model does not load "
+        "(transformers' LlamaConverter and the slow LlamaTokenizer import it); protobuf 7 cannot be installed beside "
+        "lmms-eval 0.7.3, which pins wandb 0.25.0 (protobuf<7)",
+        "pip install 'sentencepiece<0.2.3'",
+        when=("protobuf", "<7.36.1"),
     ),
     KnownBad(
         "transformers",
@@ -149,6 +161,22 @@ def torchvision_import_finding() -> Finding | None:
     return None
 
 
+def sentencepiece_import_finding() -> Finding | None:
+    """Import sentencepiece's protobuf model module, as converting a ``tokenizer.model`` to a fast tokenizer does."""
+    if importlib.util.find_spec("sentencepiece") is None:
+        return None
+    try:
+        from sentencepiece import sentencepiece_model_pb2  # noqa: F401
+    except Exception as error:  # google.protobuf.runtime_version.VersionError: gencode newer than the runtime
+        return Finding(
+            "error",
+            f"`from sentencepiece import sentencepiece_model_pb2` fails ({type(error).__name__}: {error}): a "
+            "checkpoint that ships only a SentencePiece tokenizer.model will not load. Fix: pip install "
+            "'sentencepiece<0.2.3' (or a protobuf at least as new as the version the error names)",
+        )
+    return None
+
+
 def diagnose(versions: dict[str, str | None] | None = None, *, import_checks: bool = True) -> list[Finding]:
     """Every known-bad combination in ``versions`` (default: this environment), most serious first."""
     versions = package_versions() if versions is None else versions
@@ -164,6 +192,11 @@ def diagnose(versions: dict[str, str | None] | None = None, *, import_checks: bo
         findings.append(pair)
     if import_checks and not pair:
         broken = torchvision_import_finding()
+        if broken:
+            findings.append(broken)
+    flagged_sentencepiece = any(f.message.startswith("sentencepiece ") for f in findings)
+    if import_checks and not flagged_sentencepiece:
+        broken = sentencepiece_import_finding()
         if broken:
             findings.append(broken)
     for name in ("lmms_eval", "transformers", "torch", "datasets"):
