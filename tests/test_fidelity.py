@@ -38,10 +38,10 @@ def label_mismatches(key: str, ours) -> list[int]:
     synonyms = {int(index): entry for index, entry in evidence["synonyms"].items()}
     bad = []
     for index, (hub, mine) in enumerate(zip(evidence["names"], ours, strict=True)):
-        if key == "imagenet":  # the paper's names are the first lemma of the Hub's "tench, Tinca tinca"
-            same = mine == hub.split(",")[0].strip().lower()
-        elif index in synonyms:
+        if index in synonyms:
             same = (synonyms[index]["hub"], synonyms[index]["ours"]) == (hub, mine)
+        elif key == "imagenet":  # the paper's names are the first lemma of the Hub's "tench, Tinca tinca"
+            same = mine == hub.split(",")[0].strip().lower()
         else:
             same = _comparable(hub) == _comparable(mine)
         if not same:
@@ -273,3 +273,117 @@ def test_cliphard_variant_asks_the_5way_question():
     from clsbench.clip_baselines.hard_negatives import DEFAULT_MODEL, DEFAULT_PRETRAINED, DEFAULT_TEMPLATES
 
     assert (DEFAULT_MODEL, DEFAULT_PRETRAINED, DEFAULT_TEMPLATES) == ("ViT-L-14", "laion2b_s32b_b82k", "single")
+
+
+# --- Hub label records: what the Hub holds, verbatim, with evidence per record (issue 29) ----------------
+
+# TensorFlow Datasets' oxford_flowers102 label names, the list the dpdl-benchmark/oxford_flowers102 card follows
+# (read in verbatim copies of the TFDS list in public repositories; the card itself shows 0, 1, 15, 59, 84 the same).
+TFDS_FLOWERS102 = (
+    "pink primrose|hard-leaved pocket orchid|canterbury bells|sweet pea|english marigold|tiger lily|moon "
+    "orchid|bird of paradise|monkshood|globe thistle|snapdragon|colt's foot|king protea|spear thistle|yellow "
+    "iris|globe-flower|purple coneflower|peruvian lily|balloon flower|giant white arum lily|fire lily|pincushion "
+    "flower|fritillary|red ginger|grape hyacinth|corn poppy|prince of wales feathers|stemless "
+    "gentian|artichoke|sweet william|carnation|garden phlox|love in the mist|mexican aster|alpine sea "
+    "holly|ruby-lipped cattleya|cape flower|great masterwort|siam tulip|lenten rose|barbeton daisy|daffodil|sword "
+    "lily|poinsettia|bolero deep blue|wallflower|marigold|buttercup|oxeye daisy|common dandelion|petunia|wild "
+    "pansy|primula|sunflower|pelargonium|bishop of llandaff|gaura|geranium|orange dahlia|pink-yellow "
+    "dahlia?|cautleya spicata|japanese anemone|black-eyed susan|silverbush|californian poppy|osteospermum|spring "
+    "crocus|bearded iris|windflower|tree poppy|gazania|azalea|water lily|rose|thorn apple|morning glory|passion "
+    "flower|lotus|toad lily|anthurium|frangipani|clematis|hibiscus|columbine|desert-rose|tree "
+    "mallow|magnolia|cyclamen|watercress|canna lily|hippeastrum|bee balm|ball "
+    "moss|foxglove|bougainvillea|camellia|mallow|mexican petunia|bromelia|blanket flower|trumpet creeper|blackberry"
+    " lily"
+).split("|")
+
+
+def _hub_imagenet_names() -> list[str]:
+    """ILSVRC/imagenet-1k's ClassLabel names as its classes.py builds them: the LOC_synset_mapping lemmas in
+    sorted-WNID order (timm ships that text), with n03126707 (517) renamed "crane2" so no name repeats."""
+    timm = pytest.importorskip("timm")
+    from pathlib import Path
+
+    info = Path(timm.__file__).parent / "data" / "_info"
+    wnids = (info / "imagenet_synsets.txt").read_text().split()
+    lemmas = dict(line.split("\t", 1) for line in (info / "imagenet_synset_to_lemma.txt").read_text().splitlines())
+    names = [lemmas[wnid].strip() for wnid in wnids]
+    names[wnids.index("n03126707")] = "crane2"
+    return names
+
+
+@pytest.mark.parametrize("key", sorted(RECORDED))
+def test_every_hub_label_record_is_a_valid_classlabel(key):
+    names = RECORDED[key]["names"]
+    feature = datasets.ClassLabel(names=names)  # raises "Some label names are duplicated" on a repeat
+    assert feature.num_classes == len(set(names)) == len(DATASETS[key].classnames)
+
+
+def test_the_load_time_check_accepts_the_evidenced_hub_names():
+    imagenet = _hub_imagenet_names()
+    assert imagenet[517] == "crane2" and imagenet[134] == "crane"
+    check_label_names("imagenet", imagenet, "the Hub split")  # refused "crane2" at 517 before issue 29
+    assert DATASETS["imagenet"].hub_labels["names"] == imagenet
+    assert TFDS_FLOWERS102[92] == "ball moss" and len(TFDS_FLOWERS102) == 102
+    check_label_names("flowers102", TFDS_FLOWERS102, "the Hub split")
+    assert DATASETS["flowers102"].hub_labels["names"] == TFDS_FLOWERS102
+    datasets.ClassLabel(names=imagenet), datasets.ClassLabel(names=TFDS_FLOWERS102)
+
+
+def test_display_names_stay_separate_from_the_hub_records():
+    assert DATASETS["flowers102"].classnames[92] == "air plant"  # OpenAI CLIP's display name, shown to the model
+    assert DATASETS["imagenet"].classnames[517] == "crane"  # the paper's first lemma
+    assert DATASETS["imagenet"].hub_labels["synonyms"]["517"]["hub"] == "crane2"
+
+
+@pytest.mark.parametrize("key", sorted(HUB))
+def test_every_record_says_which_indices_were_seen_where(key):
+    from clsbench.tasks.data.loading import evidenced_indices, parse_indices
+
+    record = HUB[key].hub_labels
+    assert record["format"] == "clsbench-hub-labels-v2"
+    for entry in record["evidence"]:
+        assert entry["kind"] in ("hub", "upstream") and entry["source"] and entry["revision"] and entry["indices"]
+    seen = evidenced_indices(record)
+    if record["names"] is not None:
+        assert seen <= set(range(len(record["names"])))
+        hub_seen = set().union(*(parse_indices(e["indices"]) for e in record["evidence"] if e["kind"] == "hub"))
+        assert hub_seen == set(range(len(record["names"]))) or record["unverified_note"], key
+
+
+def test_stanford_cars_marks_what_was_never_seen_on_the_card():
+    from clsbench.tasks.data.loading import evidenced_indices
+
+    record = DATASETS["stanfordcars"].hub_labels
+    assert evidenced_indices(record) == set(range(44)) | {195}
+    assert 173 not in evidenced_indices(record)
+    names = list(record["names"])
+    names[173] = "Ram CV Cargo Van Minivan 2012"  # a Hub spelling the record could not rule out
+    with pytest.raises(DataError, match="never checked against the Hub at index 173"):
+        check_label_names("stanfordcars", names, "the Hub split")
+    names = list(record["names"])
+    names[0], names[1] = names[1], names[0]
+    with pytest.raises(DataError, match="label 0") as error:
+        check_label_names("stanfordcars", names, "the Hub split")
+    assert "never checked" not in str(error.value)
+
+
+def test_imagenetv2_columns_are_discovered_not_guessed():
+    from clsbench.tasks.data.loading import HubLayoutError, to_standard_columns
+
+    source = DATASETS["imagenetv2"].source
+    assert (source.image_column, source.label_column) == (None, None)
+    image = {"bytes": synthetic_image("imagenetv2", 0, 3), "path": None}
+    for key in ("webp", "jpg", "png"):
+        features = datasets.Features(
+            {"__key__": datasets.Value("string"), key: datasets.Image(), "cls": datasets.Value("int64")}
+        )
+        rows = datasets.Dataset.from_dict({"__key__": ["a"], key: [image], "cls": [3]}, features=features)
+        assert to_standard_columns(rows, source).column_names == ["__key__", "image", "label"]
+    two = datasets.Features({"webp": datasets.Image(), "jpg": datasets.Image(), "cls": datasets.Value("int64")})
+    rows = datasets.Dataset.from_dict({"webp": [image], "jpg": [image], "cls": [3]}, features=two)
+    with pytest.raises(HubLayoutError, match=r"cannot tell the image column .*found webp \(Image\), jpg \(Image\)"):
+        to_standard_columns(rows, source)
+    none = datasets.Features({"webp": datasets.Image(), "txt": datasets.Value("string")})
+    rows = datasets.Dataset.from_dict({"webp": [image], "txt": ["3"]}, features=none)
+    with pytest.raises(HubLayoutError, match=r"cannot tell the label column .*found webp \(Image\), txt \(Value\)"):
+        to_standard_columns(rows, source)

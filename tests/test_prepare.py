@@ -359,3 +359,16 @@ def test_large_copies_are_sharded_in_order(tmp_path: Path):
     prepared = write_prepared(tmp_path / "logo", "logo", records, get_dataset("logo").classnames, {}, shard_bytes=1)
     assert len(list((prepared.root / "data").glob("test-*-of-00007.parquet"))) == 7
     assert [row["source_id"] for row in rows_of(prepared)] == [f"img/{i}.png" for i in range(7)]
+
+
+def test_hub_snapshot_with_shards_elsewhere_names_what_it_found(tmp_path: Path):
+    """The shard pattern test/*.tar was read from sibling repositories, not at the pin: a miss lists the files."""
+    from clsbench.tasks.data.loading import HubLayoutError
+
+    snapshot = tmp_path / "snapshot"
+    put(snapshot / "shards" / "000000.tar", b"")
+    put(snapshot / "nshards.txt", b"1\n")
+    with pytest.raises(
+        HubLayoutError, match=r"no file in .* matches 'test/\*\.tar'.*found nshards.txt, shards/000000.tar"
+    ):
+        prepare("imagenetv2", snapshot, tmp_path / "out")

@@ -242,13 +242,34 @@ def check_label_names(key: str, feature_names, where: str) -> None:
     expected = accepted[0]
     if len(feature_names) != len(expected):
         raise DataError(f"{key}: {where} has {len(feature_names)} label names, clsbench expects {len(expected)}")
+    seen = evidenced_indices(hub) if hub.get("names") else set()
     for index, name in enumerate(feature_names):
         if not any(_comparable(name) == _comparable(names[index]) for names in accepted):
+            unverified = (
+                f" The record was never checked against the Hub at index {index} ({hub.get('unverified_note', '')}): "
+                "if the split is the pinned one, the record is what is wrong; please report it."
+                if hub.get("names") and index not in seen
+                else ""
+            )
             raise DataError(
                 f"{key}: label {index} of {where} is named {name!r}, but clsbench expects {expected[index]!r} for "
                 f"label {index} (Hub label order recorded in data/hub_labels/{key}.json). The split's label order "
-                "differs from the class list; refusing to score against swapped names."
+                "differs from the class list; refusing to score against swapped names." + unverified
             )
+
+
+def parse_indices(text: str) -> set[int]:
+    """``"0-43,195"`` -> {0, ..., 43, 195} (the index ranges of a Hub label record's evidence)."""
+    indices: set[int] = set()
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        first, _, last = part.partition("-")
+        indices.update(range(int(first), int(last or first) + 1))
+    return indices
+
+
+def evidenced_indices(record: dict) -> set[int]:
+    """Label indices whose recorded Hub name an evidence entry shows (the Hub itself, or the list it is built from)."""
+    return set().union(*(parse_indices(entry["indices"]) for entry in record.get("evidence") or []))
 
 
 def check_row_count(key: str, rows: int, where: str, *, strict: bool) -> None:
@@ -268,15 +289,64 @@ def check_row_count(key: str, rows: int, where: str, *, strict: bool) -> None:
     )
 
 
-def to_standard_columns(rows, source: HubSource):
-    """Rename a Hub split's image/label columns to the standard ``image``/``label``."""
-    renames = {source.image_column: "image", source.label_column: "label"}
-    missing = [column for column in renames if column not in rows.column_names]
-    if missing:
-        raise DataError(
-            f"{source.repo_id}@{source.revision[:7]}: expected columns {missing}, found {rows.column_names}"
+IMAGE_KEYS = ("image", "webp", "jpg", "jpeg", "png")  # WebDataset copies name the image column by its extension
+LABEL_KEYS = ("label", "cls")
+
+
+class HubLayoutError(DataError):
+    """A Hub split's files or columns are not where clsbench looks: the message says what was found."""
+
+
+def _describe_columns(rows) -> str:
+    return ", ".join(f"{name} ({type(feature).__name__})" for name, feature in rows.features.items()) or "no columns"
+
+
+def discover_columns(rows, source: HubSource) -> tuple[str, str]:
+    """The split's image and label columns: the registry's names, or found where the registry leaves them open.
+
+    A column left open (``None``, for a layout read from sibling repositories and never seen at the pin)
+    is found by its feature (one ``datasets.Image`` column; one ``ClassLabel`` or integer column named
+    ``label``/``cls``). Raises HubLayoutError naming every column found when that is not exactly one.
+    """
+    import datasets
+
+    where = f"{source.repo_id}@{source.revision[:7]}"
+    found = _describe_columns(rows)
+
+    def pick(kind: str, wanted: str | None, candidates: list[str], expected: str) -> str:
+        if wanted is not None:
+            if wanted not in rows.column_names:
+                raise HubLayoutError(f"{where}: no {kind} column {wanted!r}; found {found}")
+            return wanted
+        if len(candidates) != 1:
+            raise HubLayoutError(
+                f"{where}: cannot tell the {kind} column ({expected}); found {found}"
+                + (f"; candidates {candidates}" if candidates else "")
+            )
+        return candidates[0]
+
+    features = rows.features
+    images = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
+    if not images:
+        images = [name for name in rows.column_names if name.lower() in IMAGE_KEYS]
+
+    def integer(feature) -> bool:
+        return isinstance(feature, datasets.ClassLabel) or (
+            isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))
         )
-    renames = {old: new for old, new in renames.items() if old != new}
+
+    labels = [name for name in rows.column_names if name.lower() in LABEL_KEYS and integer(features[name])]
+    if not labels:
+        labels = [name for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)]
+    image = pick("image", source.image_column, images, f"one image column, e.g. {'/'.join(IMAGE_KEYS)}")
+    label = pick("label", source.label_column, labels, f"one integer column named {'/'.join(LABEL_KEYS)}")
+    return image, label
+
+
+def to_standard_columns(rows, source: HubSource):
+    """Rename a Hub split's image/label columns (given by the registry or discovered) to ``image``/``label``."""
+    image, label = discover_columns(rows, source)
+    renames = {old: new for old, new in {image: "image", label: "label"}.items() if old != new}
     return rows.rename_columns(renames) if renames else rows
 
 

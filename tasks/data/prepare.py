@@ -28,6 +28,7 @@ from urllib.parse import unquote
 
 from clsbench.tasks.data.loading import (
     DataError,
+    HubLayoutError,
     PreparedData,
     check_label_names,
     data_root,
@@ -363,6 +364,14 @@ def _hub_snapshot(spec: DatasetSpec, src: Path, cache_dir: Path) -> RawData:
         raise DataError(
             f"{spec.key}: {src} was downloaded at revision(s) {sorted(revisions)}, but the benchmark pins "
             f"{hub.revision}; row order may differ. Expected {_expected_source(spec)}"
+        )
+    if not list(src.glob(hub.data_files)):
+        files = (path for path in src.rglob("*") if path.is_file() and ".cache" not in path.parts)
+        found = sorted(str(path.relative_to(src)) for path in files)
+        shown = ", ".join(found[:20]) + (f" (+{len(found) - 20} more)" if len(found) > 20 else "")
+        raise HubLayoutError(
+            f"{spec.key}: no file in {src} matches {hub.data_files!r}, the split's files at "
+            f"{hub.repo_id}@{hub.revision[:7]}; found {shown or 'no files'}. Expected {_expected_source(spec)}"
         )
     kwargs = {"path": hub.builder, "data_files": {hub.split: str(src / hub.data_files)}}
     try:

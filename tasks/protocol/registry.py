@@ -32,8 +32,9 @@ class HubSource:
     split: str
     data_files: str
     builder: str = "parquet"
-    image_column: str = "image"
-    label_column: str = "label"
+    # None: not seen at the pinned revision, so the loader finds the column (data/loading.py discover_columns)
+    image_column: str | None = "image"
+    label_column: str | None = "label"
 
     @property
     def url(self) -> str:
@@ -196,8 +197,10 @@ DATASETS: dict[str, DatasetSpec] = {
                 "test",
                 data_files="test/*.tar",
                 builder="webdataset",  # named: with nshards.txt beside the shards, inference may pick "text"
-                image_column="webp",
-                label_column="cls",
+                # The shard pattern and keys (webp/cls in sibling wds_* repos) were never read at this pin:
+                # the loader discovers both columns and names what it found when it cannot.
+                image_column=None,
+                label_column=None,
             ),
             questions=_OBJECT_QUESTIONS,
             note="WebDataset copy used by DataComp's evaluation; labels are ImageNet-1k indices.",
