@@ -387,3 +387,66 @@ def test_imagenetv2_columns_are_discovered_not_guessed():
     rows = datasets.Dataset.from_dict({"webp": [image], "txt": ["3"]}, features=none)
     with pytest.raises(HubLayoutError, match=r"cannot tell the label column .*found webp \(Image\), txt \(Value\)"):
         to_standard_columns(rows, source)
+
+
+# --- The paper's printed prompt layout (issue 29) ----------------------------------------------------------
+
+
+def _printed_block(heading: str) -> list[str]:
+    """The lines of one prompt as printed in the paper, from tasks/data/paper/prompts.md (a verbatim transcription).
+
+    The transcription writes the paper's line breaks both as real ones and as ``\\n``; the space that follows
+    each printed break is typesetting (the paper's column layout), and ``<image>`` is where the image goes.
+    """
+    text = open(_paper_file("prompts.md"), encoding="utf-8").read()
+    block = text.split(f"## {heading}", 1)[1].split("```", 2)[1].strip("\n")
+    lines = [line.lstrip(" ") for line in block.replace("\\n", "\n").split("\n")]
+    lines[0] = lines[0].removeprefix("<image> ")
+    return [line for line in lines if not line.startswith("...")]  # "... Z. <class name Z>": the elided options
+
+
+def test_mcq_prompt_has_the_papers_printed_layout():
+    # Source: P1 (Liu et al., arXiv 2412.16418) section 3.2, the CUB example, as transcribed in
+    # tasks/data/paper/prompts.md: "What species is the bird in this photo?\n Answer with the option's letter
+    # from the given choices directly.\n A. <class name A>\n B. <class name B>\n ... Z. <class name Z>".
+    from clsbench.tasks.protocol.questions import format_prompt, prompt_parts
+
+    printed = _printed_block("P1 section 3.2")
+    assert printed == [
+        "What species is the bird in this photo?",
+        "Answer with the option's letter from the given choices directly.",
+        "A. <class name A>",
+        "B. <class name B>",
+    ]
+    ours = format_prompt("What species is the bird in this photo?", ["<class name A>", "<class name B>"])
+    assert ours == "\n".join(printed)  # clsbench 0.3: "... photo? Answer with ..." on one line
+    assert prompt_parts(ours) == ("What species is the bird in this photo?", ("<class name A>", "<class name B>"))
+
+
+def test_textonly_prompt_keeps_question_and_instruction_on_one_line_as_printed():
+    # Source: P1 section 5.1, as transcribed in tasks/data/paper/prompts.md: "Here is a description of someone
+    # object. <description> Can you tell me what object it describes? Answer with the option's letter from the
+    # given choices directly.\n A. <class name A>\n B. <class name B>\n ... Z. <class name Z>".
+    from clsbench.tasks.cls_mcq import utils
+    from clsbench.tasks.protocol.questions import prompt_parts
+
+    printed = _printed_block("P1 section 5.1")
+    doc = {"dataset": "logo", "options": ["<class name A>", "<class name B>"], "description": "<description>"}
+    ours = utils.cls_textonly_doc_to_text(doc)
+    assert ours == "\n".join(printed)
+    assert prompt_parts(ours)[0] == TEXTONLY_QUESTION.format(description="<description>")
+
+
+def test_every_path_writes_the_same_mcq_prompt():
+    """The lmms-eval hook, the VLMEvalKit export and `clsbench options` share format_prompt's layout."""
+    from clsbench.tasks.cls_mcq import utils
+    from clsbench.tasks.protocol.questions import format_prompt
+    from clsbench.tasks.toolkits.vlmeval import prompt_message
+
+    options = ["Nike", "Puma", "Anta"]
+    instruction = "Answer with the option's letter from the given choices directly."
+    expected = f"Which logo is this?\n{instruction}\nA. Nike\nB. Puma\nC. Anta"
+    assert format_prompt("Which logo is this?", options) == expected
+    assert utils.cls_doc_to_text({"question": "Which logo is this?", "options": options}) == expected
+    row = {"question": "Which logo is this?", "A": "Nike", "B": "Puma", "C": "Anta"}
+    assert prompt_message(row, [])[-1]["value"] == expected

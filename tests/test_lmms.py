@@ -182,9 +182,9 @@ def test_prompt_follows_the_paper_and_accepts_overrides(fixture_root):
     doc = add_questions(load_rows("logo", fixture_root), "logo")[0]
     prompt = hooks().cls_doc_to_text(doc, {"pre_prompt": "", "post_prompt": ""})
     lines = prompt.split("\n")
-    assert lines[0] == f"{doc['question']} Answer with the option's letter from the given choices directly."
-    assert lines[1:] == [f"{chr(65 + i)}. {name}" for i, name in enumerate(doc["options"])]
+    assert lines[:2] == [doc["question"], "Answer with the option's letter from the given choices directly."]
+    assert lines[2:] == [f"{chr(65 + i)}. {name}" for i, name in enumerate(doc["options"])]
     custom = hooks().cls_doc_to_text(
         doc, {"pre_prompt": "<|q|>", "instruction": "Reply with one letter.", "post_prompt": "\nAnswer:"}
     )
-    assert custom.startswith(f"<|q|>{doc['question']} Reply with one letter.\nA. ") and custom.endswith("\nAnswer:")
+    assert custom.startswith(f"<|q|>{doc['question']}\nReply with one letter.\nA. ") and custom.endswith("\nAnswer:")

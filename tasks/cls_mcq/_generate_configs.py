@@ -220,8 +220,9 @@ def readme_text() -> str:
 The benchmark of *Revisiting MLLMs: An In-Depth Analysis of Image Classification Abilities* (Liu et al.,
 arXiv 2412.16418): {len(in_paper)} classification datasets, each sample a question with 26 options (the right
 class and 25 random wrong ones, drawn deterministically from SHA-256 of the dataset, sample and seed), one
-of ten question wordings per dataset, the prompt "<question> Answer with the option's letter from the given
-choices directly." and one `A. <class>` line per option. Replies are read by a 26-letter-safe parser that
+of ten question wordings per dataset, the prompt laid out as the paper prints it (P1 section 3.2): the
+question, a line break, "Answer with the option's letter from the given choices directly.", then one
+`A. <class>` line per option. Replies are read by a 26-letter-safe parser that
 never guesses a letter; unparseable replies count as wrong (`unparseable_rate`).
 
 Groups: {groups}, and `{ALL_TASKS_GROUP}` (the paper's {len(in_paper)}; unweighted means, as the paper's

@@ -36,7 +36,7 @@ ALL_TASKS_GROUP = "cls_mcq"
 
 # Bumped whenever a question, prompt or score changes (2.0: Food-101 label order fixed, ImageNet shows the
 # paper's WordNet names, the papers' verbatim free-form prompts).
-TASK_VERSION = "2.0"
+TASK_VERSION = "3.0"  # 3.0: the paper's prompt layout (instruction on its own line; clsbench 0.4)
 
 
 @dataclass(frozen=True)

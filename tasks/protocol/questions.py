@@ -123,11 +123,31 @@ def make_samples(
     return samples
 
 
+# Where the instruction goes. P1 section 3.2 prints the MCQ prompt as "<question>\n Answer with the option's
+# letter from the given choices directly.\n A. ...\n B. ..." (question and instruction on separate lines; the
+# space after each printed "\n" is typesetting); P1 section 5.1 prints the text-only question with the
+# instruction on the question's line ("... Can you tell me what object it describes? Answer with ...\n A. ...").
+MCQ_SEPARATOR = "\n"
+TEXTONLY_SEPARATOR = " "
+
+
 def format_prompt(
-    question: str, options: Sequence[str], pre_prompt: str = "", instruction: str = INSTRUCTION, post_prompt: str = ""
+    question: str,
+    options: Sequence[str],
+    pre_prompt: str = "",
+    instruction: str = INSTRUCTION,
+    post_prompt: str = "",
+    separator: str = MCQ_SEPARATOR,
 ) -> str:
-    """The paper's prompt: question, instruction, then one ``A. class`` line per option."""
-    lines = [f"{pre_prompt}{question} {instruction}".strip()]
+    """The paper's prompt: the question, the instruction on its own line, then one ``A. class`` line per option.
+
+    ``separator`` joins question and instruction: a line break (P1 section 3.2, the 26-option MCQ; the default)
+    or a space (:data:`TEXTONLY_SEPARATOR`, P1 section 5.1's text-only question).
+    """
+    head = f"{pre_prompt}{question}"
+    if instruction:
+        head = f"{head}{separator}{instruction}"
+    lines = [head.strip()]
     lines += [f"{letter}. {name}" for letter, name in zip(LETTERS, options)]
     return "\n".join(lines) + post_prompt
 
@@ -137,7 +157,8 @@ def prompt_parts(prompt: str, instruction: str = INSTRUCTION) -> tuple[str, tupl
 
     A model wrapper learns the options from the request's own prompt (lmms-eval's contract: a model
     never reads the task's documents). Options are the last run of ``A. ...``, ``B. ...`` lines in
-    letter order; the question is the text before them, without the instruction sentence.
+    letter order; the question is the text before them, without the instruction sentence (on its own line, as
+    :func:`format_prompt` writes the MCQ prompt, or on the question's line, as the text-only prompt has it).
 
     Args:
         prompt: the text a toolkit puts in front of the model.
