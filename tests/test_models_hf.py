@@ -430,7 +430,9 @@ def test_the_input_pipeline_changes_nothing_but_speed(letter_qwen, task_manager,
 def test_image_token_estimates_follow_the_architecture(engines):
     llava, qwen = engines["llava"], engines["qwen2_vl"]
     assert llava.image_tokens((500, 375)) == llava.image_tokens((64, 64)) > 0  # fixed-resolution tower
-    assert qwen.image_tokens((500, 500)) > qwen.image_tokens((224, 224)) > 0  # dynamic resolution: grows with the image
+    # the tiny Qwen2-VL processor clamps every image to 32x32 px (16 tokens), and the estimate follows the clamp;
+    # growth with the image under Qwen2-VL's real geometry: tests/test_real_tokenizers.py
+    assert qwen.image_tokens((500, 500)) == qwen.image_tokens((224, 224)) == qwen.image_tokens((16, 16)) == 16
 
 
 @pytest.mark.parametrize("arch", ["llava", "qwen2_vl", "qwen2_5_vl", "llava_onevision", *NEW_ARCHS])

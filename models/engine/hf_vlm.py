@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -205,17 +206,17 @@ class HFVisionLanguageModel:
         return logits, greedy
 
     def image_tokens(self, size: tuple[int, int]) -> int:
-        """About how many tokens an image of ``size`` (width, height) becomes, without running the processor:
-        a fixed count for fixed-resolution towers (LLaVA), the patch grid for dynamic ones (Qwen2-VL)."""
+        """How many tokens an image of ``size`` (width, height) becomes, without running the processor:
+        a fixed count for fixed-resolution towers (LLaVA), the merged patch grid for dynamic ones (Qwen2/2.5/3-VL)."""
         image_processor = getattr(self.processor, "image_processor", None)
         patch = getattr(image_processor, "patch_size", None)
         merge = getattr(image_processor, "merge_size", None)
-        if isinstance(patch, int) and isinstance(merge, int):  # dynamic resolution: (h/p)(w/p)/m^2, clamped
+        if isinstance(patch, int) and isinstance(merge, int):
             width, height = size
-            low = getattr(image_processor, "min_pixels", None) or 0
-            high = getattr(image_processor, "max_pixels", None) or width * height
-            pixels = min(max(width * height, low), high)
-            return max(1, round(pixels / (patch * merge) ** 2))
+            low, high = _pixel_bounds(image_processor)
+            factor = patch * merge
+            resized_height, resized_width = _smart_resize(height, width, factor, low, high or width * height)
+            return max(1, (resized_height // factor) * (resized_width // factor))
         return int(
             getattr(self.processor, "num_image_tokens", 0) or getattr(self.model.config, "image_seq_length", 0) or 0
         )
@@ -362,6 +363,31 @@ class HFVisionLanguageModel:
             OptionScore(logprob=c[0], n_tokens=c[1], uncond_logprob=None if uncond is None else uncond[i][0])
             for i, c in enumerate(cond)
         ]
+
+
+def _pixel_bounds(image_processor) -> tuple[int, int | None]:
+    """A dynamic-resolution processor's pixel range: ``min_pixels``/``max_pixels`` where set, else its ``size``
+    (transformers 5 keeps them only as ``size["shortest_edge"]`` / ``size["longest_edge"]``, in pixels)."""
+    size = getattr(image_processor, "size", None)
+    get = size.get if isinstance(size, dict) else (lambda key: getattr(size, key, None))
+    low = getattr(image_processor, "min_pixels", None) or get("min_pixels") or get("shortest_edge") or 0
+    high = getattr(image_processor, "max_pixels", None) or get("max_pixels") or get("longest_edge")
+    return int(low), int(high) if high else None
+
+
+def _smart_resize(height: int, width: int, factor: int, low: int, high: int) -> tuple[int, int]:
+    """Qwen2-VL's resize: both sides a multiple of ``factor`` (patch x merge), the area clamped to [low, high]."""
+    resized_height = max(factor, round(height / factor) * factor)
+    resized_width = max(factor, round(width / factor) * factor)
+    if resized_height * resized_width > high:
+        beta = math.sqrt(height * width / high)
+        resized_height = max(factor, math.floor(height / beta / factor) * factor)
+        resized_width = max(factor, math.floor(width / beta / factor) * factor)
+    elif resized_height * resized_width < low:
+        beta = math.sqrt(low / (height * width))
+        resized_height = math.ceil(height * beta / factor) * factor
+        resized_width = math.ceil(width * beta / factor) * factor
+    return resized_height, resized_width
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
