@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--templates",
         choices=TEMPLATE_CHOICES,
-        help="ensemble: the dataset's CLIP prompts, averaged; single: 'a photo of a {}.' "
+        help="ensemble: the dataset's CLIP prompts, averaged; single: 'a photo of a {}' "
         "(default: single with --negatives clip-hard, as the 5-way protocol; else ensemble, as the paper)",
     )
     parser.add_argument("--seed", type=int, default=0, help="question seed (mcq), as for the MLLM tasks")

@@ -4,7 +4,7 @@ The 5-way hard protocol of "Understanding the Fine-Grained Knowledge Capabilitie
 Models": the wrong options are the top 4 *incorrect* classes of a full zero-shot classification by an
 OpenCLIP ViT-L/14 trained on LAION (chosen so as not to favour models built on OpenAI CLIP, SigLIP or
 DFN), here :data:`DEFAULT_MODEL` with :data:`DEFAULT_PRETRAINED` and the single template
-"a photo of a {}." (the protocol's CLIP prompt). Computed once
+"a photo of a {}" (the protocol's CLIP prompt, as P3 prints it). Computed once
 (``clsbench negatives DATASET --method clip-hard``) into the negatives file of
 :mod:`clsbench.tasks.data.negatives`, which the ``cls_<dataset>_mcq_cliphard`` tasks and
 ``clsbench clip --negatives clip-hard`` both read, so MLLMs and CLIP models answer the same questions.
@@ -67,6 +67,9 @@ def clip_hard(
         "pretrained": loaded.ref.pretrained,
         "weights": weights_identity(loaded.ref),
         "templates": templates,
+        "template_texts": list(
+            templates_for(dataset, templates)
+        ),  # "a photo of a {}" since clsbench 0.4 (no full stop)
         "precision": precision,
     }
     return write_negatives(dataset, "clip-hard", name, classnames, ranked, out_root, fingerprint)

@@ -23,7 +23,7 @@ from clsbench.clip_baselines.results import TEMPLATE_CHOICES
 from clsbench.tasks.data.samples import open_image
 from clsbench.tasks.protocol.registry import get_dataset
 
-SINGLE_TEMPLATE = "a photo of a {}."  # the one prompt of the 'Why are VLMs bad at classification' protocol
+SINGLE_TEMPLATE = "a photo of a {}"  # P2 and P3 print "a photo of a {classname}", no full stop
 CACHE_VERSION = 1
 TEXT_BATCH = 1024  # prompts per text-encoder call
 

@@ -331,7 +331,18 @@ def test_text_embeddings_are_cached_per_model_classes_and_templates(tiny, fixtur
     assert sum(calls) == 101 * 34  # the full-mode run reused the mcq run's embeddings
     run(counted, fixture_root, tmp_path / "c", datasets=["caltech101"], templates="single", cache_dir=cache)
     assert sum(calls) == 101 * 35 and len(list(cache.iterdir())) == 2
-    assert templates_for("caltech101", "single") == (SINGLE_TEMPLATE,) == ("a photo of a {}.",)
+    assert templates_for("caltech101", "single") == (SINGLE_TEMPLATE,)
+
+
+def test_single_template_is_printed_by_the_papers_without_a_full_stop():
+    # P3 (5-way CLIP-hard) and P2 print the CLIP prompt as "a photo of a {classname}" (tasks/data/paper/prompts.md,
+    # "P3: 5-way MCQ": CLIP: "a photo of a {classname}"); clsbench 0.3 used "a photo of a {}." with a full stop.
+    from importlib import resources
+
+    printed = resources.files("clsbench.tasks").joinpath("data", "paper", "prompts.md").read_text("utf-8")
+    assert 'CLIP: "a photo of a {classname}".' in printed
+    assert SINGLE_TEMPLATE == "a photo of a {classname}".replace("{classname}", "{}")
+    assert SINGLE_TEMPLATE.format("tench") == "a photo of a tench"
 
 
 def test_run_names_and_results_reader(tiny, fixture_root, tmp_path):

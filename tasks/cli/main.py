@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--templates",
         choices=("single", "ensemble"),
         default="single",
-        help="clip-hard: zero-shot prompts for ranking (default: single, 'a photo of a {}.', as the protocol)",
+        help="clip-hard: zero-shot prompts for ranking (default: single, 'a photo of a {}', as P2 and P3 print it)",
     )
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(run=cmd_negatives)
