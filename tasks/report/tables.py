@@ -42,13 +42,28 @@ def missing_line(models: list[ModelResult]) -> str:
 
 
 def table_rows(models: list[ModelResult], allow_partial: bool = False) -> dict[str, dict[str, float | None]]:
-    """Percent per column; group averages leave out partial cells unless ``allow_partial``."""
+    """Percent per column; group averages leave out partial cells unless ``allow_partial``.
+
+    Only our own rows are averaged: the paper's rows (``--reference paper``) show Table 2's averages as printed.
+    """
     rows = {}
     for model in models:
         cells = table_row({key: record.accuracy for key, record in model.datasets.items()})
         complete = table_row({key: r.accuracy for key, r in model.datasets.items() if allow_partial or not r.partial})
-        rows[model.name] = {**cells, **{column: complete[column] for column in GROUP_COLUMNS.values()}}
+        averages = {column: complete[column] for column in GROUP_COLUMNS.values()}
+        if model.kind == REFERENCE:
+            printed = _printed_averages(model)
+            averages = {column: printed.get(group) for group, column in GROUP_COLUMNS.items()}
+        rows[model.name] = {**cells, **averages}
     return rows
+
+
+def _printed_averages(model: ModelResult) -> dict[str, float]:
+    """The paper's own group averages for a reference row (Table 2 as printed)."""
+    from clsbench.tasks.protocol.paper import table2
+
+    row = next((record.paper_row for record in model.datasets.values() if record.paper_row), None)
+    return table2()[row]["averages"] if row in table2() else {}
 
 
 def cell_text(
