@@ -450,3 +450,18 @@ def test_every_path_writes_the_same_mcq_prompt():
     assert utils.cls_doc_to_text({"question": "Which logo is this?", "options": options}) == expected
     row = {"question": "Which logo is this?", "A": "Nike", "B": "Puma", "C": "Anta"}
     assert prompt_message(row, [])[-1]["value"] == expected
+
+
+def test_oxford_pets_names_come_from_clip_benchmark_in_the_hub_cards_order():
+    """The shipped list equals CLIP_benchmark's `pets` list and the Hub card's order; its note says so (issue 29)."""
+    spec = DATASETS["pets"]
+    source = spec.class_data["classnames_source"]
+    assert source["repo"] == "github.com/LAION-AI/CLIP_benchmark" and source["key"] == "pets"
+    assert "openai" not in source["repo"].lower() and "not this list's source" in source["note"]
+    hub = spec.hub_labels["names"]
+    assert [_comparable(name) for name in spec.classnames] == [_comparable(name) for name in hub]
+    clip_benchmark = pytest.importorskip("clip_benchmark")
+    from pathlib import Path
+
+    theirs = json.loads((Path(clip_benchmark.__file__).parent / "datasets" / "en_classnames.json").read_text())["pets"]
+    assert list(spec.classnames) == theirs
