@@ -124,3 +124,21 @@ def test_the_readme_dataset_table_follows_the_registry():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
     assert dataset_table() in readme, "README's dataset table is stale: paste `clsbench list --markdown`"
     assert all(f"`{key}`" in dataset_table() for key in DATASETS)
+
+
+def test_extra_datasets_never_enter_a_group_average():
+    """Pet has its tasks in every variant, but no group (MCQ or free-form) averages over it (issue 29)."""
+    from clsbench.tasks.cls_mcq._generate_configs import generated_files
+    from clsbench.tasks.protocol.catalog import FREE_FORM_KINDS, resolve_datasets
+
+    files = generated_files()
+    extras = [key for key, spec in DATASETS.items() if not spec.in_paper]
+    assert extras == ["pets"]
+    for kind in FREE_FORM_KINDS.values():
+        if kind.group:
+            group = next(text for name, text in files.items() if name.endswith(f"/{kind.group}.yaml"))
+            assert "pets" not in group, kind.group
+            assert "pets" not in resolve_datasets(kind.group)
+    closed = next(text for name, text in files.items() if name.endswith("/cls_closed.yaml"))
+    assert closed.count("  - cls_") == 6  # tasks/README.md: the paper's six datasets with <= 256 classes
+    assert "cls_pets_closed.yaml" in {name.split("/")[-1] for name in files}

@@ -88,6 +88,22 @@ def test_score_generate_and_limit_runs_of_one_checkpoint_are_honest_rows(tmp_pat
     assert "Logo partial (n=1 of 8)" in echo and "Missing datasets: none" not in echo
 
 
+def test_clsbench_vllm_runs_are_labelled_with_their_real_mode(tmp_path):
+    """clsbench_vllm takes mode= as clsbench_hf does; clsbench 0.3 labelled every vLLM run generate (issue 29)."""
+    runs = tmp_path / "runs" / "m"
+    lmms_results(runs, "20260101_000000", "pretrained=org/m,mode=loglik", {"food101": 0.5}, model="clsbench_vllm")
+    lmms_results(runs, "20260102_000000", "pretrained=org/m,mode=score", {"food101": 0.25}, model="clsbench_vllm")
+    lmms_results(runs, "20260103_000000", "pretrained=org/m", {"food101": 0.75}, model="clsbench_vllm")
+    table, _ = report([tmp_path / "runs"], tmp_path)
+    food = list(DATASETS).index("food101")
+    names = [line.split("|")[1].strip() for line in table.splitlines() if "(org/m)" in line]
+    assert len(names) == 3, names
+    loglik = next(name for name in names if "[loglik" in name)
+    assert row(table, loglik)[food] == "50.0"
+    assert row(table, next(name for name in names if name.endswith("[score]")))[food] == "25.0"
+    assert row(table, next(name for name in names if "[" not in name))[food] == "75.0"  # generate: the default
+
+
 def test_partial_cells_stay_out_of_group_averages_unless_allowed(tmp_path):
     runs = tmp_path / "runs" / "m"
     fine = [key for key, spec in DATASETS.items() if spec.group == "fine-grained"]

@@ -40,6 +40,7 @@ from clsbench.tasks.protocol.catalog import (
     McqVariant,
     group_name,
     kind_datasets,
+    kind_group_datasets,
     task_name,
     variant_folder,
     variant_tag,
@@ -178,7 +179,7 @@ def generated_files(folder: Path = PACKAGE_TASK_FOLDER) -> dict[str, str]:
     for suffix, kind in FREE_FORM_KINDS.items():
         specs = kind_datasets(kind)
         tasks = {f"{task_name(spec.key, suffix)}.yaml": task_yaml(spec, kind) for spec in specs}
-        members = [task_name(spec.key, suffix) for spec in specs]
+        members = [task_name(spec.key, suffix) for spec in kind_group_datasets(kind)]  # extras (Pet) run alone
         groups = {f"{kind.group}.yaml": group_yaml(kind.group, members, kind.metrics)} if kind.group else {}
         files.update(_variant_files(suffix, tasks, groups, [(spec.key, suffix) for spec in specs], folder))
     files["README.md"] = readme_text()

@@ -165,6 +165,11 @@ def kind_datasets(kind: FreeFormKind) -> list[DatasetSpec]:
     return [spec for spec in DATASETS.values() if spec.classnames and len(spec.classnames) <= kind.max_classes]
 
 
+def kind_group_datasets(kind: FreeFormKind) -> list[DatasetSpec]:
+    """The datasets a free-form kind's group averages: the paper's only (an extra such as Pet has a task, no say)."""
+    return [spec for spec in kind_datasets(kind) if spec.in_paper]
+
+
 def group_name(group: str | None, suffix: str = "") -> str:
     """The group task for a paper group ("general", "fine-grained") or all ten (None)."""
     return (GROUP_TASKS[group] if group else ALL_TASKS_GROUP) + suffix
@@ -187,7 +192,7 @@ def _members() -> dict[str, list[str]]:
         keys = [spec.key for spec in kind_datasets(kind)]
         members.update({task_name(key, suffix): [key] for key in keys})
         if kind.group:
-            members[kind.group] = keys
+            members[kind.group] = [spec.key for spec in kind_group_datasets(kind)]
     return members
 
 

@@ -120,7 +120,8 @@ def model_identity(model: str, args: dict[str, str]) -> str:
 
 
 # lmms-eval model -> the model arg that selects the answer mode (clsbench's wrappers); others always generate.
-_MODE_ARG = {"clsbench_hf": "mode"}
+# clsbench_vllm takes the same three modes as clsbench_hf (a loglik run labelled generate was clsbench 0.3's bug).
+_MODE_ARG = {"clsbench_hf": "mode", "clsbench_vllm": "mode"}
 
 
 _DEFAULT_PROMPT = {
