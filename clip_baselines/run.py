@@ -41,7 +41,7 @@ from clsbench.clip_baselines.results import (
 from clsbench.clip_baselines.zeroshot import ImageRows, class_embeddings, pairs, predict_batches, shard, templates_for
 from clsbench.tasks.data.loading import DataError, classnames_for, find_prepared, load_rows, missing_data_message
 from clsbench.tasks.data.negatives import load_negatives
-from clsbench.tasks.protocol.catalog import resolve_datasets
+from clsbench.tasks.protocol.catalog import check_protocol_names, resolve_datasets
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.questions import check_label, make_samples
 from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
@@ -214,7 +214,12 @@ def _records(split: Split, predictions: Sequence[tuple[int, int | list[int]]]) -
 
 
 def parse_datasets(text: str | Sequence[str]) -> list[str]:
-    """Dataset keys from ``--datasets`` (the catalog's one grammar: keys, aliases, groups, task names), checked."""
+    """Dataset keys from ``--datasets`` (the catalog's one grammar: keys, aliases, groups, task names), checked.
+
+    A variant's task or group name (``cls_food101_mcq_4opt``) is refused with the flags that ask it: the name
+    means one protocol on every path, and these runs take the protocol from ``--n-options``/``--negatives``.
+    """
+    check_protocol_names(text, "clip", example="--model MODEL --datasets {datasets}")
     return resolve_datasets(text)
 
 

@@ -111,3 +111,46 @@ def test_unreachable_hub_says_how_to_run_offline(tmp_path):
         and "--include 'data/test-*.parquet'" in run.stderr
     )
     assert "clsbench prepare cub200 --source SNAPSHOT" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["options", "cls_food101_mcq_4opt", "0", "--label", "3"], "clsbench options food101 0 --n-options 4"),
+        (["options", "cls_imagenet_mcq_openai", "5"], "clsbench options imagenet 5 --class-names openai"),
+        (["options", "cls_food101_mcq_textsim", "0"], "clsbench lmms --model MODEL --model_args ... --tasks"),
+        (["options", "cls_food101_open", "0"], "--tasks cls_food101_open"),
+        (
+            ["export-vlmeval", "cls_food101_mcq_4opt", "--output-dir", "OUT"],
+            "cannot ask (it would run the paper's 26-option protocol)",
+        ),
+        (
+            ["export-vlmeval", "cls_imagenet_mcq_openai", "--output-dir", "OUT"],
+            "clsbench export-vlmeval imagenet --output-dir OUT --class-names openai",
+        ),
+        (
+            ["clip", "--model", "ViT-B-32", "--datasets", "cls_food101_mcq_cliphard", "--output-dir", "OUT"],
+            "clsbench clip --model MODEL --datasets food101 --n-options 5 --negatives clip-hard",
+        ),
+        (
+            ["clip", "--model", "ViT-B-32", "--datasets", "food101,cls_general_mcq_8opt", "--output-dir", "OUT"],
+            "--n-options 8",
+        ),
+    ],
+)
+def test_a_variant_name_is_never_run_as_the_26_option_protocol(argv, expected, capsys, tmp_path, monkeypatch):
+    """A protocol name means the same everywhere: a command that cannot take it refuses, naming the right one."""
+    from clsbench.tasks.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert expected in error and argv[1 if argv[0] != "clip" else 4].split(",")[-1] in error, error
+    assert not (tmp_path / "OUT").exists()  # nothing was written under the wrong protocol
+
+
+def test_the_papers_own_names_still_run(capsys, tmp_path):
+    from clsbench.tasks.cli.main import main
+
+    assert main(["options", "cls_food101_mcq", "0", "--label", "3", "--data-dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["n_options"] == 26

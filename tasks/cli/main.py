@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from clsbench.tasks.data.loading import DataError, classnames_for, data_root, find_prepared, hub_status, load_rows
-from clsbench.tasks.protocol.catalog import dataset_table, resolve_datasets
+from clsbench.tasks.protocol.catalog import check_protocol_names, dataset_table, resolve_datasets
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
 from clsbench.tasks.protocol.questions import DEFAULT_SEED, SampleError, format_prompt, make_sample
 from clsbench.tasks.protocol.registry import DATASETS, HubSource, get_dataset
@@ -64,7 +64,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_options(args: argparse.Namespace) -> int:
-    spec = get_dataset(args.dataset)
+    # A variant's task name means that variant: refused with the flags that ask it (never the 26-option question).
+    check_protocol_names(args.dataset, "options", example=f"{{datasets}} {args.index}")
+    spec = get_dataset(one_dataset(args.dataset))
     if args.index < 0:
         raise ValueError(f"index must be a row of the split (0 or more), got {args.index}")
     classnames = classnames_for(spec.key, args.data_dir, args.class_names)
@@ -252,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("options", help="the question for one sample, as JSON")
     p.add_argument(
-        "dataset", type=one_dataset, help="a dataset: key (food101) or any name for it (Food, ClsBench_food101)"
+        "dataset",
+        help="a dataset: key (food101) or any name for it (Food, ClsBench_food101); a variant's task name "
+        "(cls_food101_mcq_4opt) is refused with the flags that ask it (--n-options 4)",
     )
     p.add_argument("index", type=int, help="row index in the evaluation split (the sample key)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")

@@ -11,7 +11,7 @@ import importlib.util
 import sys
 import time
 
-from clsbench.tasks.protocol.catalog import resolve_datasets
+from clsbench.tasks.protocol.catalog import check_protocol_names, resolve_datasets
 
 DATA_DIR_HELP = "root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)"
 
@@ -35,6 +35,7 @@ def cmd_export_vlmeval(args: argparse.Namespace) -> int:
     from clsbench.tasks.runtime.environment import write_versions
     from clsbench.tasks.toolkits.vlmeval import write_tsv
 
+    check_protocol_names(args.datasets, "export-vlmeval", example="{datasets} --output-dir " + args.output_dir)
     for key in dataset_keys(args.datasets):
         path = write_tsv(key, args.output_dir, args.data_dir, args.class_names, args.images)
         print(f"{key}: {path}")
@@ -61,6 +62,8 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
 
     names: list[str] = []
     for item in args.data:  # an exact VLMEvalKit name keeps its class-name set (ClsBench_imagenet_openai)
+        if item not in VLMEVAL_DATASETS:
+            check_protocol_names(item, "vlmeval", example="--model MODEL --data {datasets}")
         found = [item] if item in VLMEVAL_DATASETS else [vlmeval_name(key) for key in dataset_keys([item])]
         names += [name for name in found if name not in names]
     extra = [arg for arg in args.passthrough if arg != "--"]

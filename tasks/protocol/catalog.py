@@ -259,3 +259,95 @@ def dataset_table() -> str:
         abbreviation = spec.abbreviation if spec.in_paper else f"({spec.abbreviation}, not in the paper)"
         lines.append(f"| `{spec.key}` | {abbreviation} | {group} | {spec.expected_size:,} | {where} | {files} |")
     return "\n".join(lines)
+
+
+@cache
+def _protocol_of_names() -> dict[str, str]:
+    """Every variant task or group name -> its suffix (the paper's own names map to "")."""
+    suffixes: dict[str, str] = {}
+    for suffix, variant in MCQ_VARIANTS.items():
+        suffixes.update({task_name(spec.key, suffix): suffix for spec in DATASETS.values() if variant.applies_to(spec)})
+        if variant.has_groups:
+            suffixes.update({group_name(group, suffix): suffix for group in GROUPS})
+            suffixes[group_name(None, suffix)] = suffix
+    for suffix, kind in FREE_FORM_KINDS.items():
+        suffixes.update({task_name(spec.key, suffix): suffix for spec in kind_datasets(kind)})
+        if kind.group:
+            suffixes[kind.group] = suffix
+    return suffixes
+
+
+# What each command can set of an MCQ variant: its flags, or None where the command cannot ask that protocol.
+_COMMAND_SETTINGS = {
+    "options": {"n_options": "--n-options", "name_set": "--class-names"},
+    "clip": {"n_options": "--n-options", "name_set": "--class-names", "negatives": "--negatives"},
+    "export-vlmeval": {"name_set": "--class-names"},
+    "vlmeval": {},
+}
+
+
+class ProtocolNameError(KeyError):
+    """A variant's task or group name given to a command that would otherwise run another protocol."""
+
+    def __str__(self) -> str:  # KeyError quotes its message
+        return str(self.args[0])
+
+
+def protocol_flags(suffix: str, command: str) -> str | None:
+    """The flags with which ``clsbench <command>`` asks a variant's questions, or None when it cannot.
+
+    The cliphard variant's fixed question is an MLLM prompt: CLIP scores class names, so for ``clip`` only
+    its options (5, CLIP-hard negatives) count.
+    """
+    if suffix in FREE_FORM_KINDS:
+        return None
+    variant = MCQ_VARIANTS[suffix]
+    settings = _COMMAND_SETTINGS[command]
+    wanted = {
+        "n_options": (variant.n_options, MAX_OPTIONS),
+        "name_set": (variant.name_set, DEFAULT_NAMES),
+        "negatives": (variant.negatives, "random"),
+    }
+    flags = []
+    for field_name, (value, default) in wanted.items():
+        if value == default:
+            continue
+        if field_name not in settings:
+            return None
+        flags.append(f"{settings[field_name]} {value}")
+    if variant.question is not None and command != "clip":
+        return None
+    return " ".join(flags)
+
+
+def check_protocol_names(names: str | Sequence[str], command: str, *, example: str = "{datasets}") -> None:
+    """Refuse a variant's task or group name where ``command`` would silently ask the paper's protocol instead.
+
+    A name means one protocol on every path: ``cls_food101_mcq_4opt`` is 4 options wherever it is given. A
+    command that takes plain dataset names plus flags says which flags give the variant, or which tool runs it.
+
+    Args:
+        names: the items as the user gave them (comma- or space-separated strings).
+        command: ``options``, ``clip``, ``export-vlmeval`` or ``vlmeval``.
+        example: the rest of the suggested command line, ``{datasets}`` standing for the dataset keys.
+
+    Raises:
+        ProtocolNameError: naming the variant and the command that runs it.
+    """
+    parts = [names] if isinstance(names, str) else list(names)
+    suffixes = _protocol_of_names()
+    for item in (item for part in parts for item in re.split(r"[,\s]+", part) if item):
+        suffix = suffixes.get(item)
+        if not suffix:
+            continue
+        keys = " ".join(resolve_datasets(item))
+        kind = FREE_FORM_KINDS.get(suffix) or MCQ_VARIANTS[suffix]
+        flags = protocol_flags(suffix, command)
+        what = f"{item!r} is the {suffix.lstrip('_')} protocol ({kind.description})"
+        if flags is not None:
+            line = f"clsbench {command} {example.format(datasets=keys)} {flags}".rstrip()
+            raise ProtocolNameError(f"{what}; `clsbench {command}` takes it as dataset names plus flags: {line}")
+        raise ProtocolNameError(
+            f"{what}, which `clsbench {command}` cannot ask (it would run the paper's 26-option protocol); run it "
+            f"with lmms-eval: clsbench lmms --model MODEL --model_args ... --tasks {item}"
+        )
