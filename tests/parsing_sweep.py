@@ -13,7 +13,7 @@ from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.questions import make_sample
 from clsbench.tasks.protocol.registry import DATASETS
 
-# (template, who the grader picks): "X" the chosen option, None ambiguous. {X}/{x} the chosen letter
+# (template, who the grader picks): "X" the chosen option, "Y" the other one, None ambiguous. {X}/{x} the chosen letter
 # (upper/lower), {N} its name, {Y}/{M} another option's letter and name, {LIST} the echoed options.
 TEMPLATES: tuple[tuple[str, str | None], ...] = (
     ("{X}", "X"),
@@ -75,7 +75,7 @@ TEMPLATES: tuple[tuple[str, str | None], ...] = (
     ("I am not sure.", None),
     ("I don't know.", None),
     ("Maybe {X} or {Y}.", None),
-    ("{X}. Actually, looking again, it is {Y}. {M}.", None),
+    ("{X}. Actually, looking again, it is {Y}. {M}.", "Y"),  # rule 3: the last correction counts
     ("Either {N} or {M}.", None),
     ("{X} and {Y}", None),
     ("{X}, {Y}", None),
@@ -84,7 +84,7 @@ TEMPLATES: tuple[tuple[str, str | None], ...] = (
     ("Answer: {X}\nAnswer: {Y}", None),
     ("I'm sorry, I can't tell what this is.", None),
     ("", None),
-    ("The answer is {Y}, no wait, {X}.", None),
+    ("The answer is {Y}, no wait, {X}.", "X"),
     ("{X}. {N}\n{Y}. {M}", None),
     ("Not {X}.", None),
 )
@@ -116,7 +116,7 @@ def sweep(parse, per_dataset: int = 12) -> tuple[list[tuple[str, str | None, str
             }
             for template, pick in TEMPLATES:
                 reply = template.format(**values)
-                expected = letters[position] if pick == "X" else None
+                expected = {"X": letters[position], "Y": letters[other]}.get(pick)
                 got = parse(reply, options)
                 tried += 1
                 if got != expected and got is not None:

@@ -8,10 +8,13 @@ grader has a letter (counted as needless), but must never give a letter the grad
 
 from __future__ import annotations
 
+import parsing_graded
 import pytest
 from parsing_sweep import sweep
 
 from clsbench.tasks.protocol.parsing import parse_answer
+from clsbench.tasks.protocol.questions import make_sample
+from clsbench.tasks.protocol.registry import get_dataset
 
 OPTIONS = [
     "tench",
@@ -66,7 +69,7 @@ GRADED: list[tuple[str | None, str | None]] = [
     ("C:", "C"),
     ("C,", "C"),
     ("C;", "C"),
-    ("C</s>", None),
+    ("C</s>", "C"),  # rule 7: leaked end tokens are read through
     ("C.\n\n", "C"),
     # lower case, as small models and some chat templates emit
     ("c", "C"),
@@ -251,14 +254,14 @@ GRADED: list[tuple[str | None, str | None]] = [
     # --- Conclusions after a description (API models asked to explain, MiniCPM-V's long form).
     ("The animal has orange fur and a bushy tail, so the answer is C.", "C"),
     ("It has a white-tipped tail. Therefore, the answer is C.", "C"),
-    ("Looking at the ears and the snout, the correct answer is C.", None),  # no "so": not a conclusion form
+    ("Looking at the ears and the snout, the correct answer is C.", "C"),  # rule 4: reasoning, then the answer
     ("The bird has a red comb and wattles, so the answer is I.", "I"),
     ("The image shows a canine with orange fur.\nAnswer: C", "C"),
     ("Orange fur, pointed ears.\nFinal answer: C", "C"),
     ("The tail is bushy. Thus the answer is (C).", "C"),
     ("It could be A or C, so the answer is C.", "C"),
-    ("Option A is a fish and option C is a fox; the animal is a fox, so the answer is C.", None),
-    ("The answer is A. Wait, no, so the answer is C.", None),
+    ("Option A is a fish and option C is a fox; the animal is a fox, so the answer is C.", "C"),  # rule 4
+    ("The answer is A. Wait, no, so the answer is C.", "C"),  # rule 3: the last correction counts
     # --- Ambiguous, self-contradicting or echoed replies: a grader gives no letter.
     ("A or B", None),
     ("A, B", None),
@@ -279,15 +282,15 @@ GRADED: list[tuple[str | None, str | None]] = [
     ("C. tenches", None),
     ("B. red fox", None),
     ("I. hen", None),
-    ("H. Actually, looking again, it is C. red fox.", None),
-    ("C. Actually, the answer is D.", None),
-    ("C, no wait, D.", None),
+    ("H. Actually, looking again, it is C. red fox.", "C"),  # rule 3
+    ("C. Actually, the answer is D.", "D"),  # rule 3
+    ("C, no wait, D.", "D"),  # rule 3
     ("C or maybe D", None),
     ("Either C or D.", None),
     ("The answer is C or D.", None),
     ("Answer: C\nAnswer: D", None),
     ("Q: What is in the image?\nA: C", None),
-    ("I.e. a red fox", None),
+    ("I.e. a red fox", "C"),  # rule 1: the reply names the red fox ("I.e." is no letter)
     ("red fox or tench", None),
     ("Either a red fox or a tench.", None),
     ("CD", None),
@@ -304,8 +307,8 @@ GRADED: list[tuple[str | None, str | None]] = [
     ("This is a photo of an animal.", None),
     ("It is an animal.", None),
     ("A dog.", None),
-    ("a fox", None),
-    ("fox", None),
+    ("a fox", "C"),  # rule 1: a unique partial name (only "red fox" is a fox)
+    ("fox", "C"),  # rule 1
     ("The animal in the image.", None),
     ("Answer:", None),
     ("The answer is", None),
@@ -381,3 +384,42 @@ def test_a_name_that_looks_like_a_letter_wins_when_it_is_the_whole_reply():
     assert parse_answer("E. coli", options) == "A"
     assert parse_answer("S. aureus", options) == "B"
     assert parse_answer("B", options) == "B"
+
+
+# --- The blind-graded tables: written and graded by RULES.md by someone who did not read the parser.
+@pytest.mark.parametrize("question", parsing_graded.questions().values(), ids=lambda q: q["qid"])
+def test_graded_questions_are_the_protocols_own(question):
+    names = get_dataset(question["dataset"]).names(question["name_set"])
+    sample = make_sample(question["dataset"], question["sample_key"], question["label"], names)
+    assert list(sample.options) == question["options"]
+    assert sample.answer == question["answer"]
+    assert sample.question == question["question"]
+
+
+@pytest.mark.parametrize("part", ["dev", "heldout"])
+def test_blind_graded_table(part, record_parser_stats):
+    rows = parsing_graded.graded(part)
+    result = parsing_graded.score(parse_answer, rows)
+    record_parser_stats(
+        f"blind-graded {part} ({result['graded_letters']} with a letter)",
+        len(rows),
+        len(result["wrong"]),
+        len(result["needless"]),
+    )
+    assert len(rows) >= (300 if part == "dev" else 100)
+    wrong = [(row["line"], row["reply"], row["expected"], got) for row, got in result["wrong"]]
+    assert wrong == []
+    assert len(result["needless"]) <= result["graded_letters"] // 10, [r["reply"] for r in result["needless"]]
+
+
+def test_blind_graded_table_has_teeth_against_lmms_evals_extractor(record_parser_stats):
+    """The same rows through lmms-eval's extractor give wrong letters: the table can fail a parser."""
+    rows = parsing_graded.graded("dev") + parsing_graded.graded("heldout")
+    result = parsing_graded.score(parsing_graded.lmms_eval_parse, rows)
+    record_parser_stats(
+        "lmms-eval extract_mcq_answer (blind-graded, both parts)",
+        len(rows),
+        len(result["wrong"]),
+        len(result["needless"]),
+    )
+    assert len(result["wrong"]) > 20
