@@ -83,8 +83,8 @@ def _native(
         name=name,
         checkpoint=checkpoint,
         lmms_model="clsbench_hf",
-        lmms_args=f"pretrained={checkpoint},mode=score",
-        vlmeval_model=f"clsbench_{slug}-score" + (f" (or VLMEvalKit's `{vlmeval_own}`)" if vlmeval_own else ""),
+        lmms_args=f"pretrained={checkpoint},mode=generate",  # the paper's protocol; mode=score is the faster one
+        vlmeval_model=f"clsbench_{slug}" + (f" (or VLMEvalKit's `{vlmeval_own}`)" if vlmeval_own else ""),
         needs=needs,
         verified=verified,
         architecture=architecture,
@@ -184,11 +184,13 @@ def vlmeval_models() -> dict[str, dict]:
 
 
 MODE_NOTE = (
-    "Which mode: the paper's protocol is `mode=generate` (a greedy reply, read by clsbench's parser; lmms-eval's "
-    "own model classes always do this), the numbers to set beside Table 2. `mode=score` is the fast alternative: "
-    "one forward pass per batch, the argmax over the option letters' next-token logits, which equals greedy "
-    "generation's first token whenever that token is an option letter (tested on eight architectures), but never "
-    "yields an unparseable reply. `clsbench report` keeps the two modes in separate rows."
+    "Which mode: every command below runs the paper's protocol, `mode=generate` (a greedy reply, read by "
+    "clsbench's parser; lmms-eval's own model classes always do this): the numbers to set beside Table 2. "
+    "`mode=score` is the faster alternative, a different protocol (swap `mode=generate` for `mode=score`; in "
+    "VLMEvalKit the `clsbench_<model>-score` names): one forward pass per batch, the argmax over the option "
+    "letters' next-token logits, which equals greedy generation's first token whenever that token is an option "
+    "letter (tested on eight architectures), but never yields an unparseable reply. `clsbench report` keeps the "
+    "two modes in separate rows, and delta.md compares each row with the paper per protocol."
 )
 
 

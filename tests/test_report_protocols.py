@@ -206,6 +206,28 @@ def test_reference_rows_show_table2_as_printed_and_only_our_rows_are_averaged(tm
     assert columns[0] == names[0]
 
 
+def test_delta_compares_each_row_with_the_paper_per_protocol(tmp_path):
+    """A [score] row is never set beside the paper's generate-mode numbers as if it were a reproduction (issue 29)."""
+    runs = tmp_path / "runs" / "m"
+    hub = "pretrained=Qwen/Qwen2-VL-7B-Instruct"
+    lmms_results(runs, "20260101_000000", hub + ",mode=generate", {"imagenet": 0.9})
+    lmms_results(runs, "20260102_000000", hub + ",mode=score", {"imagenet": 0.8})
+    report([tmp_path / "runs"], tmp_path, reference="paper")
+    delta = (tmp_path / "out" / "delta.md").read_text()
+    paper_part, other = delta.split("## Another protocol: score", 1)
+    assert (
+        "| clsbench_hf (Qwen/Qwen2-VL-7B-Instruct) | Qwen2-VL | -7.4" in paper_part.split("## The paper's protocol")[1]
+    )
+    assert (
+        "[score]" not in paper_part and "| clsbench_hf (Qwen/Qwen2-VL-7B-Instruct) [score] | Qwen2-VL | -17.4" in other
+    )
+    assert "not the paper's" in other.splitlines()[0]
+    # GLDv2's subset is not public and Caltech-101's split is a hash rule: said where a user compares.
+    assert "GLMK" in delta and "C101" in delta and "cannot match the paper exactly" in delta
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    assert "Two cells cannot match the paper exactly" in readme and "hash rule" in readme
+
+
 def test_table2_is_the_papers_and_the_mapping_covers_its_mllms():
     rows = table2()
     assert len(rows) == 16 and rows["Qwen2-VL"]["accuracy"]["imagenet"] == pytest.approx(0.974)
