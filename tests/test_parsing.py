@@ -324,6 +324,48 @@ GRADED: list[tuple[str | None, str | None]] = [
     ("N/A", None),
     ("Sorry, I can't help with that.", None),
     ("As an AI, I cannot see images.", None),
+    # --- 0.4 rules (README "Answer parsing"): commitments, not first letters.
+    # Rule 4: explanations, comparisons and negations around a stated answer.
+    ("C. Unlike the tiger shark (E), it has orange fur.", "C"),
+    ("C. Note the S-shaped curve of the tail.", "C"),
+    ("Answer: C\nWhy not B: a goldfish is a fish.", "C"),
+    ("It is not B; it is C.", "C"),
+    ("The answer is C, not B.", "C"),
+    ("B can be ruled out, so C.", "C"),
+    ("This is a red fox rather than a tench.", "C"),
+    # Rule 3: self-corrections; a correction into doubt is no answer.
+    ("B? No, C.", "C"),
+    ("B. Hmm, looking again at the ears, C.", "C"),
+    ("B. Wait, I'm not sure any more.", None),
+    # Rule 2 and the image's content: a letter contradicted by what the reply says the image shows.
+    ("The answer is C. The animal in the photo is a tench.", None),
+    ("The answer is C. The animal in the photo is a red fox.", "C"),
+    ('{"answer": "C", "label": "goldfish"}', None),
+    ('{"answer": "C", "label": "red fox"}', "C"),
+    # Rule 5: an equal alternative is a hedge.
+    ("C, but it could just as well be A.", None),
+    ("Red fox (C) and tench (A) both fit.", None),
+    # Rule 1: names, partials, modifiers and shared words.
+    ("Foxes.", "C"),
+    ("Great gray owls", "Z"),
+    ("ray", None),  # electric ray and stingray are both rays
+    ("Hammerhead", None),  # by design: a modifier alone of a lower-case name is None (as "spider" for "spider web")
+    ("Hammerhead shark", "F"),
+    ("electric", None),  # a modifier of "electric ray", not the ray
+    ("A shark.", None),  # three sharks
+    # Rule 7: wrappers and leaked tokens.
+    ("C<|im_end|>", "C"),
+    ("<|begin_of_box|>C<|end_of_box|>", "C"),
+    ("| Letter | Name |\n|---|---|\n| C | red fox |", "C"),
+    ("~~B~~ C", "C"),
+    ("Antwort: C", "C"),
+    ("La respuesta es la C.", "C"),
+    ("正确答案是C。", "C"),
+    # Rule 8: the article and the pronoun.
+    ("Answer: A tench.", "A"),
+    ("Answer: A red fox.", "C"),
+    ("Answer: I cannot tell.", None),
+    ("A: The animal is a red fox.", None),
 ]
 
 

@@ -233,7 +233,7 @@ def _related_word(word: str, part: str) -> bool:
     """Words a grader would not tell apart in a partial name: one contains the other (4+ letters)."""
     if _same_word(word, part) or (len(word) >= 4 and part.startswith(word[:-1])):
         return True
-    return len(word) >= 4 and part.endswith(word) and (len(word) >= 5 or len(part) - len(word) >= 4)
+    return len(word) >= 3 and part.endswith(word) and (len(word) >= 5 or len(part) - len(word) >= 4)
 
 
 # ---------------------------------------------------------------------------------------------
