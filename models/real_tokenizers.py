@@ -61,6 +61,16 @@ MISTRAL_INST_CHAT_TEMPLATE = (
     "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
 )
 
+# LLaVA-1.5's prompt as llava-hf/llava-1.5-7b-hf's model card writes it, "USER: <image>\n<prompt> ASSISTANT:" (Vicuna's
+# conversation style; lmms-eval's built-in llava_hf falls back to the same USER/ASSISTANT form).
+LLAVA_15_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}"
+    "{{ message['content'][0]['text'] + ' ' }}{% else %}{{ message['role'].upper() + ': ' }}{% endif %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' ' }}"
+    "{% endfor %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
 # Mistral-7B-v0.1's tokenizer_config.json (the fields that matter for a tokenizer.model-only load).
 _MISTRAL_TOKENIZER_CONFIG = {
     "tokenizer_class": "LlamaTokenizer",
@@ -227,7 +237,7 @@ def build_tiny_qwen2_vl_real(out_dir: str | os.PathLike, seed: int = 0) -> pathl
     return _build(out_dir, seed, "qwen2_vl_real", _save_qwen2_vl)
 
 
-def _save_llava_mistral(dst: pathlib.Path, seed: int) -> None:
+def _save_llava_mistral(dst: pathlib.Path, seed: int, template: str = MISTRAL_INST_CHAT_TEMPLATE) -> None:
     import torch
     from transformers import (
         AddedToken,
@@ -240,7 +250,7 @@ def _save_llava_mistral(dst: pathlib.Path, seed: int) -> None:
         MistralConfig,
     )
 
-    tokenizer = load_mistral_tokenizer()
+    tokenizer = load_mistral_tokenizer(template)
     tokenizer.add_tokens([AddedToken("<image>", special=True, normalized=False)], special_tokens=True)
     tokenizer.pad_token = "<unk>"  # llava-hf's Mistral checkpoints have no pad token of their own
     tokenizer.padding_side = "left"
@@ -287,7 +297,7 @@ def _save_llava_mistral(dst: pathlib.Path, seed: int) -> None:
         patch_size=patch,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
-        chat_template=MISTRAL_INST_CHAT_TEMPLATE,
+        chat_template=template,
     )
     processor.save_pretrained(dst)
 
@@ -296,3 +306,11 @@ def build_tiny_llava_mistral(out_dir: str | os.PathLike, seed: int = 0) -> pathl
     """A random-weight LLaVA (CLIP vision + Mistral LM, hidden 64) with Mistral-7B's SentencePiece tokenizer (plus
     ``<image>``, id 32000) and llava-v1.6-mistral's ``[INST]`` template; 32x32 images, 16 image tokens."""
     return _build(out_dir, seed, "llava_mistral_real", _save_llava_mistral)
+
+
+def build_tiny_llava_vicuna(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
+    """LLaVA-1.5's prompt shape: the same tiny LLaVA with a Llama-family SentencePiece (Mistral-7B's v1 model, 32,000
+    pieces like Vicuna's Llama tokenizer) and the ``USER: <image>\\n... ASSISTANT:`` template."""
+    return _build(
+        out_dir, seed, "llava_vicuna_real", lambda dst, s: _save_llava_mistral(dst, s, LLAVA_15_CHAT_TEMPLATE)
+    )

@@ -285,3 +285,97 @@ def test_real_tokenizer_qwen2_vl_image_token_estimate_is_the_processors_grid(rea
         assert engine.image_tokens(size) == int(grid.prod()) // image_processor.merge_size**2, size
         rendered = engine.encode([VisualPrompt((Image.new("RGB", size),), "What is it?")])["input_ids"][0]
         assert int((rendered == 151655).sum()) == engine.image_tokens(size)  # <|image_pad|> tokens in the prompt
+
+
+def _lmms_eval_cli(args: list[str], cwd, fixture_root) -> dict:
+    """lmms-eval's own command line, as its users run it; its results file, which must exist (the CLI exits 0 on
+    failure too, NOTES)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CLSBENCH_DATA": str(fixture_root)}
+    run = subprocess.run(
+        [sys.executable, "-m", "lmms_eval", *args, "--output_path", str(cwd / "out"), "--log_samples"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    results = sorted((cwd / "out").rglob("*_results.json"))
+    assert results, run.stdout[-3000:] + run.stderr[-3000:]
+    samples = [
+        json.loads(line)
+        for path in (cwd / "out").rglob("*_samples_cls_logo_mcq.jsonl")
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    return {"results": json.loads(results[-1].read_text())["results"]["cls_logo_mcq"], "samples": samples}
+
+
+def test_real_tokenizer_llava_vicuna_through_lmms_evals_own_llava_hf_cli(fixture_root, tmp_path_factory):
+    """LLaVA-1.5's ``USER: <image>\\n... ASSISTANT:`` shape on a Llama-family SentencePiece, through lmms-eval's CLI
+    and its built-in ``llava_hf`` (generate): replies carry no special token and are scored by our parser."""
+    from clsbench.models.real_tokenizers import build_tiny_llava_vicuna
+
+    folder = build_tiny_llava_vicuna(tmp_path_factory.getbasetemp() / "clsbench-real-tokenizers" / "llava-vicuna")
+    work = tmp_path_factory.mktemp("llava-hf-cli")
+    args = [
+        "--model",
+        "llava_hf",
+        "--model_args",
+        f"pretrained={folder},device_map=cpu,device=cpu",
+        "--tasks",
+        "cls_logo_mcq",
+    ]
+    run = _lmms_eval_cli([*args, "--limit", "4", "--gen_kwargs", "max_new_tokens=6"], work, fixture_root)
+    assert len(run["samples"]) == 4
+    tokenizer = load_mistral_tokenizer()
+    for sample in run["samples"]:
+        reply = _reply(sample)
+        assert isinstance(reply, str) and not any(t in reply for t in ("<s>", "</s>", "<unk>", "<image>"))
+        options = prompt_parts(sample["input"])[1]
+        assert parse_answer(reply, options) == sample["decision"]["parsed"]  # our parser read lmms-eval's reply
+    accuracy = sum(sample["decision"]["parsed"] == sample["target"] for sample in run["samples"]) / 4
+    assert run["results"]["accuracy,none"] == pytest.approx(accuracy)
+    assert tokenizer.convert_ids_to_tokens(tokenizer("USER:", add_special_tokens=False)["input_ids"])[0] == "▁US"
+
+
+def _reply(sample: dict) -> str:
+    reply = sample["filtered_resps"]
+    return reply[0] if isinstance(reply, list) else reply
+
+
+@pytest.mark.parametrize("mode", ["score", "loglik"])
+def test_real_tokenizer_qwen2_vl_through_the_lmms_eval_cli(fixture_root, tmp_path_factory, mode):
+    """Qwen2-VL with Qwen's tokenizer and template through ``python -m lmms_eval --model clsbench_hf``: every reply is
+    an in-range letter, the logged prompt reads back to the options, and the accuracy is the letters' own."""
+    folder = build_tiny_qwen2_vl_real(tmp_path_factory.getbasetemp() / "clsbench-real-tokenizers" / "qwen2-vl")
+    work = tmp_path_factory.mktemp(f"qwen-cli-{mode}")
+    model_args = f"pretrained={folder},mode={mode},answer_store=none,log_dir=off"
+    run = _lmms_eval_cli(
+        [
+            "--model",
+            "clsbench_hf",
+            "--model_args",
+            model_args,
+            "--tasks",
+            "cls_logo_mcq",
+            "--limit",
+            "6",
+            "--batch_size",
+            "4",
+        ],
+        work,
+        fixture_root,
+    )
+    replies = [_reply(sample) for sample in run["samples"]]
+    assert len(replies) == 6
+    for sample, reply in zip(run["samples"], replies):
+        parts = prompt_parts(sample["input"])  # the logged prompt reads back to ten options
+        assert parts is not None and len(parts[1]) == 10
+        assert reply in LETTERS[: len(parts[1])] and sample["decision"]["parsed"] == reply
+    accuracy = sum(reply == sample["target"] for reply, sample in zip(replies, run["samples"])) / 6
+    assert run["results"]["accuracy,none"] == pytest.approx(accuracy)
