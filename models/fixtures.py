@@ -109,12 +109,42 @@ def _build_tokenizer(
     )
 
 
+def tiny_clip_vision(image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE):
+    """The tiny CLIP vision tower every LLaVA-family fixture uses (hidden 64, 2 layers)."""
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=image_size,
+        patch_size=patch_size,
+        projection_dim=HIDDEN,
+    )
+
+
+def tiny_text_config(config_class, vocab_size: int, *, bos: int, eos: int, pad: int, max_positions: int = 8192):
+    """A tiny decoder config of a real class (Llama, Mistral, ...): hidden 64, 2 layers, grouped-query attention."""
+    return config_class(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=pad,
+    )
+
+
 def _save(dst: pathlib.Path, seed: int) -> None:
     """Create model + processor with seeded random init and save them into ``dst``."""
     import torch
     from transformers import (
         CLIPImageProcessor,
-        CLIPVisionConfig,
         GenerationConfig,
         LlamaConfig,
         LlavaConfig,
@@ -124,27 +154,9 @@ def _save(dst: pathlib.Path, seed: int) -> None:
 
     tokenizer = _build_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    vision = CLIPVisionConfig(
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        projection_dim=HIDDEN,
-    )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,  # byte tokens make 26-option prompts ~1-2k tokens long
-        bos_token_id=ids["<s>"],
-        eos_token_id=ids["</s>"],
-        pad_token_id=ids["<pad>"],
-    )
+    vision = tiny_clip_vision()
+    # byte tokens make 26-option prompts ~1-2k tokens long: 8192 positions
+    text = tiny_text_config(LlamaConfig, len(tokenizer), bos=ids["<s>"], eos=ids["</s>"], pad=ids["<pad>"])
     n_patches = (IMAGE_SIZE // PATCH_SIZE) ** 2
     config = LlavaConfig(
         vision_config=vision,
@@ -451,7 +463,6 @@ def _save_llava_next(dst: pathlib.Path, seed: int) -> None:
     """A LLaVA-NeXT (CLIP + Llama, anyres tiling, llava-1.5 style template) and its processor."""
     import torch
     from transformers import (
-        CLIPVisionConfig,
         GenerationConfig,
         LlamaConfig,
         LlavaNextConfig,
@@ -462,27 +473,9 @@ def _save_llava_next(dst: pathlib.Path, seed: int) -> None:
 
     tokenizer = _build_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    vision = CLIPVisionConfig(
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        projection_dim=HIDDEN,
-    )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
-        bos_token_id=ids["<s>"],
-        eos_token_id=ids["</s>"],
-        pad_token_id=ids["<pad>"],
-    )
+    vision = tiny_clip_vision()
+    # byte tokens make 26-option prompts ~1-2k tokens long: 8192 positions
+    text = tiny_text_config(LlamaConfig, len(tokenizer), bos=ids["<s>"], eos=ids["</s>"], pad=ids["<pad>"])
     config = LlavaNextConfig(
         vision_config=vision,
         text_config=text,

@@ -152,28 +152,14 @@ def load_mistral_tokenizer(chat_template: str | None = MISTRAL_INST_CHAT_TEMPLAT
     return tokenizer
 
 
-_MARKER = "clsbench_real_tokenizer.json"
 HIDDEN = 64
 
 
 def _build(out_dir, seed: int, arch: str, save) -> pathlib.Path:
-    """Build into a temporary sibling and move it in place; an existing complete build is returned as is."""
-    out = pathlib.Path(out_dir)
-    try:
-        if json.loads((out / _MARKER).read_text()) == {"arch": arch, "seed": seed}:
-            return out
-    except (OSError, ValueError):
-        pass
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        save(tmp, seed)
-        (tmp / _MARKER).write_text(json.dumps({"arch": arch, "seed": seed}))
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    """Built once, atomically, as every fixture checkpoint (:func:`clsbench.models.fixtures._build_atomically`)."""
+    from clsbench.models.fixtures import _build_atomically
+
+    return _build_atomically(out_dir, seed, arch, save)
 
 
 def _save_qwen2_vl(dst: pathlib.Path, seed: int) -> None:
@@ -242,13 +228,14 @@ def _save_llava_mistral(dst: pathlib.Path, seed: int, template: str = MISTRAL_IN
     from transformers import (
         AddedToken,
         CLIPImageProcessor,
-        CLIPVisionConfig,
         GenerationConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
         MistralConfig,
     )
+
+    from clsbench.models.fixtures import tiny_clip_vision, tiny_text_config
 
     tokenizer = load_mistral_tokenizer(template)
     tokenizer.add_tokens([AddedToken("<image>", special=True, normalized=False)], special_tokens=True)
@@ -257,27 +244,8 @@ def _save_llava_mistral(dst: pathlib.Path, seed: int, template: str = MISTRAL_IN
     image_id = tokenizer.convert_tokens_to_ids("<image>")
     image_size, patch = 32, 8
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(
-            hidden_size=HIDDEN,
-            intermediate_size=2 * HIDDEN,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=image_size,
-            patch_size=patch,
-            projection_dim=HIDDEN,
-        ),
-        text_config=MistralConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=HIDDEN,
-            intermediate_size=2 * HIDDEN,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=32768,
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=0,
-        ),
+        vision_config=tiny_clip_vision(image_size, patch),
+        text_config=tiny_text_config(MistralConfig, len(tokenizer), bos=1, eos=2, pad=0, max_positions=32768),
         image_token_index=image_id,
         image_seq_length=(image_size // patch) ** 2,
         vision_feature_select_strategy="default",
