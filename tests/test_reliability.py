@@ -15,7 +15,7 @@ import datasets
 import pytest
 from PIL import Image, ImageFile
 
-from clsbench.models.engine.answer_store import AnswerStore
+from clsbench.models.engine.answer_store import AnswerStore, answer_key
 from clsbench.models.engine.answering import DecisionLog
 from clsbench.tasks.data.fixtures import synthetic_image, write_fixture_dataset
 from clsbench.tasks.data.images import ImageDecodeError, decode_image
@@ -67,7 +67,11 @@ def _lmms(root, tiny_llava, store, out, extra_args=""):
 
 def _replies(out: Path) -> dict[int, str]:
     samples = next(out.rglob("*_samples_cls_logo_mcq.jsonl"))
-    return {entry["doc_id"]: entry["filtered_resps"][0] for entry in map(json.loads, samples.read_text().splitlines())}
+    replies = {}
+    for entry in map(json.loads, samples.read_text().splitlines()):
+        reply = entry["filtered_resps"]  # lmms-eval 0.7.3 logs the filtered reply as a string, older ones as a list
+        replies[entry["doc_id"]] = reply if isinstance(reply, str) else reply[0]
+    return replies
 
 
 def test_a_killed_lmms_run_resumes_and_loses_at_most_the_batch_in_flight(tiny_llava, tmp_path):
@@ -106,6 +110,45 @@ def test_a_killed_lmms_run_resumes_and_loses_at_most_the_batch_in_flight(tiny_ll
     )
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert _replies(tmp_path / "resumed") == _replies(tmp_path / "fresh")
+
+
+def test_a_store_rerun_with_other_generation_settings_gives_a_fresh_runs_replies(tiny_llava, tmp_path):
+    """Issue 25, item 1: --gen_kwargs max_new_tokens=1 on a store of 16-token replies served the old replies."""
+    root = tmp_path / "data"
+    write_fixture_dataset(root, "logo", 8)
+    store = tmp_path / "answers"
+    one_token = ["--gen_kwargs", "max_new_tokens=1"]
+
+    def run(command):
+        done = subprocess.run(command, env=OFFLINE, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    run(_lmms(root, tiny_llava, store, tmp_path / "long"))
+    rerun = run(_lmms(root, tiny_llava, store, tmp_path / "short") + one_token)
+    assert "replies reused" not in rerun.stderr
+    run(_lmms(root, tiny_llava, "none", tmp_path / "fresh") + one_token)
+    assert _replies(tmp_path / "short") == _replies(tmp_path / "fresh") != _replies(tmp_path / "long")
+    again = run(_lmms(root, tiny_llava, store, tmp_path / "again") + one_token)  # the same settings do hit
+    assert "8 of 8 replies reused" in again.stderr and _replies(tmp_path / "again") == _replies(tmp_path / "fresh")
+
+
+def test_generation_settings_are_part_of_the_answer_key():
+    from types import SimpleNamespace
+
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
+
+    model = SimpleNamespace(mode="generate", answerer=SimpleNamespace(max_new_tokens=None))
+    settings = ClsbenchHF.reply_settings
+    assert settings(model, {"until": "\n"}) == {"until": ["\n"], "max_new_tokens": 16}
+    keys = {
+        answer_key("t", 0, "p", None, [], settings(model, kwargs))
+        for kwargs in ({}, {"max_new_tokens": 1}, {"until": ["."]}, {"temperature": 0.7}, {"num_beams": 2})
+    }
+    assert len(keys) == 5
+    model.mode = "score"  # no generation setting changes a scored letter: keys stay as before
+    scored = answer_key("t", 0, "p", None, [], settings(model, {"max_new_tokens": 1}))
+    assert scored == answer_key("t", 0, "p", None, [])
 
 
 def test_the_decision_log_appends_across_runs(tmp_path):

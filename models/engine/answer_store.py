@@ -8,8 +8,10 @@ flight. Layout, under ``answer_store`` (default ``$CLSBENCH_ANSWER_STORE``, else
     <model>-<id hash>_<mode>_rank<R>.jsonl    line 1: {"format": "clsbench-answers-v1", "fingerprint": {...}}
                                     then:   {"key": ..., "task": ..., "doc_id": ..., "reply": ..., "record": ...}
 
-``key`` hashes the task, the document id, the prompt (question and options) and the image bytes,
-so a changed dataset never hits. ``fingerprint`` is the model identity and weights fingerprint
+``key`` hashes the task, the document id, the prompt (question and options), the image bytes and,
+in generate mode, the request's generation settings (``max_new_tokens``, stop strings, temperature,
+... as lmms-eval's ``--gen_kwargs`` or the task set them), so a changed dataset or setting never hits.
+``fingerprint`` is the model identity and weights fingerprint
 (:func:`clsbench.tasks.runtime.stores.weights_fingerprint`), the dtype, the mode and every answer setting;
 a store made under another fingerprint is refused with the differences. Each rank appends to its
 own file and reads all ranks' files, so a rerun with another process count still reuses them. A
@@ -30,9 +32,18 @@ from clsbench.tasks.runtime.stores import OutputLock, check_fingerprint
 FORMAT = "clsbench-answers-v1"
 
 
-def answer_key(task: str, doc_id: int, prompt: str, options, image_bytes: Iterable[bytes]) -> str:
-    """A question's identity: task, document, prompt, options and image content."""
-    digest = hashlib.sha256(json.dumps([task, int(doc_id), prompt, list(options or [])], ensure_ascii=False).encode())
+def answer_key(
+    task: str, doc_id: int, prompt: str, options, image_bytes: Iterable[bytes], settings: dict | None = None
+) -> str:
+    """A question's identity: task, document, prompt, options, image content and the request's reply settings.
+
+    ``settings`` are the per-request settings that change a reply (in generate mode: the token limit,
+    the stop strings and every other generation argument the toolkit passed); ``None`` when none do.
+    """
+    fields = [task, int(doc_id), prompt, list(options or [])]
+    if settings is not None:
+        fields.append(settings)
+    digest = hashlib.sha256(json.dumps(fields, ensure_ascii=False, sort_keys=True, default=str).encode())
     for data in image_bytes:
         digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()

@@ -189,11 +189,23 @@ class ClsbenchHF(lmms):
         )
 
     def _key(self, request: Instance) -> str:
-        context, _, _, doc_id, task, split = request.args
+        context, gen_kwargs, _, doc_id, task, split = request.args
         doc = self.task_dict[task][split][doc_id]
         image = doc.get("image")
         data = [image["bytes"]] if isinstance(image, dict) and image.get("bytes") else []
-        return answer_key(task, doc_id, context, None, data)
+        return answer_key(task, doc_id, context, None, data, self.reply_settings(gen_kwargs))
+
+    def reply_settings(self, gen_kwargs: dict | None) -> dict | None:
+        """The request's settings that change a generated reply, for its answer-store key (None in score and
+        loglik modes, whose replies no generation setting changes): every generation argument lmms-eval passed,
+        with the token limit this model applies and the stop strings as a list."""
+        if self.mode != "generate":
+            return None
+        settings = dict(gen_kwargs or {})
+        settings["max_new_tokens"] = self.answerer.max_new_tokens or int(settings.get("max_new_tokens", 16))
+        until = settings.get("until") or ()
+        settings["until"] = [until] if isinstance(until, str) else list(until)
+        return settings
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         """Replies in request order; requests are batched longest-first to waste little padding.
