@@ -126,14 +126,17 @@ class ModelRef:
         return f"{safe_name(model)}__{safe_name(pretrained)}"
 
     def fingerprint(self) -> dict[str, Any]:
-        """What identifies the weights for the text-embedding cache: names, plus file size and time for local files."""
+        """What identifies the weights for the text-embedding cache: names, plus each local file's size and content
+        hash (:func:`clsbench.tasks.runtime.stores.file_sha256`), so weights changed in place never hit."""
+        from clsbench.tasks.runtime.stores import file_sha256
+
         files = []
         if self.pretrained and _is_path(self.pretrained):
             files.append(self.pretrained)
         if self.schema == "local-dir":
             folder = Path(self.model_name.split(":", 1)[1])
             files += sorted(str(path) for path in folder.iterdir() if path.is_file())
-        stats = [(_abspath(path), os.stat(path).st_size, os.stat(path).st_mtime_ns) for path in files]
+        stats = [(_abspath(path), os.stat(path).st_size, file_sha256(path)) for path in files]
         return {"model": self.model_name, "pretrained": self.pretrained, "files": stats}
 
 

@@ -173,19 +173,57 @@ def test_an_answer_store_under_another_fingerprint_is_refused(tmp_path):
             pass
 
 
-def test_weights_replaced_at_the_same_path_change_the_fingerprint(tiny_llava, tmp_path):
+def _change_weights_keeping_size_and_mtime(weights: Path) -> None:
+    """One tensor changed in place, with the file's size and times kept (as ``cp -p``, ``rsync -a``, ``touch -r``)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    stat = weights.stat()
+    with safe_open(str(weights), "pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(weights))
+    name = next(name for name, tensor in tensors.items() if tensor.is_floating_point() and tensor.numel() > 8)
+    tensors[name] = tensors[name] + 0.5
+    save_file(tensors, str(weights), metadata=metadata)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (weights.stat().st_size, weights.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+
+
+def test_weights_changed_at_the_same_path_with_size_and_mtime_kept_change_the_fingerprint(tiny_llava, tmp_path):
     import shutil
+
+    from clsbench.tasks.runtime.stores import file_sha256
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_llava, copy)
     before = weights_fingerprint(str(copy))
+    assert before["content"] == "sha256"
     weights = next(copy.glob("*.safetensors"))
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert weights_fingerprint(str(copy)) == before  # touched, not changed: the same weights
+    hashed = file_sha256(weights)
+    _change_weights_keeping_size_and_mtime(weights)
+    assert file_sha256(weights) != hashed  # the cached hash is not served for the changed file
     assert weights_fingerprint(str(copy))["files_sha256"] != before["files_sha256"]
     assert weights_fingerprint("org/model", "abc") == {"hub": "org/model", "revision": "abc"}
 
 
+def test_file_hashes_are_cached_across_processes(tmp_path):
+    from clsbench.tasks.runtime import stores
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"x" * 1000)
+    value = stores.file_sha256(weights)
+    cache = json.loads(Path(os.environ["CLSBENCH_HASH_CACHE"]).read_text())
+    assert cache[str(weights.resolve())]["sha256"] == value
+    stores._HASHES.clear()
+    cache[str(weights.resolve())]["sha256"] = "from the cache"
+    Path(os.environ["CLSBENCH_HASH_CACHE"]).write_text(json.dumps(cache))
+    assert stores.file_sha256(weights) == "from the cache"  # a stat, no read, while the file is unchanged
+
+
 def test_clsbench_hf_refuses_a_store_made_with_other_weights(tiny_llava, tmp_path):
+    """Issue 25, item 2: weights changed with size and mtime kept reused 200/200 old answers."""
     import shutil
 
     from clsbench.models.lmms.clsbench_hf import ClsbenchHF
@@ -195,15 +233,16 @@ def test_clsbench_hf_refuses_a_store_made_with_other_weights(tiny_llava, tmp_pat
     first = ClsbenchHF(pretrained=str(copy), mode="score", log_dir="none", answer_store=str(tmp_path / "store"))
     with first.answer_store:
         pass
-    weights = next(copy.glob("*.safetensors"))
-    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    _change_weights_keeping_size_and_mtime(next(copy.glob("*.safetensors")))
     second = ClsbenchHF(pretrained=str(copy), mode="score", log_dir="none", answer_store=str(tmp_path / "store"))
     with pytest.raises(StoreMismatch, match="weights.files_sha256"):
         second.generate_until([])
 
 
-def test_clip_resume_under_another_precision_is_refused(fixture_root, tmp_path):
+def test_clip_resume_under_another_precision_or_changed_weights_is_refused(fixture_root, tmp_path):
+    """Issue 25, item 2: a same-size, same-mtime weight change resumed and served cached text embeddings."""
     from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
+    from clsbench.clip_baselines.models import resolve_model
     from clsbench.clip_baselines.results import ResultsError
     from clsbench.clip_baselines.run import run_clip
 
@@ -212,11 +251,12 @@ def test_clip_resume_under_another_precision_is_refused(fixture_root, tmp_path):
     run_clip(model, None, ["logo"], tmp_path / "out", precision="fp32", **kwargs)
     with pytest.raises(ResultsError, match=r"precision: 'fp32' -> 'bf16'[\s\S]*To start fresh: move"):
         run_clip(model, None, ["logo"], tmp_path / "out", precision="bf16", **kwargs)
+    before = resolve_model(model).fingerprint()
     folder = Path(model.removeprefix("local-dir:"))
-    weights = next(path for path in folder.iterdir() if path.suffix in (".safetensors", ".bin", ".pt"))
-    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    _change_weights_keeping_size_and_mtime(next(folder.glob("*.safetensors")))
     with pytest.raises(ResultsError, match="weights.files_sha256"):
         run_clip(model, None, ["logo"], tmp_path / "out", precision="fp32", **kwargs)
+    assert resolve_model(model).fingerprint() != before  # the text-embedding cache key moves too
 
 
 def test_negatives_files_record_what_made_them(fixture_root, tmp_path, tiny_sentence_encoder):

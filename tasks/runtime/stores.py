@@ -1,8 +1,14 @@
 """What produced a result store, and one writer per output: shared by MLLM answers, CLIP predictions, negatives.
 
-* :func:`weights_fingerprint` identifies model weights without reading them: a Hub id with its
-  revision (the commit transformers resolved, when known), or for a local path a hash of the weight
-  files' names, sizes and modification times. Weights replaced at the same path get a new one.
+* :func:`weights_fingerprint` identifies model weights: a Hub id with its revision (the commit
+  transformers resolved, when known), or for a local path a hash of the weight files' names and
+  contents (:func:`file_sha256`). Weights changed at the same path get a new one, even with their
+  size and modification time kept (``cp -p``, ``rsync -a``, ``touch -r``).
+* :func:`file_sha256` hashes a file's full content once and caches the hash by the file's device,
+  inode, size, modification time and status-change time (``st_ctime``, which no user can set back:
+  every write and every ``utime`` moves it), in memory and in ``$CLSBENCH_HASH_CACHE`` (default
+  ``~/.cache/clsbench/file-hashes.json``). The first run on a 15 GB checkpoint reads it once (about
+  10 s from a fast disk); later runs cost a ``stat`` per file.
 * :func:`fingerprint_differences` says, field by field, why a stored fingerprint is not the current
   one; a resume or cache hit under a different fingerprint is refused with that list.
 * :class:`OutputLock` holds ``<folder>/.clsbench.lock`` while a run appends to the folder; a second
@@ -32,8 +38,55 @@ class OutputLocked(RuntimeError):
     """Another run is writing to the same output; the message names it."""
 
 
+def _hash_cache_path() -> Path:
+    explicit = os.environ.get("CLSBENCH_HASH_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clsbench" / "file-hashes.json"
+
+
+_HASHES: dict[str, tuple[str, str]] = {}  # resolved path -> (stat stamp, sha256), this process
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's content, computed once per version of the file (see the module note)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    stamp = f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
+    known = _HASHES.get(str(path))
+    if known and known[0] == stamp:
+        return known[1]
+    cache_path = _hash_cache_path()
+    try:
+        cache = json.loads(cache_path.read_text("utf-8"))
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    entry = cache.get(str(path))
+    if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
+        _HASHES[str(path)] = (stamp, entry["sha256"])
+        return entry["sha256"]
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+    value = digest.hexdigest()
+    _HASHES[str(path)] = (stamp, value)
+    cache = {name: entry for name, entry in cache.items() if os.path.exists(name)}  # forget deleted files
+    cache[str(path)] = {"stamp": stamp, "sha256": value}
+    try:  # a cache only: a read-only home or a concurrent writer costs a rehash, never a wrong hash
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(cache), "utf-8")
+        os.replace(temporary, cache_path)
+    except OSError:
+        pass
+    return value
+
+
 def weights_fingerprint(model: str, revision: str | None = None) -> dict:
-    """An identity for model weights: Hub id and revision, or a local path's files (names, sizes, mtimes)."""
+    """An identity for model weights: Hub id and revision, or a local path's files (names and contents)."""
     path = Path(str(model).removeprefix("local-dir:")).expanduser()
     if path.exists():
         files = (
@@ -45,11 +98,14 @@ def weights_fingerprint(model: str, revision: str | None = None) -> dict:
         )
         digest = hashlib.sha256()
         for file in files:
-            stat = file.stat()
-            digest.update(
-                f"{file.relative_to(path) if path.is_dir() else file.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
-            )
-        return {"local": str(path.resolve()), "files": len(files), "files_sha256": digest.hexdigest()[:32]}
+            name = file.relative_to(path) if path.is_dir() else file.name
+            digest.update(f"{name}|{file.stat().st_size}|{file_sha256(file)}\n".encode())
+        return {
+            "local": str(path.resolve()),
+            "files": len(files),
+            "content": "sha256",  # stores made by clsbench <= 0.3 hashed sizes and mtimes: they differ here
+            "files_sha256": digest.hexdigest()[:32],
+        }
     return {"hub": str(model), "revision": revision or "unresolved"}
 
 
