@@ -151,6 +151,22 @@ def test_generation_settings_are_part_of_the_answer_key():
     assert scored == answer_key("t", 0, "p", None, [])
 
 
+def test_lmms_refuses_use_cache_with_clsbench_hf_and_warns_for_other_models(tmp_path):
+    """Issue 25, item 3: --use_cache served 24/24 stale replies after a weights change, past the store's check."""
+    command = [*CLSBENCH, "lmms", "--model", "clsbench_hf", "--model_args", "pretrained=x", "--tasks", "cls_logo_mcq"]
+    refused = subprocess.run(
+        [*command, "--use_cache", str(tmp_path / "cache")], env=OFFLINE, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 2
+    assert "--use_cache with --model clsbench_hf is refused" in refused.stderr
+    assert "dataset could not be loaded" not in refused.stderr and not (tmp_path / "cache").exists()
+
+    from clsbench.tasks.toolkits.lmms_runner import use_cache_refusal
+
+    assert use_cache_refusal(["--model", "llava_hf", "--use_cache", "c"]) is None  # other models: a warning only
+    assert use_cache_refusal(["--model", "clsbench_hf"]) is None
+
+
 def test_the_decision_log_appends_across_runs(tmp_path):
     DecisionLog(tmp_path, "m").write("t", [{"doc_id": 0}])
     DecisionLog(tmp_path, "m").write("t", [{"doc_id": 1}])  # a second run: earlier records stay

@@ -86,6 +86,22 @@ def lmms_failure_messages(output: str) -> list[str]:
     return messages
 
 
+def use_cache_refusal(args: list[str]) -> str | None:
+    """Why ``--use_cache`` cannot be used with this model, or None.
+
+    lmms-eval's cache keys a reply by prompt only, and ``clsbench_hf``'s ``cache_hook`` feeds it: with
+    ``--use_cache`` it would serve replies from before a weights or settings change, past the answer
+    store's fingerprint check. ``clsbench_hf`` resumes through its answer store instead.
+    """
+    if "--use_cache" not in args or (_option(args, "--model") or "").strip() not in ("clsbench_hf",):
+        return None
+    return (
+        "--use_cache with --model clsbench_hf is refused: lmms-eval's cache keys replies by prompt only, so it "
+        "would serve answers made with other weights or generation settings. clsbench_hf resumes through its "
+        "own answer store, which checks both (model arg answer_store=DIR; README 'Reliability'): drop --use_cache."
+    )
+
+
 def run_lmms(
     lmms_args: list[str], data_dir: str | None = None, env: dict | None = None, log_file: Path | None = None
 ) -> tuple[int, list[Path]]:
@@ -108,6 +124,16 @@ def run_lmms(
     from clsbench.tasks.report.lmms_results import results_files
 
     args = normalise_args(list(lmms_args))
+    refusal = use_cache_refusal(args)
+    if refusal:
+        print(f"clsbench lmms: error: {refusal}", file=sys.stderr)
+        return 2, []
+    if "--use_cache" in args:
+        print(
+            "clsbench lmms: warning: lmms-eval's --use_cache keys answers by prompt only: it serves answers made "
+            "with other weights at the same path or other generation settings. Empty it after changing either.",
+            file=sys.stderr,
+        )
     include = str(task_folder_for(data_dir))
     if "--include_path" in args:
         position = args.index("--include_path") + 1
