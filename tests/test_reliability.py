@@ -167,6 +167,29 @@ def test_lmms_refuses_use_cache_with_clsbench_hf_and_warns_for_other_models(tmp_
     assert use_cache_refusal(["--model", "clsbench_hf"]) is None
 
 
+def test_a_resume_makes_the_decision_log_whole_from_the_store(tiny_llava, tmp_path):
+    """Issue 25, item 4: a kill between the store write and the log write lost decision records for good."""
+    root, logs = tmp_path / "data", tmp_path / "logs"
+    write_fixture_dataset(root, "logo", 8)
+
+    def run(out):
+        command = _lmms(root, tiny_llava, tmp_path / "answers", out)
+        command = [arg.replace("mode=generate,log_dir=none", f"mode=score,log_dir={logs}") for arg in command]
+        done = subprocess.run(command, env=OFFLINE, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    run(tmp_path / "first")
+    (log,) = logs.glob("*cls_logo_mcq.jsonl")
+    whole = {json.loads(line)["doc_id"]: json.loads(line) for line in log.read_text().splitlines()}
+    assert sorted(whole) == list(range(8))
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:3]))  # the kill lost five
+    run(tmp_path / "resumed")
+    restored = {json.loads(line)["doc_id"]: json.loads(line) for line in log.read_text().splitlines()}
+    assert restored == whole and len(log.read_text().splitlines()) == 8
+    run(tmp_path / "again")  # a whole log gets nothing twice
+    assert len(log.read_text().splitlines()) == 8
+
+
 def test_the_decision_log_appends_across_runs(tmp_path):
     DecisionLog(tmp_path, "m").write("t", [{"doc_id": 0}])
     DecisionLog(tmp_path, "m").write("t", [{"doc_id": 1}])  # a second run: earlier records stay

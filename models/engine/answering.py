@@ -194,8 +194,9 @@ def _with_correct(record: dict) -> dict:
 class DecisionLog:
     """Appends decision records as JSONL, one file per key (e.g. per task); earlier records are never lost.
 
-    A rerun appends after the earlier runs' records (with the answer store, only the questions it
-    computes); readers take the last record per (task, doc_id) when a question appears twice.
+    A rerun appends after the earlier runs' records (with the answer store, the questions it computes,
+    and the stored questions' records the log lacks: :meth:`complete`); readers take the last record
+    per (task, doc_id) when a question appears twice.
     """
 
     def __init__(self, folder: str | Path | None, prefix: str) -> None:
@@ -206,6 +207,39 @@ class DecisionLog:
         if self.folder is None:
             return None
         return self.folder / f"{self.prefix}_{re.sub(r'[^A-Za-z0-9._-]+', '_', key)}.jsonl"
+
+    def logged(self, key: str) -> set:
+        """The ``doc_id`` of every readable record already in ``key``'s file (a torn or garbled line is skipped)."""
+        path = self.path(key)
+        found: set = set()
+        if path is None or not path.is_file():
+            return found
+        with path.open("rb") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and "doc_id" in record:
+                    found.add(record["doc_id"])
+        return found
+
+    def complete(self, records: Sequence[dict]) -> int:
+        """Write the records (grouped by their ``task``) whose ``doc_id`` the log lacks; returns how many.
+
+        A resume calls this with the answer store's records, so a kill between the store write and the
+        log write loses no decision record.
+        """
+        by_task: dict[str, list[dict]] = {}
+        for record in records:
+            by_task.setdefault(str(record.get("task", "all")), []).append(record)
+        written = 0
+        for task, task_records in by_task.items():
+            logged = self.logged(task)
+            missing = [record for record in task_records if record.get("doc_id") not in logged]
+            self.write(task, missing)
+            written += len(missing)
+        return written
 
     def write(self, key: str, records: Sequence[dict]) -> None:
         path = self.path(key)

@@ -225,6 +225,12 @@ class ClsbenchHF(lmms):
             if stored is not None:
                 replies[index] = stored["reply"]
         reused = sum(reply is not None for reply in replies)
+        if reused and self.decision_log.folder is not None:  # a kill between store and log writes lost none
+            stored = [self.answer_store.get(key) for key in keys if key is not None]
+            records = [entry["record"] for entry in stored if entry and entry.get("record")]
+            restored = self.decision_log.complete(records)
+            if restored:
+                eval_logger.info(f"clsbench_hf: {restored} decision records restored to the log from the answer store")
         if reused and self.rank == 0:
             print(
                 f"clsbench_hf: {reused} of {len(requests)} replies reused from the answer store "
