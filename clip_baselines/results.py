@@ -23,7 +23,8 @@ A ``<dataset>.predictions.jsonl`` line is one JSON object::
 toolkit uses); ``label``/``prediction``/``options`` are class indices; ``answer`` is the right
 letter and ``letter`` the chosen one (position in ``options``, A first) - the very questions the
 MLLM tasks ask for the same seed and option count. Lines are flushed and fsynced as written;
-a torn last line (a crash mid-write) is dropped on resume, and resuming skips every key present.
+a torn last line (a crash mid-write) is dropped on resume, a garbled line elsewhere is skipped and
+reported (the lines after it are kept), and resuming skips every key present.
 
 ``<dataset>.json``::
 
@@ -128,25 +129,14 @@ class PredictionLog:
         self.path = Path(path)
 
     def read(self) -> dict[str, dict]:
-        """Records by sample key; a torn last line is cut off the file so appends stay valid JSONL."""
+        """Records by sample key; a torn last line is cut off the file so appends stay valid JSONL, a garbled
+        line elsewhere is skipped and reported (its sample is recomputed) and the lines after it are kept."""
+        from clsbench.tasks.runtime.stores import read_jsonl_records
+
         if not self.path.is_file():
             return {}
-        data = self.path.read_bytes()
-        records: dict[str, dict] = {}
-        good_end = 0
-        for line in data.splitlines(keepends=True):
-            try:
-                record = json.loads(line) if line.endswith(b"\n") else None
-            except ValueError:
-                record = None
-            if record is None:
-                break
-            records[record["sample_key"]] = record
-            good_end += len(line)
-        if good_end != len(data):
-            with open(self.path, "r+b") as handle:
-                handle.truncate(good_end)
-        return records
+        records = read_jsonl_records(self.path, "sample_key", cut_torn_tail=True)
+        return {record["sample_key"]: record for record in records if "sample_key" in record}
 
     def append(self, records: Iterable[dict]) -> None:
         lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)

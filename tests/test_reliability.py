@@ -190,6 +190,51 @@ def test_a_resume_makes_the_decision_log_whole_from_the_store(tiny_llava, tmp_pa
     assert len(log.read_text().splitlines()) == 8
 
 
+def _garble_line(path: Path, number: int) -> list[str]:
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    lines[number - 1] = '{"key": "half a line\n'
+    path.write_text("".join(lines), "utf-8")
+    return lines
+
+
+def test_a_garbled_line_in_the_middle_of_a_store_is_skipped_and_the_rest_kept(tmp_path, capsys):
+    """Issue 25, item 5: one garbled line deleted every later line from disk (151 of 200 answers recomputed)."""
+    fingerprint = {"model": "m", "mode": "score"}
+    with AnswerStore(tmp_path, "m_score", fingerprint) as store:
+        store.add([{"key": f"k{i}", "reply": "B"} for i in range(10)])
+    lines = _garble_line(store.path, 4)  # the header, then k0 k1 [k2 garbled] k3 ...
+    with AnswerStore(tmp_path, "m_score", fingerprint) as store:
+        assert sorted(store.entries) == sorted(f"k{i}" for i in range(10) if i != 2)
+        store.add([{"key": "k2", "reply": "C"}])
+    assert store.path.read_text("utf-8").splitlines(keepends=True)[:11] == lines  # nothing cut
+    assert f"{store.path}: skipped 1 unreadable line(s) (line 4)" in capsys.readouterr().err
+    with AnswerStore(tmp_path, "m_score", fingerprint) as store:
+        assert len(store.entries) == 10 and store.get("k2")["reply"] == "C"
+    with open(store.path, "a") as handle:
+        handle.write('{"key": "torn')  # a kill mid-write: cut off, as before
+    with AnswerStore(tmp_path, "m_score", fingerprint) as store:
+        assert len(store.entries) == 10
+    assert store.path.read_text("utf-8").endswith("\n")
+
+
+def test_a_garbled_line_in_the_middle_of_clip_predictions_is_skipped_and_the_rest_kept(fixture_root, tmp_path, capsys):
+    from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
+    from clsbench.clip_baselines.run import run_clip
+
+    model = tiny_model_name(build_tiny_clip(tmp_path / "tiny-clip"))
+    kwargs = dict(data_dir=fixture_root, cache_dir=tmp_path / "cache", progress=False)
+    run_clip(model, None, ["logo"], tmp_path / "out", **kwargs)
+    (predictions,) = (tmp_path / "out").rglob("logo.predictions.jsonl")
+    garbled_key = json.loads(predictions.read_text("utf-8").splitlines()[1])["sample_key"]
+    lines = _garble_line(predictions, 2)
+    predictions.with_name("logo.json").unlink()  # the run was killed before its summary: it resumes
+    run_clip(model, None, ["logo"], tmp_path / "out", **kwargs)
+    after = predictions.read_text("utf-8").splitlines(keepends=True)
+    assert after[: len(lines)] == lines and len(after) == len(lines) + 1  # only the garbled sample recomputed
+    assert json.loads(after[-1])["sample_key"] == garbled_key
+    assert f"{predictions}: skipped 1 unreadable line(s) (line 2)" in capsys.readouterr().err
+
+
 def test_the_decision_log_appends_across_runs(tmp_path):
     DecisionLog(tmp_path, "m").write("t", [{"doc_id": 0}])
     DecisionLog(tmp_path, "m").write("t", [{"doc_id": 1}])  # a second run: earlier records stay

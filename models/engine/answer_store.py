@@ -15,7 +15,8 @@ in generate mode, the request's generation settings (``max_new_tokens``, stop st
 (:func:`clsbench.tasks.runtime.stores.weights_fingerprint`), the dtype, the mode and every answer setting;
 a store made under another fingerprint is refused with the differences. Each rank appends to its
 own file and reads all ranks' files, so a rerun with another process count still reuses them. A
-torn last line (a kill mid-write) is cut off and its question recomputed.
+torn last line (a kill mid-write) is cut off and its question recomputed; a garbled line elsewhere
+is skipped and reported (its question recomputed), and the lines after it are kept.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from clsbench.tasks.runtime.stores import OutputLock, check_fingerprint
+from clsbench.tasks.runtime.stores import OutputLock, check_fingerprint, read_jsonl_records
 
 FORMAT = "clsbench-answers-v1"
 
@@ -50,25 +51,18 @@ def answer_key(
 
 
 def _read(path: Path, truncate: bool) -> tuple[dict | None, dict[str, dict]]:
-    """(header, entries by key) of one store file; a torn last line is dropped (and cut off when ``truncate``)."""
-    data = path.read_bytes()
-    header, entries, good_end = None, {}, 0
-    for line in data.splitlines(keepends=True):
-        try:
-            record = json.loads(line) if line.endswith(b"\n") else None
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            break
-        good_end += len(line)
-        if header is None:
-            header = record
-        else:
-            entries[record["key"]] = record
-    if truncate and good_end != len(data):
-        with open(path, "r+b") as handle:
-            handle.truncate(good_end)
-    return header, entries
+    """(header, entries by key) of one store file: a torn last line is dropped (and cut off when ``truncate``);
+    a garbled line elsewhere is skipped and reported, never the good lines after it."""
+    records = read_jsonl_records(path, "key", cut_torn_tail=truncate)
+    if not records:
+        return None, {}
+    header = records[0] if "format" in records[0] else None
+    if header is None:
+        raise ValueError(
+            f"{path}: its first line (the header with the fingerprint) is unreadable, so its answers cannot be "
+            f"checked against this model; move it away to start fresh"
+        )
+    return header, {record["key"]: record for record in records[1:]}
 
 
 class AnswerStore:

@@ -109,6 +109,45 @@ def weights_fingerprint(model: str, revision: str | None = None) -> dict:
     return {"hub": str(model), "revision": revision or "unresolved"}
 
 
+def read_jsonl_records(path: str | os.PathLike, required: str, *, cut_torn_tail: bool = False) -> list[dict]:
+    """The readable records of an append-only JSONL file, in order.
+
+    A torn last line (no newline: a kill mid-write) is dropped, and cut off the file when
+    ``cut_torn_tail`` (so the next append starts a line). Any other unreadable line (not JSON, not an
+    object, or without ``required``) is skipped and reported on stderr with the file and line numbers;
+    the good lines after it are kept, on disk and in the result. The first record may be a header
+    (a ``format`` field) and needs no ``required`` field.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    records, bad, end = [], [], 0
+    for number, line in enumerate(data.splitlines(keepends=True), 1):
+        if not line.endswith(b"\n"):  # only the last line can lack one
+            break
+        end += len(line)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not line.strip():
+            continue
+        if not isinstance(record, dict) or (required not in record and not (number == 1 and "format" in record)):
+            bad.append(number)
+            continue
+        records.append(record)
+    if cut_torn_tail and end != len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(end)
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        print(
+            f"clsbench: {path}: skipped {len(bad)} unreadable line(s) (line {shown}); the lines after them are kept",
+            file=sys.stderr,
+            flush=True,
+        )
+    return records
+
+
 def fingerprint_differences(stored: dict, current: dict, prefix: str = "") -> list[str]:
     """``field: stored -> current`` for every field that differs (nested dicts flattened with dots)."""
     differences = []
