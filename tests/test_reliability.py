@@ -612,6 +612,49 @@ def test_report_names_and_skips_malformed_results(tmp_path):
     assert "| dummy (a) |" in text
 
 
+def test_report_skips_bad_files_naming_them_and_counts_each_sample_once(tmp_path):
+    """Issue 25, item 6: the report aborted on a bad file and counted duplicated sample lines three times."""
+    import csv
+
+    from clsbench.tasks.report.build import write_report
+
+    def lmms(folder: Path, stamp: str, accuracy: float, samples: int = 0) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        results = {
+            "results": {"cls_logo_mcq": {"accuracy,none": accuracy}},
+            "config": {"model": "dummy", "model_args": f"pretrained={folder.name}"},
+        }
+        (folder / f"{stamp}_results.json").write_text(json.dumps(results))
+        decisions = [{"doc_id": i, "decision": {"label": i % 10, "correct": i % 2 == 0}} for i in range(samples)]
+        lines = [json.dumps(entry) for entry in decisions]
+        if lines:  # each sample logged three times, as appended reruns leave them
+            (folder / f"{stamp}_samples_cls_logo_mcq.jsonl").write_text("\n".join(lines * 3) + "\n")
+
+    runs = tmp_path / "runs"
+    lmms(runs / "good", "20260101_000000", 0.5, samples=8)
+    lmms(runs / "wild", "20260102_000000", 1.7)
+    clip = runs / "clip" / "ViT-B-32__openai"
+    clip.mkdir(parents=True)
+    rows = [{"sample_key": "0", "label": 1, "correct": True}, {"sample_key": "1", "prediction": 2, "correct": False}]
+    (clip / "logo.predictions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    summary = {"format": "clsbench-clip-v1", "model": "ViT-B-32", "pretrained": "openai", "dataset": "logo"}
+    (clip / "logo.json").write_text(json.dumps({**summary, "accuracy": 0.5, "n_samples": 2}))
+    vlmeval = runs / "vlmeval" / "M" / "T20260101_000000"
+    vlmeval.mkdir(parents=True)
+    (vlmeval / "M_ClsBench_logo_acc.csv").write_bytes("split,Overall\nnone,0.5\n\xff\xfe caf\xe9".encode("latin-1"))
+    (vlmeval / "M_ClsBench_logo.xlsx").write_bytes(b"PK\x03\x04 truncated")
+    notes: list[str] = []
+    write_report([runs], tmp_path / "out", figures=False, echo=notes.append)
+    text = "\n".join(notes)
+    assert "20260102_000000_results.json: skipped" in text and "accuracy 1.7 is outside 0..1" in text
+    assert "logo.predictions.jsonl: 1 line(s) without a label or correct, skipped" in text
+    assert "M_ClsBench_logo.xlsx: skipped, not a readable VLMEvalKit predictions file" in text
+    assert "M_ClsBench_logo_acc.csv: skipped, not a readable acc.csv (UnicodeDecodeError" in text
+    with open(tmp_path / "out" / "per_class.csv", newline="") as handle:
+        counts = [int(row["n"]) for row in csv.DictReader(handle) if row["model"].startswith("dummy (good)")]
+    assert sum(counts) == 8  # 8 questions, each logged three times, counted once
+
+
 def test_negative_seeds_and_sample_keys_are_refused(tmp_path):
     with pytest.raises(ValueError, match="seed must be 0 or more"):
         build_question("logo", "0", 0, LOGO, seed=-1)

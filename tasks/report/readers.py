@@ -206,6 +206,8 @@ def _lmms_records(path: Path, results: object, names: ClassNames) -> Iterator[Re
     for suffix in MCQ_VARIANTS:
         for key, accuracy in dataset_accuracies(results, suffix).items():
             task = task_name(key, suffix)
+            if not 0 <= accuracy <= 1:
+                raise ValueError(f"{task} accuracy {accuracy} is outside 0..1")
             metrics = results["results"][task]
             counts = (results.get("n-samples") or {}).get(task) or {}
             samples = path.with_name(f"{prefix}_samples_{task}.jsonl")
@@ -244,7 +246,8 @@ def _float(value) -> float | None:
 
 
 def _lmms_per_class(samples: Path, key: str, names: ClassNames) -> dict[str, ClassScore]:
-    records = (sample_decision(entry) for entry in _read_jsonl(samples))
+    by_doc = {entry.get("doc_id", index): entry for index, entry in enumerate(_read_jsonl(samples))}  # once per doc
+    records = (sample_decision(entry) for entry in by_doc.values())
     return tally(
         (names.label(key, int(record["label"])), record["correct"])
         for record in records
@@ -281,13 +284,16 @@ def read_clip(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Recor
         if not isinstance(result, dict) or result.get("format") != CLIP_FORMAT:
             continue
         key = dataset_key(result.get("dataset"))
-        if key is None or not isinstance(result.get("accuracy"), (int, float)):
-            notes.append(f"{path}: skipped (unknown dataset {result.get('dataset')!r} or no accuracy)")
+        if key is None or not isinstance(result.get("accuracy"), (int, float)) or not 0 <= result["accuracy"] <= 1:
+            notes.append(f"{path}: skipped (unknown dataset {result.get('dataset')!r}, or no accuracy in 0..1)")
             continue
         predictions = path.with_name(f"{path.stem}.predictions.jsonl")
         if predictions.is_file():
             rows = {row.get("sample_key"): row for row in _read_jsonl(predictions)}  # a key written twice counts once
-            per_class = tally((names.label(key, int(row["label"])), row["correct"]) for row in rows.values())
+            good = {k: row for k, row in rows.items() if isinstance(row.get("label"), int) and "correct" in row}
+            if len(good) < len(rows):
+                notes.append(f"{predictions}: {len(rows) - len(good)} line(s) without a label or correct, skipped")
+            per_class = tally((names.label(key, int(row["label"])), row["correct"]) for row in good.values())
         else:
             per_class = {name: ClassScore(float(acc)) for name, acc in (result.get("per_class_accuracy") or {}).items()}
         n = _int(result.get("n_samples"))
@@ -347,7 +353,7 @@ def read_clip_benchmark(root: Path, notes: list[str]) -> Iterator[Record]:
         )
 
 
-def read_vlmeval(root: Path) -> Iterator[Record]:
+def read_vlmeval(root: Path, notes: list[str] | None = None) -> Iterator[Record]:
     """Every ClsBench dataset in a VLMEvalKit work dir (symlinked copies in the model folder count once)."""
     groups: dict[tuple[Path, str, str], dict[str, Path]] = defaultdict(dict)
     current: set[tuple[Path, str, str]] = set()  # run.py links its newest run's files into the model folder
@@ -363,19 +369,28 @@ def read_vlmeval(root: Path) -> Iterator[Record]:
     for (folder, model, key), files in sorted(groups.items()):
         if (model, key) in linked and (folder, model, key) not in current:
             continue  # an older run VLMEvalKit itself no longer points at
-        record = _vlmeval_record(folder, model, key, files)
+        record = _vlmeval_record(folder, model, key, files, notes if notes is not None else [])
         if record is not None:
             yield record
 
 
-def _vlmeval_record(folder: Path, model: str, key: str, files: dict[str, Path]) -> Record | None:
-    """Accuracy from the acc.csv (else from the predictions), per-class numbers from the predictions."""
+def _vlmeval_record(folder: Path, model: str, key: str, files: dict[str, Path], skipped: list[str]) -> Record | None:
+    """Accuracy from the acc.csv (else from the predictions), per-class numbers from the predictions; an unreadable
+    file is named in ``skipped`` and left out."""
     notes: list[str] = []
     acc_file = files.get("_acc.csv")
     predictions = files.get(".xlsx") or files.get(".tsv")
-    per_class = tally(_vlmeval_rows(predictions)) if predictions else {}
+    try:
+        per_class = tally(_vlmeval_rows(predictions)) if predictions else {}
+    except Exception as error:  # a truncated xlsx raises zipfile, openpyxl or pandas errors alike
+        skipped.append(f"{predictions}: skipped, not a readable VLMEvalKit predictions file ({type(error).__name__})")
+        per_class, predictions = {}, None
+    try:
+        accuracy = _vlmeval_overall(acc_file, notes) if acc_file else None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        skipped.append(f"{acc_file}: skipped, not a readable acc.csv ({type(error).__name__}: {str(error)[:80]})")
+        accuracy, acc_file = None, None
     scored = sum(s.correct for s in per_class.values()) / sum(s.n for s in per_class.values()) if per_class else None
-    accuracy = _vlmeval_overall(acc_file, notes) if acc_file else None
     if accuracy is None and scored is None:
         return None
     if accuracy is None:
@@ -419,6 +434,9 @@ def _vlmeval_overall(path: Path, notes: list[str]) -> float | None:
     if value > 1:
         notes.append(f"{path.name}: Overall {value} is a percentage, read as {value / 100:.4f}")
         value /= 100
+    if not 0 <= value <= 1:
+        notes.append(f"{path.name}: Overall {row['Overall']} is outside 0..1 (and 0..100), ignored")
+        return None
     return value
 
 
@@ -457,7 +475,7 @@ def collect(
             )
         found = [
             *read_lmms(run, names, notes),
-            *read_vlmeval(run),
+            *read_vlmeval(run, notes),
             *read_clip(run, names, notes),
             *read_clip_benchmark(run, notes),
         ]
