@@ -502,6 +502,23 @@ def test_a_bad_image_fails_the_same_way_in_lmms_clip_and_export(tmp_path, monkey
     assert len(set(messages)) == 1 and messages[0].startswith("logo sample 1 (1.jpg): cannot read the image")
 
 
+def test_a_decompression_bomb_through_clsbench_hf_is_named_like_other_bad_images(tiny_llava, tmp_path):
+    """Issue 25, item 7: the early image-size step let PIL's DecompressionBombError (not an OSError) through."""
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 10000)).save(bomb, format="PNG")  # 2e8 pixels: over twice PIL's limit, a few kB
+    _write_copy(tmp_path / "data", "logo", [_jpeg((10, 10)), bomb.getvalue()], [0, 1])
+    run = subprocess.run(
+        _lmms(tmp_path / "data", tiny_llava, "none", tmp_path / "out"),
+        env=OFFLINE,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode != 0
+    assert "clsbench lmms: error: logo sample 1 (1.jpg): cannot read the image" in run.stderr, run.stderr[-3000:]
+    assert "decompression-bomb limit" in run.stderr
+
+
 @pytest.mark.parametrize("kind", ["exif", "16-bit"])
 def test_tricky_images_give_the_same_pixels_in_lmms_clip_and_export(tmp_path, kind):
     import base64

@@ -300,7 +300,7 @@ class ClsbenchHF(lmms):
                 try:
                     with Image.open(io.BytesIO(image["bytes"])) as header:
                         tokens = self.engine.image_tokens(header.size)
-                except OSError:  # unreadable: it fails with its name when it is decoded
+                except (OSError, Image.DecompressionBombError):  # it fails with its name when it is decoded
                     pass
             lengths.append(text + tokens)
         return lengths
