@@ -542,6 +542,48 @@ def test_tricky_images_give_the_same_pixels_in_lmms_clip_and_export(tmp_path, ki
     assert lmms.size == ((20, 40) if kind == "exif" else (16, 16))
 
 
+WRITER = """
+import sys
+from pathlib import Path
+from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+root = Path(sys.argv[1])
+for turn in range(30):
+    on, off = root / "food101", root / "food101.off"
+    (on if turn % 2 else off).rename(off if turn % 2 else on)  # the prepared copies change between starts
+    task_folder_for(root)
+"""
+
+
+def test_the_data_roots_task_folder_is_swapped_in_atomically(tmp_path):
+    """Issue 25, item 8: concurrent readers saw 0-byte YAML and utils.py files while lmms re-copied the folder."""
+    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+
+    root = tmp_path / "data"
+    write_fixture_dataset(root, "logo", 2)
+    write_fixture_dataset(root, "food101", 2)
+    folder = task_folder_for(root)
+    assert folder == root / "_lmms_tasks" and (folder / "utils.py").stat().st_size > 0
+    (root / "food101").rename(root / "food101.off")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], env=OFFLINE)
+    reads, empty = 0, []
+    while writer.poll() is None or reads == 0:
+        for directory, _, names in os.walk(folder):
+            for name in names:
+                try:
+                    size = len(Path(directory, name).read_bytes())
+                except FileNotFoundError:  # listed in one version, gone in the next: never half-written
+                    continue
+                reads += 1
+                if size == 0:
+                    empty.append(name)
+    assert writer.wait() == 0 and reads > 100
+    assert not empty, f"{len(empty)} of {reads} reads saw an empty file: {sorted(set(empty))[:5]}"
+    source = (folder / "_food101_source_yaml").read_text()
+    assert "hf://datasets/" in source and str(root) not in source  # the last start's (food101 off), complete
+    versions = [path for path in root.glob("_lmms_tasks.*") if path.is_dir()]
+    assert (root / "_lmms_tasks").resolve() in versions
+
+
 # ---------------------------------------------------------------- malformed prepared copies
 
 

@@ -24,9 +24,12 @@ holds prepared copies or negatives/description files, a copy whose source YAMLs 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from clsbench.tasks.cls_mcq.hooks import DATA_ROOT_MARKER
@@ -286,18 +289,50 @@ def task_folder_for(data_dir: str | os.PathLike | None = None) -> Path:
     prepared = {key: find_prepared(key, root) for key in DATASETS}
     if not has_files and not any(prepared.values()):
         return PACKAGE_TASK_FOLDER
-    folder = root / "_lmms_tasks"
-    shutil.copytree(PACKAGE_TASK_FOLDER, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    expected = {path.relative_to(PACKAGE_TASK_FOLDER) for path in PACKAGE_TASK_FOLDER.rglob("*.yaml")}
-    for old in folder.rglob("*.yaml"):  # a copy made by an older clsbench: its task names would clash
-        if old.relative_to(folder) not in expected:
-            old.unlink()
-    wanted = {source_file(key): source_yaml(DATASETS[key], prepared[key]) for key in DATASETS}
-    wanted[DATA_ROOT_MARKER] = f"{root}\n"
-    for name, text in wanted.items():
-        target = folder / name
-        if not target.is_file() or target.read_text("utf-8") != text:
-            target.write_text(text, "utf-8")
+    files = {
+        str(path.relative_to(PACKAGE_TASK_FOLDER)): path.read_bytes()
+        for path in sorted(PACKAGE_TASK_FOLDER.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    files.update({source_file(key): source_yaml(DATASETS[key], prepared[key]).encode() for key in DATASETS})
+    files[DATA_ROOT_MARKER] = f"{root}\n".encode()
+    return swap_in_task_folder(root / "_lmms_tasks", files)
+
+
+def swap_in_task_folder(folder: Path, files: dict[str, bytes]) -> Path:
+    """Make ``folder`` hold exactly ``files``, atomically for any concurrent reader.
+
+    ``folder`` is a symbolic link to ``<folder>.<content hash>``, a folder written completely under
+    another name and then renamed; the link is replaced in one ``rename``, so a reader sees the old
+    or the new folder, never a half-written file. Unchanged content writes nothing. Versions no link
+    points at are removed once an hour old (a reader that started on one has long finished).
+    """
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0{len(files[name])}\0".encode() + files[name])
+    version = folder.with_name(f"{folder.name}.{digest.hexdigest()[:16]}")
+    if folder.is_symlink() and os.readlink(folder) == version.name and version.is_dir():
+        return folder
+    if not version.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        for name, data in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_bytes(data)
+        try:
+            staging.rename(version)
+        except OSError:  # another process put the same version in place first
+            shutil.rmtree(staging, ignore_errors=True)
+    link = folder.with_name(f".{folder.name}.{os.getpid()}.link")
+    link.unlink(missing_ok=True)
+    link.symlink_to(version.name)
+    if folder.is_dir() and not folder.is_symlink():  # a copy written by clsbench <= 0.3: moved aside once
+        old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+        folder.rename(old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(link, folder)
+    for other in folder.parent.glob(f"{folder.name}.*"):
+        if other != version and other.is_dir() and time.time() - other.stat().st_mtime > 3600:
+            shutil.rmtree(other, ignore_errors=True)
     return folder
 
 
