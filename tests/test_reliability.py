@@ -235,6 +235,28 @@ def test_a_garbled_line_in_the_middle_of_clip_predictions_is_skipped_and_the_res
     assert f"{predictions}: skipped 1 unreadable line(s) (line 2)" in capsys.readouterr().err
 
 
+def test_lmms_names_a_store_refusal_without_an_unrelated_hint(tiny_llava, tmp_path):
+    """Issue 25, items 2 and 13: through the CLI, changed weights (size and mtime kept) are refused, with the
+    store's own message and not the 'dataset could not be loaded' hint."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llava, model)
+    root = tmp_path / "data"
+    write_fixture_dataset(root, "logo", 4)
+    first = subprocess.run(
+        _lmms(root, model, tmp_path / "answers", tmp_path / "a"), env=OFFLINE, capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    _change_weights_keeping_size_and_mtime(next(model.glob("*.safetensors")))
+    second = subprocess.run(
+        _lmms(root, model, tmp_path / "answers", tmp_path / "b"), env=OFFLINE, capture_output=True, text=True
+    )
+    assert second.returncode != 0
+    assert "clsbench lmms: error: " in second.stderr and "weights.files_sha256" in second.stderr
+    assert "To start fresh: delete" in second.stderr and "dataset could not be loaded" not in second.stderr
+
+
 def test_the_decision_log_appends_across_runs(tmp_path):
     DecisionLog(tmp_path, "m").write("t", [{"doc_id": 0}])
     DecisionLog(tmp_path, "m").write("t", [{"doc_id": 1}])  # a second run: earlier records stay
