@@ -345,6 +345,20 @@ def test_clsbench_hf_refuses_a_store_made_with_other_weights(tiny_llava, tmp_pat
         second.generate_until([])
 
 
+def test_the_same_weights_by_a_relative_path_reuse_the_store(tiny_llava, tmp_path, monkeypatch):
+    """Issue 25, item 10: the same weights given by a relative path were refused."""
+    from clsbench.models.lmms.clsbench_hf import ClsbenchHF
+
+    store = str(tmp_path / "store")
+    absolute = ClsbenchHF(pretrained=str(tiny_llava), mode="score", log_dir="none", answer_store=store)
+    with absolute.answer_store:
+        pass
+    monkeypatch.chdir(tiny_llava.parent)
+    relative = ClsbenchHF(pretrained=tiny_llava.name, mode="score", log_dir="none", answer_store=store)
+    assert relative.answer_store.path == absolute.answer_store.path
+    relative.generate_until([])  # not refused
+
+
 def test_clip_resume_under_another_precision_or_changed_weights_is_refused(fixture_root, tmp_path):
     """Issue 25, item 2: a same-size, same-mtime weight change resumed and served cached text embeddings."""
     from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name

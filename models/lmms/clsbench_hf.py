@@ -139,8 +139,10 @@ class ClsbenchHF(lmms):
                 folder = Path(
                     os.environ.get("CLSBENCH_ANSWER_STORE") or Path(log_dir if not off else DEFAULT_LOG_DIR) / "answers"
                 )
+            local = Path(str(pretrained)).expanduser()
+            identity = str(local.resolve()) if local.exists() else str(pretrained)
             fingerprint = {
-                "model": str(pretrained),
+                "model": identity,  # the resolved path: the same weights by a relative path are the same model
                 "weights": weights_fingerprint(
                     str(pretrained), revision or getattr(self.engine.model.config, "_commit_hash", None)
                 ),
@@ -157,8 +159,6 @@ class ClsbenchHF(lmms):
                     ).hexdigest()[:16],
                 },
             }
-            local = Path(str(pretrained)).expanduser()
-            identity = str(local.resolve()) if local.exists() else str(pretrained)
             short = hashlib.sha256(identity.encode()).hexdigest()[:8]  # one file per model location
             name = f"{local.name if local.exists() else pretrained}-{short}_{mode}"
             self.answer_store = AnswerStore(folder, name, fingerprint, self._rank)
