@@ -84,8 +84,11 @@ def test_the_upstream_kit_drops_into_lmms_eval(fixture_root, tmp_path):
     site = tmp_path / "site"
     shutil.copytree(Path(package.__file__).parent, site / "lmms_eval", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(folder, site / "lmms_eval" / "tasks" / "cls_mcq")
+    # the kit reads a local dataset where its source YAML points (README "Local data"); clsbench's data root is not
+    # its business. tests/test_upstream_kit.py runs it where clsbench cannot be imported.
+    point = [sys.executable, "convert_dataset.py", "logo", "--prepared", str(fixture_root / "logo")]
+    subprocess.run(point, cwd=site / "lmms_eval" / "tasks" / "cls_mcq", check=True, capture_output=True)
     env = offline(
-        CLSBENCH_DATA=str(fixture_root),
         CLSBENCH_LMMS_TASKS="0",
         PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
     )

@@ -216,11 +216,26 @@ def cmd_lmms(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_questions(args: argparse.Namespace) -> int:
+    from clsbench.tasks.data.question_table import write_question_table
+
+    check_protocol_names(args.dataset, "questions")
+    key = one_dataset(args.dataset)
+    output = args.output or f"{key}_questions.parquet"
+    path = write_question_table(
+        key, output, args.data_dir, seed=args.seed, n_options=args.n_options, name_set=args.class_names
+    )
+    print(f"{key}: {path}")
+    return 0
+
+
 def cmd_upstream(args: argparse.Namespace) -> int:
     from clsbench.tasks.runtime.environment import clsbench_version
     from clsbench.tasks.toolkits.upstream import write_upstream_kit
 
-    folder = write_upstream_kit(args.dest, clsbench_version())
+    folder = write_upstream_kit(
+        args.dest, clsbench_version(), smoke=args.smoke, smoke_task=args.smoke_task, data_dir=args.data_dir
+    )
     print(
         f"clsbench: the task folder is {folder} (copy it to lmms_eval/tasks/), the PR description "
         f"{folder.parent / 'PR.md'}"
@@ -270,6 +285,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(run=cmd_options)
+
+    p = commands.add_parser("questions", help="a dataset's questions (options, answer letter, wording) as parquet")
+    p.add_argument(
+        "dataset",
+        help="a dataset: key (food101) or any name for it (Food, ClsBench_food101); a variant's task name "
+        "(cls_food101_mcq_4opt) is refused with the flags that ask it (--n-options 4)",
+    )
+    p.add_argument("--output", help="the parquet file to write (default: ./<dataset>_questions.parquet)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")
+    p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
+    p.add_argument(
+        "--class-names",
+        default="paper",
+        metavar="SET",
+        help="class-name set shown: paper (default; ImageNet's first WordNet lemmas) or, for imagenet, openai",
+    )
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(run=cmd_questions)
 
     p = commands.add_parser("prepare", help="build a local dataset in the standard schema from raw files")
     p.add_argument(
@@ -348,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
         "upstream-lmms-eval", help="write the task folder as it would go into lmms-eval, and a PR description"
     )
     p.add_argument("dest", help="folder to write cls_mcq/ and PR.md into")
+    p.add_argument(
+        "--smoke", action="store_true", help="run lmms-eval's CLI (dummy model) on the kit and put its output in PR.md"
+    )
+    p.add_argument("--smoke-task", default="cls_food101_mcq", help="the smoke run's task (default cls_food101_mcq)")
+    p.add_argument("--data-dir", help="data root whose prepared copy the smoke run reads (default: the Hub)")
     p.set_defaults(run=cmd_upstream)
 
     p = commands.add_parser(

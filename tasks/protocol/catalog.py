@@ -280,6 +280,7 @@ def _protocol_of_names() -> dict[str, str]:
 # What each command can set of an MCQ variant: its flags, or None where the command cannot ask that protocol.
 _COMMAND_SETTINGS = {
     "options": {"n_options": "--n-options", "name_set": "--class-names"},
+    "questions": {"n_options": "--n-options", "name_set": "--class-names"},
     "clip": {"n_options": "--n-options", "name_set": "--class-names", "negatives": "--negatives"},
     "export-vlmeval": {"name_set": "--class-names"},
     "vlmeval": {},
