@@ -253,7 +253,6 @@ import, so lmms-eval, VLMEvalKit and the CLIP baselines ask byte-identical quest
 ```bibtex
 @article{{liu2024revisiting,
   title   = {{Revisiting MLLMs: An In-Depth Analysis of Image Classification Abilities}},
-  author  = {{Liu and others}},
   journal = {{arXiv preprint arXiv:2412.16418}},
   year    = {{2024}}
 }}
