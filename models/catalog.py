@@ -128,9 +128,10 @@ ROUTES: tuple[ModelRoute, ...] = (
         "MiniCPM-Llama3-V-2.5",
         "openbmb/MiniCPM-Llama3-V-2_5",
         "clsbench_minicpm",
-        "pretrained=openbmb/MiniCPM-Llama3-V-2_5",
+        "pretrained=openbmb/MiniCPM-Llama3-V-2_5,revision=REVIEWED_COMMIT",
         "MiniCPM-Llama3-V-2_5",
-        needs="remote code; `[remote-code]` extra; transformers 4.40.0 per its model card (separate venv). "
+        needs="remote code; `[remote-code]` extra; transformers 4.40.0 per its model card (separate venv); "
+        "`revision=` the 40-hex commit whose code you reviewed (required). "
         "lmms-eval's own `minicpm_v` expects the older 3-tuple `chat` API",
         verified=STAND_IN_MINICPM,
     ),
@@ -147,9 +148,10 @@ ROUTES: tuple[ModelRoute, ...] = (
         "MiniCPM-V-2.6",
         "openbmb/MiniCPM-V-2_6",
         "clsbench_minicpm",
-        "pretrained=openbmb/MiniCPM-V-2_6",
+        "pretrained=openbmb/MiniCPM-V-2_6,revision=REVIEWED_COMMIT",
         "MiniCPM-V-2_6",
-        needs="remote code; `[remote-code]` extra; transformers 4.40.0 per its model card (separate venv)",
+        needs="remote code; `[remote-code]` extra; transformers 4.40.0 per its model card (separate venv); "
+        "`revision=` the 40-hex commit whose code you reviewed (required)",
         verified=STAND_IN_MINICPM,
     ),
     _native(

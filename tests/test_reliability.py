@@ -762,3 +762,43 @@ def test_negative_seeds_and_sample_keys_are_refused(tmp_path):
         timeout=120,
     )
     assert run.returncode == 2 and "index must be a row of the split" in run.stderr
+
+
+# ---------------------------------------------------------------- security
+
+
+def test_a_crafted_table_index_never_writes_outside_the_images_folder(tmp_path):
+    """Issue 25, item 12: an index ``../../../pwn`` in a VLMEvalKit table wrote its image outside the images folder."""
+    import base64
+
+    from clsbench.tasks.toolkits.vlmeval import images_folder, localize_tsv
+
+    lmu = tmp_path / "lmu" / "deep" / "er"
+    lmu.mkdir(parents=True)
+    image = base64.b64encode(_jpeg((8, 8))).decode("ascii")
+    tsv = lmu / "ClsBench_logo.tsv"
+    tsv.write_text(f"index\tquestion\tA\tanswer\timage\n0\tq\ta\tA\t{image}\n../../../pwn\tq\ta\tA\t{image}\n")
+    folder = images_folder(lmu, "ClsBench_logo")
+    with pytest.raises(ValueError, match=r"ClsBench_logo.tsv line 3: index '../../../pwn' is not a plain file name"):
+        localize_tsv(tsv, folder)
+    assert not list(tmp_path.rglob("pwn*"))
+    with pytest.raises(ValueError, match="not a plain file name"):
+        localize_tsv(_with_index(tsv, "/tmp/abs"), folder)
+
+
+def _with_index(tsv: Path, index: str) -> Path:
+    lines = tsv.read_text().splitlines(keepends=True)
+    lines[2] = index + lines[2][lines[2].index("\t") :]
+    tsv.write_text("".join(lines))
+    return tsv
+
+
+def test_minicpm_refuses_a_hub_checkpoint_without_a_pinned_commit(tmp_path):
+    """Issue 25, item 12: clsbench_minicpm forced trust_remote_code=True on whatever the Hub branch held."""
+    from clsbench.models.lmms.minicpm import ClsbenchMiniCPM, check_remote_code_revision
+
+    for revision in (None, "main", "v2.6"):
+        with pytest.raises(ValueError, match=r"trust_remote_code=True\), so pin the commit .* revision=<40-hex"):
+            ClsbenchMiniCPM(pretrained="openbmb/MiniCPM-V-2_6", revision=revision)
+    check_remote_code_revision("openbmb/MiniCPM-V-2_6", "0" * 40)  # a commit: accepted (then loaded from the Hub)
+    check_remote_code_revision(str(tmp_path), None)  # a local folder runs the code in it

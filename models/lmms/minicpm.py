@@ -8,9 +8,16 @@ tokenizer=...)`` (2.6 moves the image into the message itself). Decoding is gree
 a 3-beam search with a repetition penalty), generate mode only.
 
 The model cards pin transformers 4.40.0; run this in a venv with that version (see README).
+
+These checkpoints run their own Python code (``trust_remote_code=True``), so the code that runs must be
+the code that was reviewed: a Hub id needs ``revision=<40-hex commit>`` (a branch or tag can move;
+no reviewed commit is recorded in this package, so none is assumed). A local folder runs the code in it.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import torch
 from lmms_eval.api.instance import Instance
@@ -18,6 +25,18 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
 from clsbench.models.engine.hf_vlm import cut_at_stop, resolve_dtype
+
+
+def check_remote_code_revision(pretrained: str, revision: str | None) -> None:
+    """Refuse a Hub checkpoint without a pinned commit: its remote code would be whatever the branch holds today."""
+    if Path(pretrained).expanduser().is_dir():
+        return  # a local folder: the code in it is what runs
+    if not revision or not re.fullmatch(r"[0-9a-f]{40}", str(revision)):
+        raise ValueError(
+            f"clsbench_minicpm: {pretrained} runs its own Python code (trust_remote_code=True), so pin the commit "
+            f"whose code you reviewed: model_args revision=<40-hex commit> (got {revision!r}; a branch or tag can "
+            "move). The commits are listed on the model's Hub page under 'Files and versions' > 'History'."
+        )
 
 
 class ClsbenchMiniCPM(lmms):
@@ -41,6 +60,7 @@ class ClsbenchMiniCPM(lmms):
             raise ValueError(f"clsbench_minicpm: unknown model_args {sorted(unknown)}")
         if int(batch_size) != 1:
             raise ValueError("clsbench_minicpm: MiniCPM-V's chat() answers one question at a time; use --batch_size 1")
+        check_remote_code_revision(str(pretrained), revision)
         from transformers import AutoModel, AutoTokenizer
 
         self._device = device or ("cuda" if torch.cuda.is_available() else "cpu")

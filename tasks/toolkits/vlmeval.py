@@ -167,9 +167,26 @@ def _image_suffix(data: bytes) -> str:
         return "." + {"JPEG": "jpg", "MPO": "jpg"}.get(image.format or "", (image.format or "bin").lower())
 
 
-def _write_image(folder: Path, index, data: bytes) -> str:
-    """Write one image's original bytes as ``<index>.<format>`` in ``folder``; returns the file name."""
-    name = f"{index}{_image_suffix(data)}"
+def image_file_stem(index, where: str, folder: Path) -> str:
+    """``index`` as a file name in ``folder``, refused (naming ``where``, the row) when it is not a plain name.
+
+    A table's index becomes a file name on export and in VLMEvalKit's image folder; a crafted one
+    (``../../../pwn``, an absolute path, a path with a folder) would write outside it.
+    """
+    stem = str(index)
+    if not stem or stem in (".", "..") or "/" in stem or "\\" in stem or "\0" in stem or os.path.isabs(stem):
+        raise ValueError(
+            f"{where}: index {stem!r} is not a plain file name; refusing to write its image outside {folder}"
+        )
+    return stem
+
+
+def _write_image(folder: Path, index, data: bytes, where: str = "a row") -> str:
+    """Write one image's bytes as ``<index>.<format>`` in ``folder``; returns the file name.
+
+    The index must be a plain file name (:func:`image_file_stem`); anything else is refused, naming ``where``.
+    """
+    name = f"{image_file_stem(index, where, folder)}{_image_suffix(data)}"
     (folder / name).write_bytes(data)
     return name
 
@@ -426,8 +443,10 @@ def localize_tsv(tsv: Path, folder: Path, identity: str | None = None) -> Path:
             fields = ["image_path" if field == "image" else field for field in reader.fieldnames or []]
             writer = csv.DictWriter(out, fieldnames=fields, delimiter="\t", lineterminator="\n")
             writer.writeheader()
-            for row in reader:
-                row["image_path"] = _write_image(folder, row["index"], base64.b64decode(row.pop("image")))
+            for number, row in enumerate(reader, start=2):  # line 1 is the header
+                where = f"{tsv.name} line {number}"
+                image_file_stem(row.get("index"), where, folder)  # refused before its image is decoded
+                row["image_path"] = _write_image(folder, row["index"], base64.b64decode(row.pop("image")), where)
                 writer.writerow(row)
         partial.replace(local)
     finally:
@@ -465,7 +484,9 @@ def dataset_classes() -> dict[str, type]:
         def dump_image(self, line):
             if "image" not in line or not isinstance(line["image"], str):
                 return super().dump_image(line)
-            target = Path(self.img_root) / f"{line['index']}.png"
+            where = f"{self.dataset_name} row with index {line['index']!r}"
+            stem = image_file_stem(line["index"], where, self.img_root)
+            target = Path(self.img_root) / f"{stem}.png"
             if not read_ok(str(target)):
                 dataset = str(line.get("dataset", self.dataset_name))
                 image = open_image(
