@@ -88,6 +88,8 @@ class Answerer:
         self.loglik_context = loglik_context
         self.loglik_chunk = int(loglik_chunk)
         self.loglik_reuse = bool(loglik_reuse)  # one prefill per question, every option from its KV cache
+        # a batch's questions in one prefill and one packed step (False: one question at a time, the reference)
+        self.loglik_batched = True
         self.max_new_tokens = max_new_tokens
 
     def prepare(self, queries: Sequence[Query]):
@@ -108,6 +110,8 @@ class Answerer:
             return self._generate(queries, inputs)
         if self.mode == "score":
             return self._score(queries, inputs)
+        if self.loglik_reuse and self.loglik_batched:
+            return self._loglik_batch(queries)
         return [self._loglik(query) for query in queries]
 
     def _generate(self, queries: Sequence[Query], inputs=None) -> list[Reply]:
@@ -149,19 +153,32 @@ class Answerer:
             replies.append(Reply(decision.letter, _with_correct(record)))
         return replies
 
-    def _loglik(self, query: Query) -> Reply:
+    def _loglik_prompt(self, query: Query) -> VisualPrompt:
         if query.options is None or (self.loglik_context == "question" and query.question is None):
             raise ValueError(
                 f"loglik mode needs the options' class names and the bare question; {query.where()} lacks them"
             )
         text = query.question if self.loglik_context == "question" else query.prompt
+        return VisualPrompt(tuple(query.images), text)
+
+    def _loglik_batch(self, queries: Sequence[Query]) -> list[Reply]:
+        prompts = [self._loglik_prompt(query) for query in queries]
+        scores = self.engine.batch_option_scores(
+            prompts, [query.options for query in queries], cfg_weight=self.cfg_weight
+        )
+        return [self._loglik_reply(query, question) for query, question in zip(queries, scores)]
+
+    def _loglik(self, query: Query) -> Reply:
         scores = self.engine.option_scores(
-            VisualPrompt(tuple(query.images), text),
+            self._loglik_prompt(query),
             query.options,
             cfg_weight=self.cfg_weight,
             chunk=self.loglik_chunk,
             reuse_prefix=self.loglik_reuse,
         )
+        return self._loglik_reply(query, scores)
+
+    def _loglik_reply(self, query: Query, scores) -> Reply:
         best = rank_options(scores, self.loglik_norm, self.cfg_weight)
         letters = LETTERS[: len(query.options)]
         record = {
@@ -263,6 +280,7 @@ ENGINE_SETTINGS = frozenset(
         "attn_implementation",
         "chat_template",
         "system_prompt",
+        "compile",
     }
 )
 ANSWER_SETTINGS = frozenset(

@@ -27,6 +27,9 @@ Model args (lm-eval-harness style ``key=value``):
 ``chat_template`` (file or Jinja text), ``system_prompt``, ``max_new_tokens``, ``loglik_chunk``
 ``loglik_reuse``   ``true`` (default): one prefill over image and question, every option scored
                    from its KV cache; ``false``: each option re-encodes everything (reference)
+``compile``        ``false`` (default), ``true`` or a torch.compile mode (``max-autotune``, ...): compile
+                   the language model's forward with dynamic shapes (one graph for every batch
+                   size and length; the first batches pay the compile time)
 =================  ==========================================================================
 
 The model answers from what the request carries, as lmms-eval's model guide asks: the image (through
@@ -78,6 +81,7 @@ class ClsbenchHF(lmms):
         attn_implementation: str | None = None,
         chat_template: str | None = None,
         system_prompt: str | None = None,
+        compile: bool | str = False,
         max_new_tokens: int | None = None,
         loglik_norm: str = "sum",
         cfg_weight: float = 0.0,
@@ -113,6 +117,7 @@ class ClsbenchHF(lmms):
             attn_implementation=attn_implementation,
             chat_template=chat_template,
             system_prompt=system_prompt,
+            compile=compile,
         )
         self.answerer = Answerer(
             self.engine,
@@ -241,7 +246,7 @@ class ClsbenchHF(lmms):
         pending = [i for i in range(len(requests)) if replies[i] is None]
         lengths = dict(zip(pending, self._lengths([requests[i] for i in pending])))
         order = sorted(pending, key=lambda i: -lengths[i])  # similar lengths share a batch: less padding
-        size = 1 if self.mode == "loglik" else max(1, self.batch_size)
+        size = max(1, self.batch_size)  # loglik too: a batch of questions shares one prefill and one packed step
         progress = tqdm(total=len(requests), initial=reused, disable=self.rank != 0, desc=f"clsbench_hf {self.mode}")
         batches = [order[start : start + size] for start in range(0, len(order), size)]
         for batch, queries, inputs in self._prepared(requests, batches):
