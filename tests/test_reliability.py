@@ -802,3 +802,53 @@ def test_minicpm_refuses_a_hub_checkpoint_without_a_pinned_commit(tmp_path):
             ClsbenchMiniCPM(pretrained="openbmb/MiniCPM-V-2_6", revision=revision)
     check_remote_code_revision("openbmb/MiniCPM-V-2_6", "0" * 40)  # a commit: accepted (then loaded from the Hub)
     check_remote_code_revision(str(tmp_path), None)  # a local folder runs the code in it
+
+
+def _cmyk_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("CMYK", (12, 10), (10, 200, 40, 30)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _palette_png() -> bytes:
+    image = Image.new("RGB", (12, 10), (250, 10, 10))
+    image.paste((10, 10, 250), (0, 0, 6, 10))
+    buffer = io.BytesIO()
+    image.convert("P", palette=Image.Palette.ADAPTIVE, colors=4).save(buffer, format="PNG", transparency=0)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("images", ["files", "inline"])
+def test_vlmeval_export_gives_every_model_the_decoded_pixels(tmp_path, images):
+    """Issue 25, item 9: VLMEvalKit's own models opened the exported bytes with a plain convert("RGB"): a 16-bit
+    PNG came out white and an EXIF-rotated photo sideways. Such images are exported as decoded pixels (PNG)."""
+    import base64
+    import csv
+
+    import numpy as np
+
+    from clsbench.tasks.toolkits.vlmeval import images_folder, read_sidecar, write_tsv
+
+    files = [_jpeg((10, 10)), _png16(32896), _jpeg(orientation=6), _cmyk_jpeg(), _palette_png()]
+    _write_copy(tmp_path, "logo", files, [0, 1, 2, 3, 4])
+    tsv = write_tsv("logo", tmp_path / "lmu", tmp_path, images=images)
+    csv.field_size_limit(1 << 30)
+    with tsv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    for row, original in zip(rows, files):
+        if images == "files":
+            exported = (images_folder(tmp_path / "lmu", "ClsBench_logo") / row["image_path"]).read_bytes()
+        else:
+            exported = base64.b64decode(row["image"])
+        with Image.open(io.BytesIO(exported)) as plain:  # what a VLMEvalKit model does with the file
+            seen = np.asarray(plain.convert("RGB"))
+        assert np.array_equal(seen, np.asarray(decode_image(original))), row["sample_key"]
+    folder = images_folder(tmp_path / "lmu", "ClsBench_logo")
+    first = (folder / rows[0]["image_path"]).read_bytes() if images == "files" else base64.b64decode(rows[0]["image"])
+    assert first == files[0]  # an image the decoder leaves alone keeps its original bytes
+    decoded = read_sidecar(tsv)["decoded_images"]
+    assert decoded == {
+        "format": "PNG",
+        "count": 4,
+        "samples": {"1": "16-bit", "2": "EXIF orientation 6", "3": "CMYK", "4": "palette"},
+    }

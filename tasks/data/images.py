@@ -10,6 +10,10 @@ Every consumer must see the same pixels or the same error for the same file, so 
   ``convert("RGB")`` clips it to nearly white), float images by their range; palette, RGBA, CMYK and
   greyscale through PIL's own conversion.
 * **Decompression bombs** (PIL's limit, ``Image.MAX_IMAGE_PIXELS``) are a named error, not a crash.
+
+:func:`decoder_changes` says when a file's decoded pixels are not what a plain ``Image.open(f).convert("RGB")``
+gives (16-bit, EXIF orientation, CMYK, palette); the VLMEvalKit export then writes the decoded pixels as PNG,
+so models that open the exported file themselves see what this decoder gives.
 """
 
 from __future__ import annotations
@@ -70,3 +74,32 @@ def decode_image(source: bytes | str | os.PathLike | Image.Image) -> Image.Image
         raise ImageDecodeError("not an image file PIL can read") from error
     except (OSError, SyntaxError, ValueError) as error:  # truncated data, broken headers
         raise ImageDecodeError(f"corrupt or truncated image ({error})") from error
+
+
+_HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def decoder_changes(data: bytes) -> str | None:
+    """Why :func:`decode_image` gives other pixels than a plain ``Image.open(...).convert("RGB")`` of ``data``
+    (``"16-bit"``, ``"EXIF orientation 6"``, ``"CMYK"``, ``"palette"``), or None when they agree.
+
+    Reads the header only; call it on bytes :func:`decode_image` has accepted.
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        if image.mode in _HIGH_DEPTH:
+            return "16-bit" if image.mode.startswith("I;16") or image.mode == "I" else "floating-point"
+        orientation = image.getexif().get(0x0112)  # ExifTags.Base.Orientation
+        if orientation not in (None, 1):
+            return f"EXIF orientation {orientation}"
+        if image.mode == "CMYK":
+            return "CMYK"
+        if image.mode in ("P", "PA"):
+            return "palette"
+    return None
+
+
+def lossless_png(image: Image.Image) -> bytes:
+    """``image`` (decoded) as PNG bytes: every pixel kept."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

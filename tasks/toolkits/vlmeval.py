@@ -5,7 +5,8 @@
   ``question``, option columns ``A``.. (class names), ``answer`` (letter), ``category``, ``split``,
   ``dataset``, ``sample_key``, ``label``, and the image either inline (``image``: base64 of the stored
   bytes) or as the original file (``image_path``, under ``$LMUData/images/<name>/``), plus a sidecar
-  (``<name>.clsbench.json``: data root, class names, sha256). Rows come from
+  (``<name>.clsbench.json``: data root, class names, sha256, decoded images). An image the one decoder
+  changes (16-bit, EXIF orientation, CMYK, palette) is exported as its decoded pixels in PNG instead. Rows come from
   :func:`clsbench.tasks.data.samples.add_questions`, so the questions are the lmms-eval tasks' own.
 * :func:`dataset_classes` (needs ``vlmeval``): one ``ImageMCQDataset`` subclass per dataset. They ask the
   paper's prompt for every model (``force_use_dataset_prompt``), read the TSV themselves
@@ -40,6 +41,7 @@ from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
+from clsbench.tasks.data.images import decoder_changes, lossless_png
 from clsbench.tasks.data.loading import data_root, load_rows
 from clsbench.tasks.data.samples import add_questions, open_image
 from clsbench.tasks.protocol.draws import LETTERS
@@ -90,15 +92,21 @@ def tsv_columns(n_options: int, images: str = "inline") -> list[str]:
 def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES) -> Iterator[dict]:
     """The dataset's questions as VLMEvalKit MCQ rows (the same docs the lmms-eval task builds).
 
-    ``image`` holds the stored image's original bytes; :func:`write_tsv` writes them as base64 or as a file.
+    ``image`` holds the stored image's original bytes, unless the one decoder would change them (16-bit,
+    EXIF orientation, CMYK, palette: :func:`clsbench.tasks.data.images.decoder_changes`): then the decoded
+    pixels as PNG, and ``decoded`` says why (VLMEvalKit's own models open the file with a plain
+    ``convert("RGB")``, which would show a 16-bit image white and a rotated photo sideways).
+    :func:`write_tsv` writes the image as base64 or as a file.
     """
     spec = get_dataset(key)
     docs = add_questions(load_rows(key, data_dir), key, name_set=name_set)
     split = getattr(spec.source, "split", "test")
     for doc in docs:
         # Decoded once with the decoder every toolkit uses, so a bad image fails here as it would in lmms-eval
-        # and the CLIP baselines; the TSV keeps the original bytes.
-        open_image(doc["image"], dataset=key, sample_key=doc["sample_key"], source_id=doc.get("source_id"))
+        # and the CLIP baselines; the TSV keeps the original bytes unless the decoder changes them.
+        decoded = open_image(doc["image"], dataset=key, sample_key=doc["sample_key"], source_id=doc.get("source_id"))
+        data = _image_bytes(doc["image"], key, doc["sample_key"])
+        reason = decoder_changes(data)
         yield {
             "index": int(doc["sample_key"]),
             "question": doc["question"],
@@ -109,7 +117,8 @@ def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str 
             "dataset": key,
             "sample_key": doc["sample_key"],
             "label": doc["label"],
-            "image": _image_bytes(doc["image"], key, doc["sample_key"]),
+            "image": lossless_png(decoded) if reason else data,
+            "decoded": reason,
         }
 
 
@@ -255,6 +264,7 @@ def write_tsv(
         folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     count = 0
+    decoded: dict[str, str] = {}  # sample key -> why its decoded pixels (PNG) were written, not its bytes
     try:
         with partial.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(
@@ -266,7 +276,10 @@ def write_tsv(
             writer.writeheader()
             for row in itertools.chain(head, rows):
                 data = row.pop("image")
-                if images == "files":  # the original bytes: the pixels lmms-eval decodes
+                reason = row.pop("decoded")
+                if reason:
+                    decoded[row["sample_key"]] = reason
+                if images == "files":  # the original bytes (or decoded PNG): the pixels lmms-eval decodes
                     row["image_path"] = _write_image(folder, row["index"], data)
                 else:
                     row["image"] = base64.b64encode(data).decode("ascii")
@@ -284,6 +297,9 @@ def write_tsv(
         "data_root": str(data_root(data_dir)),
         "rows": count,
         "images": images,
+        # Images the one decoder changes (16-bit, EXIF orientation, CMYK, palette) are written as its decoded
+        # pixels in PNG, not as their original bytes, so every model sees the pixels lmms-eval and CLIP see.
+        "decoded_images": {"format": "PNG", "count": len(decoded), "samples": decoded},
         "sha256": digest.hexdigest(),
         "bytes": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
