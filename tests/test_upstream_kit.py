@@ -291,3 +291,15 @@ def test_kit_runs_in_lmms_eval_without_clsbench_as_clsbench_does(fixture_root, t
         assert ours["input"] == theirs["input"] and ours["target"] == theirs["target"]
         assert ours["filtered_resps"] == theirs["filtered_resps"]
         assert ours["decision"] == theirs["decision"]
+
+
+def test_kit_names_convert_dataset_until_a_local_dataset_is_pointed_at(kit, capsys):
+    import datasets
+
+    spec = importlib.util.spec_from_file_location("utils", kit / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    sentinel = datasets.load_dataset("parquet", data_files={"test": str(kit / "_missing_local_data.parquet")})["test"]
+    with pytest.raises(RuntimeError, match=r"python convert_dataset.py logo --source RAW_DIR"):
+        utils.cls_process_docs_logo(sentinel)
+    assert "cls_mcq: error: logo: FlickrSportLogos-10 is not on the Hugging Face Hub" in capsys.readouterr().err
