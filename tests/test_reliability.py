@@ -852,3 +852,31 @@ def test_vlmeval_export_gives_every_model_the_decoded_pixels(tmp_path, images):
         "count": 4,
         "samples": {"1": "16-bit", "2": "EXIF orientation 6", "3": "CMYK", "4": "palette"},
     }
+
+
+def test_with_several_bad_images_lmms_clip_and_export_name_the_same_first_one(tiny_llava, tmp_path):
+    """Issue 25, item 13: lmms (longest-first batches) named another first bad sample than clip and export."""
+    from clsbench.clip_baselines.zeroshot import ImageRows
+    from clsbench.tasks.toolkits.vlmeval import write_tsv
+
+    truncated = [_jpeg((400 + 40 * i, 300))[:1500] for i in range(3)]
+    images = [_jpeg((10, 10))] * 8
+    for position, data in zip((2, 5, 6), truncated):
+        images[position] = data
+    root = tmp_path / "data"
+    _write_copy(root, "logo", images, list(range(8)))
+    messages = []
+    rows = load_rows("logo", root)
+    for attempt in (
+        lambda: [ImageRows(rows, "logo", [(i, True)], transform=lambda image: image)[0] for i in range(8)],
+        lambda: write_tsv("logo", tmp_path / "tsv", root),
+    ):
+        with pytest.raises(SampleError) as error:
+            attempt()
+        messages.append(str(error.value).split(": cannot read")[0])
+    command = _lmms(root, tiny_llava, "none", tmp_path / "out")
+    command[command.index("--batch_size") + 1] = "4"
+    run = subprocess.run(command, env=OFFLINE, capture_output=True, text=True, timeout=600)
+    assert run.returncode != 0
+    assert messages == ["logo sample 2 (2.jpg)"] * 2
+    assert "clsbench lmms: error: logo sample 2 (2.jpg): cannot read the image" in run.stderr, run.stderr[-3000:]

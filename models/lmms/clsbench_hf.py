@@ -56,7 +56,7 @@ from tqdm import tqdm
 from clsbench.models.engine.answer_store import AnswerStore, answer_key
 from clsbench.models.engine.answering import Answerer, DecisionLog, Query
 from clsbench.models.engine.hf_vlm import HFVisionLanguageModel, VisualPrompt
-from clsbench.tasks.protocol.questions import prompt_parts
+from clsbench.tasks.protocol.questions import SampleError, prompt_parts
 from clsbench.tasks.runtime.stores import weights_fingerprint
 
 DEFAULT_LOG_DIR = "clsbench_model_logs"
@@ -193,6 +193,25 @@ class ClsbenchHF(lmms):
             meta=meta,
         )
 
+    def _checked_query(self, requests: list[Instance], index: int) -> Query:
+        """:meth:`_query`, and when its image cannot be read, the error of the task's first bad image in the
+        split's order: the sample the CLIP baselines and the export name (requests run longest-first here)."""
+        try:
+            return self._query(requests[index])
+        except SampleError as error:
+            _, _, _, failing, task, split = requests[index].args
+            earlier = sorted(
+                (request for request in requests if request.args[4] == task and request.args[3] < failing),
+                key=lambda request: request.args[3],
+            )
+            for request in earlier:  # only on failure, and only the documents before the failing one
+                doc_to_visual, doc_id = request.args[2], request.args[3]
+                try:
+                    doc_to_visual(self.task_dict[task][split][doc_id])
+                except SampleError as first:
+                    raise first from None
+            raise error
+
     def _key(self, request: Instance) -> str:
         context, gen_kwargs, _, doc_id, task, split = request.args
         doc = self.task_dict[task][split][doc_id]
@@ -315,7 +334,7 @@ class ClsbenchHF(lmms):
         processed in threads while the caller runs the model on this one (results are identical)."""
 
         def prepare(batch: list[int]):
-            queries = [self._query(requests[i]) for i in batch]
+            queries = [self._checked_query(requests, i) for i in batch]
             return batch, queries, self.answerer.prepare(queries)
 
         if self.num_workers <= 0:
