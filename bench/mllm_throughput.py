@@ -165,7 +165,7 @@ def compute_bench(args: argparse.Namespace, work: Path) -> None:
     from gpu_throughput import build
 
     torch.manual_seed(0)
-    model_dir = str(build("cpu-compute", work / "compute-model"))
+    model_dir = str(build("cpu-compute", work / "compute-model")[0])
     data = work / "compute-data"
     labels = fixture_labels("food101", args.compute_questions)
     records = [(f"{i}.jpg", jpeg(i), label) for i, label in enumerate(labels)]

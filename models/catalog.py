@@ -236,3 +236,22 @@ def markdown_table() -> str:
             + f" | {route.needs} | {route.verified} |"
         )
     return "\n".join(lines)
+
+
+# Size per checkpoint, for throughput projections (bench/gpu_throughput.py's Table 2 wall time): parameters in billions
+# (the model cards' totals, vision tower included) and image tokens for a 500x375 photo as each model's processor
+# makes them at its default settings (dynamic-resolution and tiling models: an estimate, rounded).
+SIZES: dict[str, tuple[float, int]] = {
+    "Qwen/Qwen-VL-Chat": (9.6, 256),
+    "llava-hf/llava-1.5-7b-hf": (7.06, 576),
+    "llava-hf/llava-v1.6-vicuna-7b-hf": (7.06, 2144),  # anyres: a 336 base view + 2x2 tiles, unpadded
+    "deepseek-community/deepseek-vl-7b-chat": (7.3, 576),
+    "microsoft/Phi-3-vision-128k-instruct": (4.2, 757),  # HD crops
+    "openbmb/MiniCPM-Llama3-V-2_5": (8.5, 640),  # 96 query tokens per slice, up to 6 slices + overview
+    "OpenGVLab/InternVL2-8B": (8.1, 1280),  # dynamic 448 px tiles (4) + thumbnail, 256 tokens each
+    "openbmb/MiniCPM-V-2_6": (8.1, 640),
+    "llava-hf/llava-onevision-qwen2-7b-ov-hf": (8.0, 2600),  # anyres_max_9, pooled tiles
+    "Qwen/Qwen2-VL-7B-Instruct": (8.3, 234),  # 14 px patches, 2x2 merge: 13 x 18 merged patches
+    "Qwen/Qwen2.5-VL-7B-Instruct": (8.3, 234),
+    "Qwen/Qwen3-VL-2B-Instruct": (2.1, 192),  # 16 px patches, 2x2 merge
+}
