@@ -364,6 +364,14 @@ def builtin_llava_hf(folder: Path, items):
 # ---------------------------------------------------------------------------------------------- timing
 
 
+def importable(name: str) -> bool:
+    """Whether ``name`` can be imported here, without importing it (a module blocked in ``sys.modules`` is not)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def synchronize() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -430,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         builtin_note = "lmms-eval llava_hf: skipped (a LLaVA row; this shape is not LLaVA)"
     elif args.no_builtin:
         builtin_note = "lmms-eval llava_hf: skipped (--no-builtin)"
-    elif importlib.util.find_spec("lmms_eval") is None:
+    elif not importable("lmms_eval"):
         builtin_note = "lmms-eval llava_hf: skipped (lmms-eval is not importable here)"
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="clsbench-gpu-bench-"))
     folder, model = build(args.shape, work / args.shape, args.tokenizers, save_weights=builtin_note is None)
