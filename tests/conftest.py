@@ -19,7 +19,8 @@ FIXTURE_SAMPLES = 6
 def _answer_store_per_test(tmp_path, monkeypatch):
     """clsbench_hf's default answer store goes to a folder of each test's own, never shared between tests."""
     monkeypatch.setenv("CLSBENCH_ANSWER_STORE", str(tmp_path / "answer_store"))
-    monkeypatch.setenv("CLSBENCH_HASH_CACHE", str(tmp_path / "file-hashes.json"))  # weight-file hashes, per test
+    # weight-file hashes, per test, beside (not inside) the test's own folder, which tests list
+    monkeypatch.setenv("CLSBENCH_HASH_CACHE", str(tmp_path.parent / f"{tmp_path.name}.file-hashes.json"))
 
 
 @pytest.fixture(scope="session")
