@@ -252,6 +252,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.output_dir), samples=args.samples)
 
 
+def add_question_settings(p: argparse.ArgumentParser, data_dir_help: str) -> None:
+    """The settings that pick a question (seed, option count, class names) and where the data is: one declaration
+    for every subcommand that asks questions."""
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")
+    p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
+    p.add_argument(
+        "--class-names",
+        default="paper",
+        metavar="SET",
+        help="class-name set shown: paper (default; ImageNet's first WordNet lemmas) or, for imagenet, openai",
+    )
+    p.add_argument("--data-dir", help=data_dir_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from clsbench.tasks.runtime.environment import clsbench_version
 
@@ -274,16 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(cls_food101_mcq_4opt) is refused with the flags that ask it (--n-options 4)",
     )
     p.add_argument("index", type=int, help="row index in the evaluation split (the sample key)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")
-    p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
     p.add_argument("--label", type=int, help="the sample's label, to skip loading the data")
-    p.add_argument(
-        "--class-names",
-        default="paper",
-        metavar="SET",
-        help="class-name set shown: paper (default; ImageNet's first WordNet lemmas) or, for imagenet, openai",
-    )
-    p.add_argument("--data-dir", help=data_dir_help)
+    add_question_settings(p, data_dir_help)
     p.set_defaults(run=cmd_options)
 
     p = commands.add_parser("questions", help="a dataset's questions (options, answer letter, wording) as parquet")
@@ -293,15 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(cls_food101_mcq_4opt) is refused with the flags that ask it (--n-options 4)",
     )
     p.add_argument("--output", help="the parquet file to write (default: ./<dataset>_questions.parquet)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")
-    p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
-    p.add_argument(
-        "--class-names",
-        default="paper",
-        metavar="SET",
-        help="class-name set shown: paper (default; ImageNet's first WordNet lemmas) or, for imagenet, openai",
-    )
-    p.add_argument("--data-dir", help=data_dir_help)
+    add_question_settings(p, data_dir_help)
     p.set_defaults(run=cmd_questions)
 
     p = commands.add_parser("prepare", help="build a local dataset in the standard schema from raw files")
