@@ -142,11 +142,14 @@ class PredictionLog:
         lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         if not lines:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+        from clsbench.tasks.runtime.stores import writing
+
+        with writing(self.path, "predictions"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(lines)
+                handle.flush()
+                os.fsync(handle.fileno())
 
 
 def per_class_accuracy(records: Iterable[dict], classnames: Sequence[str]) -> dict[str, float]:
@@ -195,9 +198,15 @@ def summarize(
 
 
 def write_json_atomic(path: Path, content: dict) -> None:
+    from clsbench.tasks.runtime.stores import writing
+
     temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n", "utf-8")
-    os.replace(temporary, path)
+    try:
+        with writing(path, "results"):
+            temporary.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n", "utf-8")
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)  # a full disk leaves no partial file behind
 
 
 def summary_path(run_dir: Path, dataset: str) -> Path:

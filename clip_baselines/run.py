@@ -46,7 +46,14 @@ from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.questions import check_label, make_samples
 from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
 from clsbench.tasks.runtime.environment import write_versions
-from clsbench.tasks.runtime.stores import OutputLock, OutputLocked, StoreMismatch, check_fingerprint
+from clsbench.tasks.runtime.stores import (
+    OutputLock,
+    OutputLocked,
+    OutputWriteError,
+    StoreMismatch,
+    check_fingerprint,
+    writing,
+)
 
 
 @dataclass(frozen=True)
@@ -297,8 +304,9 @@ def run_clip(
         try:
             lock.acquire()  # one writer per run folder: a concurrent run fails here, naming the holder
             check_run_fingerprint(run_dir, run_fingerprint(loaded, settings, precision))
-            write_versions(run_dir, {"settings": settings.header("*")})
-        except (ResultsError, OutputLocked) as error:
+            with writing(run_dir, "the run's versions record"):
+                write_versions(run_dir, {"settings": settings.header("*")})
+        except (ResultsError, OutputLocked, OutputWriteError) as error:
             problem = [str(error)]
     if state.num_processes > 1:
         from accelerate.utils import broadcast_object_list

@@ -114,10 +114,16 @@ def class_embeddings(
         if weights.shape[0] == len(classnames):
             return weights.to(loaded.device)
     weights = encode_classes(loaded.model, loaded.tokenizer, classnames, templates, loaded.device, precision)
-    folder.mkdir(parents=True, exist_ok=True)
+    from clsbench.tasks.runtime.stores import writing
+
     temporary = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"  # unique per writer, usual file permissions
-    torch.save(weights.cpu(), temporary)
-    os.replace(temporary, path)
+    try:
+        with writing(path, "the text-embedding cache (--cache-dir)"):
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.save(weights.cpu(), temporary)
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return weights
 
 

@@ -880,3 +880,110 @@ def test_with_several_bad_images_lmms_clip_and_export_name_the_same_first_one(ti
     assert run.returncode != 0
     assert messages == ["logo sample 2 (2.jpg)"] * 2
     assert "clsbench lmms: error: logo sample 2 (2.jpg): cannot read the image" in run.stderr, run.stderr[-3000:]
+
+
+# ---------------------------------------------------------------- full disks, read-only outputs, early locks
+
+UNWRITABLE = '''
+import builtins, errno, io, os
+
+_FOLDER = os.environ.get("CLSBENCH_TEST_READ_ONLY")
+_FULL = os.environ.get("CLSBENCH_TEST_FULL_DISK")
+
+
+def _under(path, folder):
+    try:
+        return os.path.abspath(os.fspath(path)).startswith(folder)
+    except TypeError:
+        return False
+
+
+def make_unwritable(folder, patch):
+    """Writes under ``folder`` fail as on a read-only filesystem (EROFS); reads work."""
+    folder = os.path.abspath(folder)
+    real_mkdir, real_open, real_os_open = os.mkdir, builtins.open, os.open
+
+    def refuse(path):
+        raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
+
+    def mkdir(path, *args, **kwargs):
+        if _under(path, folder):
+            refuse(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    def os_open(path, flags, *args, **kwargs):
+        if _under(path, folder) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def open_(file, mode="r", *args, **kwargs):
+        if _under(file, folder) and any(flag in mode for flag in "wax+"):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    patch(os, "mkdir", mkdir)
+    patch(os, "open", os_open)
+    patch(builtins, "open", open_)
+    patch(io, "open", open_)
+
+
+def fill_the_disk(patch):
+    """Every fsync fails as on a full disk (ENOSPC)."""
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    patch(os, "fsync", fsync)
+
+
+if _FOLDER:
+    make_unwritable(_FOLDER, setattr)
+if _FULL:
+    fill_the_disk(setattr)
+'''
+
+
+def _unwritable_env(tmp_path: Path, **variables: str) -> dict:
+    """The environment of a subprocess whose writes fail as set (``sitecustomize`` runs before anything else)."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir(exist_ok=True)
+    (hooks / "sitecustomize.py").write_text(UNWRITABLE)
+    path = os.pathsep.join(filter(None, [str(hooks), OFFLINE.get("PYTHONPATH")]))
+    return {**OFFLINE, "PYTHONPATH": path, **variables}
+
+
+def _hooks(tmp_path: Path):
+    _unwritable_env(tmp_path)
+    sys.path.insert(0, str(tmp_path / "hooks"))
+    try:
+        import importlib
+
+        import sitecustomize
+
+        return importlib.reload(sitecustomize)
+    finally:
+        sys.path.remove(str(tmp_path / "hooks"))
+
+
+@pytest.mark.parametrize("failure", ["full disk", "read-only"])
+def test_clip_names_the_path_and_cause_when_it_cannot_write(fixture_root, tmp_path, monkeypatch, capsys, failure):
+    """Issue 25, item 11: a full disk or a read-only output folder gave `clsbench clip` a raw traceback."""
+    from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
+    from clsbench.tasks.cli.main import main
+
+    model = tiny_model_name(build_tiny_clip(tmp_path / "tiny-clip"))
+    out = tmp_path / "out"
+    hooks = _hooks(tmp_path)
+    if failure == "full disk":
+        hooks.fill_the_disk(monkeypatch.setattr)
+    else:
+        hooks.make_unwritable(str(out), monkeypatch.setattr)
+    command = ["clip", "--model", model, "--datasets", "logo", "--output-dir", str(out), "--data-dir"]
+    code = main([*command, str(fixture_root), "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    error = capsys.readouterr().err
+    assert code == 2, error
+    assert "clsbench clip: error: cannot write " in error and str(out) in error and "Traceback" not in error
+    if failure == "full disk":
+        assert "logo.predictions.jsonl: No space left on device [ENOSPC]; the disk" in error
+    else:
+        assert "Read-only file system [EROFS]; the folder is read-only" in error

@@ -14,20 +14,71 @@
 * :class:`OutputLock` holds ``<folder>/.clsbench.lock`` while a run appends to the folder; a second
   concurrent run fails at once, naming the holder (host, pid, command, start time). The lock is an
   OS file lock, so a killed run releases it.
+* :func:`writing` turns a failed write (full disk, read-only folder, no permission) into
+  :class:`OutputWriteError`, whose message names the path, the cause and what to do.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 LOCK_FILE = ".clsbench.lock"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".json", ".model", ".tiktoken", ".txt", ".jinja")
+
+
+class OutputWriteError(ValueError):
+    """An output could not be written (full disk, read-only folder, ...); the message names the path and the cause.
+
+    A ``ValueError``, so every command's error handler prints it as ``clsbench <command>: error: ...``.
+    """
+
+    def __init__(self, message: str, cause: OSError | None = None) -> None:
+        super().__init__(message)
+        self.errno = cause.errno if cause is not None else None
+
+
+READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def write_failure(path: str | os.PathLike, error: OSError, what: str) -> OutputWriteError:
+    """The message for a failed write of ``what`` to ``path``: the path, the system's cause and what to do."""
+    cause = error.strerror or str(error)
+    code = errno.errorcode.get(error.errno or 0)
+    if error.errno in FULL_ERRNOS:
+        advice = (
+            "the disk (or your quota) is full: free space there or write elsewhere; what was written before "
+            "is kept and a rerun resumes from it"
+        )
+    elif error.errno in READ_ONLY_ERRNOS:
+        advice = "the folder is read-only or not writable by this user: choose a writable one"
+    else:
+        advice = "check the folder and the disk"
+    where = error.filename if error.filename and str(error.filename) != str(path) else None
+    detail = f" ({where})" if where else ""
+    return OutputWriteError(
+        f"cannot write {what} to {path}{detail}: {cause}{f' [{code}]' if code else ''}; {advice}", error
+    )
+
+
+@contextmanager
+def writing(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """``with writing(path, "predictions"): ...``: an ``OSError`` inside becomes an :class:`OutputWriteError`."""
+    try:
+        yield
+    except OutputWriteError:
+        raise
+    except OSError as error:
+        raise write_failure(path, error, what) from error
 
 
 class StoreMismatch(RuntimeError):
@@ -174,10 +225,13 @@ def check_fingerprint(stored: dict, current: dict, where: str, fresh: str) -> No
 class OutputLock:
     """An exclusive, non-blocking lock on an output folder (``with OutputLock(folder): ...``)."""
 
-    def __init__(self, folder: str | os.PathLike, what: str = "results", name: str = LOCK_FILE) -> None:
+    def __init__(
+        self, folder: str | os.PathLike, what: str = "results", name: str = LOCK_FILE, *, per_process: bool = False
+    ) -> None:
         self.folder = Path(folder)
         self.what = what
         self.name = name
+        self.per_process = per_process  # True: every holder in this process shares the lock (it counts them)
         self._lock = None
 
     @property
@@ -187,11 +241,15 @@ class OutputLock:
     def acquire(self) -> OutputLock:
         from filelock import FileLock, Timeout
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.path), timeout=0)
+        lock = FileLock(str(self.path), timeout=0, is_singleton=self.per_process)
         try:
-            lock.acquire()
-        except Timeout:
+            with writing(self.path, f"the lock of these {self.what}"):
+                self.folder.mkdir(parents=True, exist_ok=True)
+                try:
+                    lock.acquire()
+                except Timeout:  # a TimeoutError, so an OSError: contention, not a failed write
+                    raise OutputLocked() from None
+        except OutputLocked:
             owner = self._owner()
             raise OutputLocked(
                 f"{self.folder} is being written by another clsbench run ({owner}); two runs appending to one "
@@ -199,6 +257,15 @@ class OutputLock:
             ) from None
         self._lock = lock
         owner_path = self.path.with_name(self.name + ".owner")
+        try:
+            with writing(owner_path, f"the lock of these {self.what}"):
+                self._write_owner(owner_path)
+        except OutputWriteError:
+            self.release()
+            raise
+        return self
+
+    def _write_owner(self, owner_path: Path) -> None:
         owner_path.write_text(
             json.dumps(
                 {
@@ -210,7 +277,6 @@ class OutputLock:
             ),
             "utf-8",
         )
-        return self
 
     def _owner(self) -> str:
         try:
@@ -221,7 +287,8 @@ class OutputLock:
 
     def release(self) -> None:
         if self._lock is not None:
-            self.path.with_name(self.name + ".owner").unlink(missing_ok=True)
+            if self._lock.lock_counter <= 1:  # the last holder in this process
+                self.path.with_name(self.name + ".owner").unlink(missing_ok=True)
             self._lock.release()
             self._lock = None
 

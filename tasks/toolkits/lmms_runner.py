@@ -64,7 +64,9 @@ _LMMS_HINTS = (
         "filelock 4 breaks lmms-eval 0.7.3: pip install 'filelock<4' (see `clsbench doctor`)",
     ),
 )
-_OUR_ERROR = re.compile(r"clsbench\.tasks\.[\w.]+\.(?:DataError|SampleError|StoreMismatch|OutputLocked): (.*)")
+_OUR_ERROR = re.compile(
+    r"clsbench\.tasks\.[\w.]+\.(?:DataError|SampleError|StoreMismatch|OutputLocked|OutputWriteError): (.*)"
+)
 
 
 def lmms_failure_messages(output: str) -> list[str]:
