@@ -987,3 +987,81 @@ def test_clip_names_the_path_and_cause_when_it_cannot_write(fixture_root, tmp_pa
         assert "logo.predictions.jsonl: No space left on device [ENOSPC]; the disk" in error
     else:
         assert "Read-only file system [EROFS]; the folder is read-only" in error
+
+
+def _run(command, env=OFFLINE):
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_lmms_reuses_a_finished_store_on_a_read_only_filesystem_and_names_it_when_it_cannot_write(tiny_llava, tmp_path):
+    """Issue 25, items 10 and 11: a finished store on a read-only filesystem could not be reused; a store that
+    cannot be written (read-only, full disk) was not named."""
+    root, store = tmp_path / "data", tmp_path / "answers"
+    write_fixture_dataset(root, "logo", 6)
+    first = _run(_lmms(root, tiny_llava, store, tmp_path / "first"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    read_only = _unwritable_env(tmp_path, CLSBENCH_TEST_READ_ONLY=str(store))
+    reused = _run(_lmms(root, tiny_llava, store, tmp_path / "reused"), read_only)
+    assert reused.returncode == 0, reused.stderr[-3000:]
+    assert "6 of 6 replies reused" in reused.stderr and "(read-only: read without a lock)" in reused.stderr
+    assert _replies(tmp_path / "reused") == _replies(tmp_path / "first")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = _run(
+        _lmms(root, tiny_llava, empty, tmp_path / "refused"),
+        _unwritable_env(tmp_path, CLSBENCH_TEST_READ_ONLY=str(empty)),
+    )
+    assert refused.returncode != 0
+    assert f"clsbench lmms: error: the answer store {empty} cannot be written and 6 repl" in refused.stderr
+    assert "Read-only file system [EROFS]" in refused.stderr
+
+    full = _run(
+        _lmms(root, tiny_llava, tmp_path / "full", tmp_path / "o"),
+        _unwritable_env(tmp_path, CLSBENCH_TEST_FULL_DISK="1"),
+    )
+    assert full.returncode != 0
+    assert f"clsbench lmms: error: cannot write answers to the answer store to {tmp_path / 'full'}" in full.stderr
+    assert "No space left on device [ENOSPC]" in full.stderr
+
+
+HOLD_STORE = """
+import sys
+from clsbench.models.lmms.clsbench_hf import ClsbenchHF
+sys.argv = ["lmms_eval", "--tasks", "cls_logo_mcq"]
+model = ClsbenchHF(pretrained=sys.argv_model, mode="generate", log_dir="none", answer_store=sys.argv_store)
+print("held", flush=True)
+import time; time.sleep(120)
+"""
+
+
+def test_lmms_takes_the_store_lock_before_loading_per_task(tiny_llava, tmp_path, monkeypatch):
+    """Issue 25, item 10: a second run was refused only after loading the model, and even for another task."""
+    from clsbench.models.lmms import clsbench_hf
+    from clsbench.tasks.runtime.stores import OutputLocked
+
+    root, store = tmp_path / "data", tmp_path / "answers"
+    write_fixture_dataset(root, "logo", 4)
+    write_fixture_dataset(root, "food101", 4)
+    script = HOLD_STORE.replace("sys.argv_model", repr(str(tiny_llava))).replace("sys.argv_store", repr(str(store)))
+    holder = subprocess.Popen([sys.executable, "-c", script], env=OFFLINE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+
+        def never(*args, **kwargs):
+            raise AssertionError("the model was loaded before the lock was taken")
+
+        monkeypatch.setattr(clsbench_hf, "HFVisionLanguageModel", never)
+        monkeypatch.setattr(sys, "argv", ["lmms_eval", "--tasks", "cls_logo_mcq"])
+        with pytest.raises(OutputLocked, match=rf"another clsbench run \(pid {holder.pid} "):
+            clsbench_hf.ClsbenchHF(pretrained=str(tiny_llava), log_dir="none", answer_store=str(store))
+
+        same = _run(_lmms(root, tiny_llava, store, tmp_path / "same"))
+        assert same.returncode != 0 and f"being written by another clsbench run (pid {holder.pid} " in same.stderr
+        other = _lmms(root, tiny_llava, store, tmp_path / "other")
+        other[other.index("--tasks") + 1] = "cls_food101_mcq"
+        done = _run(other)
+        assert done.returncode == 0, done.stderr[-3000:]  # another task with the same model is not refused
+    finally:
+        holder.kill()
+        holder.wait()

@@ -28,7 +28,14 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from clsbench.tasks.runtime.stores import OutputLock, check_fingerprint, read_jsonl_records
+from clsbench.tasks.runtime.stores import (
+    READ_ONLY_ERRNOS,
+    OutputLock,
+    OutputWriteError,
+    check_fingerprint,
+    read_jsonl_records,
+    writing,
+)
 
 FORMAT = "clsbench-answers-v1"
 
@@ -70,33 +77,64 @@ class AnswerStore:
 
     ``with store: ...`` holds the rank file's lock while a run appends (a second concurrent run with
     the same store fails at once, naming the holder), reads every rank's file and checks its
-    fingerprint; :meth:`get` and :meth:`add` work inside that block.
+    fingerprint; :meth:`get` and :meth:`add` work inside that block. :meth:`hold` takes the lock earlier
+    (``clsbench_hf`` takes it before loading the model). With a ``scope`` (a run's tasks and log dir),
+    the run appends to and locks its own file, ``<prefix>_rank<R>.<scope>.jsonl``, so a run on other tasks
+    with the same model is not refused; every run reads all of the model's files.
     """
 
-    def __init__(self, folder: str | os.PathLike, name: str, fingerprint: dict, rank: int = 0) -> None:
+    def __init__(
+        self, folder: str | os.PathLike, name: str, fingerprint: dict | None, rank: int = 0, scope: str | None = None
+    ) -> None:
         self.folder = Path(folder)
         self.prefix = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
-        self.fingerprint = fingerprint
-        self.path = self.folder / f"{self.prefix}_rank{rank}.jsonl"
-        self.lock = OutputLock(self.folder, "answers", name=f".{self.prefix}_rank{rank}.lock")
+        self.fingerprint = fingerprint  # may be set after construction (the lock is taken before the model loads)
+        own = f"{self.prefix}_rank{rank}" + (f".{scope}" if scope else "")  # scope: one run's tasks and log dir
+        self.path = self.folder / f"{own}.jsonl"
+        self.lock = OutputLock(self.folder, "answers", name=f".{own}.lock", per_process=True)
         self.entries: dict[str, dict] = {}
+        self.read_only: str | None = None  # why nothing can be written here (a read-only store is reused as it is)
+        self._held = False
+
+    def hold(self) -> AnswerStore:
+        """Take this store's lock now (before a model loads, so a second run is refused at once); a store on a
+        read-only filesystem is not locked: it is read as it is, and :meth:`check_writable` refuses to add to it."""
+        if not self._held:
+            try:
+                self.lock.acquire()
+            except OutputWriteError as error:
+                if error.errno not in READ_ONLY_ERRNOS:
+                    raise
+                self.read_only = str(error)
+            self._held = True
+        return self
 
     def __enter__(self) -> AnswerStore:
-        self.lock.acquire()
+        self.hold()
         try:
             self._load()
         except BaseException:
-            self.lock.release()
+            self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
         self.lock.release()
+        self._held = False
+
+    def check_writable(self, missing: int) -> None:
+        """Refuse, before any computing, to answer ``missing`` questions into a store that cannot be written."""
+        if missing and self.read_only:
+            raise OutputWriteError(
+                f"the answer store {self.folder} cannot be written and {missing} repl(y/ies) are not in it: "
+                f"{self.read_only}. Pass answer_store=<a writable folder> (its replies are then computed there), "
+                "or answer_store=none"
+            )
 
     def _load(self) -> None:
         self.entries = {}
         for path in sorted(self.folder.glob(f"{self.prefix}_rank*.jsonl")):
-            header, entries = _read(path, truncate=path == self.path)
+            header, entries = _read(path, truncate=path == self.path and not self.read_only)
             if header is None:
                 continue
             if header.get("format") != FORMAT:
@@ -108,7 +146,7 @@ class AnswerStore:
                 f"delete {self.folder / self.prefix}_rank*.jsonl, or pass answer_store=<another folder>",
             )
             self.entries.update(entries)
-        if not self.path.is_file() or self.path.stat().st_size == 0:
+        if not self.read_only and (not self.path.is_file() or self.path.stat().st_size == 0):
             self._append([{"format": FORMAT, "fingerprint": self.fingerprint}])
 
     def get(self, key: str) -> dict | None:
@@ -122,9 +160,11 @@ class AnswerStore:
     def _append(self, lines: list[dict]) -> None:
         if not lines:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.check_writable(len(lines))
         text = "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n" for line in lines)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with writing(self.path, "answers to the answer store"):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())

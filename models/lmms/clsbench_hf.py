@@ -42,6 +42,7 @@ the options or the answer from the task's documents; only its decision log copie
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -107,6 +108,21 @@ class ClsbenchHF(lmms):
                 device, device_map = device or "cpu", None
             self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
         self.accelerator = accelerator
+        off = _off(log_dir)
+        self.answer_store = None
+        local = Path(str(pretrained)).expanduser()
+        identity = str(local.resolve()) if local.exists() else str(pretrained)
+        if not _off(answer_store):
+            folder = Path(answer_store)
+            if answer_store == "auto":
+                folder = Path(
+                    os.environ.get("CLSBENCH_ANSWER_STORE") or Path(log_dir if not off else DEFAULT_LOG_DIR) / "answers"
+                )
+            short = hashlib.sha256(identity.encode()).hexdigest()[:8]  # one file per model location
+            name = f"{local.name if local.exists() else pretrained}-{short}_{mode}"
+            scope = run_scope(None if off else log_dir)
+            # The lock is taken before the model loads: a second run on the same tasks is refused at once.
+            self.answer_store = AnswerStore(folder, name, None, self._rank, scope).hold()
         self.engine = HFVisionLanguageModel(
             str(pretrained),
             device=device,
@@ -131,22 +147,13 @@ class ClsbenchHF(lmms):
         )
         self.mode = mode
         self.batch_size_per_gpu = int(batch_size)
-        off = _off(log_dir)
         self.decision_log = DecisionLog(None if off else log_dir, f"{pretrained}_{mode}_rank{self._rank}")
         self.inference_seconds = 0.0  # time inside the model, for throughput reports
         self.num_workers = (
             (1 if str(self.engine.device).startswith("cuda") else 0) if num_workers == "auto" else int(num_workers)
         )
-        self.answer_store = None
-        if not _off(answer_store):
-            folder = Path(answer_store)
-            if answer_store == "auto":
-                folder = Path(
-                    os.environ.get("CLSBENCH_ANSWER_STORE") or Path(log_dir if not off else DEFAULT_LOG_DIR) / "answers"
-                )
-            local = Path(str(pretrained)).expanduser()
-            identity = str(local.resolve()) if local.exists() else str(pretrained)
-            fingerprint = {
+        if self.answer_store is not None:
+            self.answer_store.fingerprint = {
                 "model": identity,  # the resolved path: the same weights by a relative path are the same model
                 "weights": weights_fingerprint(
                     str(pretrained), revision or getattr(self.engine.model.config, "_commit_hash", None)
@@ -164,9 +171,6 @@ class ClsbenchHF(lmms):
                     ).hexdigest()[:16],
                 },
             }
-            short = hashlib.sha256(identity.encode()).hexdigest()[:8]  # one file per model location
-            name = f"{local.name if local.exists() else pretrained}-{short}_{mode}"
-            self.answer_store = AnswerStore(folder, name, fingerprint, self._rank)
 
     @property
     def batch_size(self) -> int:
@@ -249,6 +253,8 @@ class ClsbenchHF(lmms):
             if stored is not None:
                 replies[index] = stored["reply"]
         reused = sum(reply is not None for reply in replies)
+        if keys and keys[0] is not None:
+            self.answer_store.check_writable(len(requests) - reused)  # before computing anything
         if reused and self.decision_log.folder is not None:  # a kill between store and log writes lost none
             stored = [self.answer_store.get(key) for key in keys if key is not None]
             records = [entry["record"] for entry in stored if entry and entry.get("record")]
@@ -258,7 +264,8 @@ class ClsbenchHF(lmms):
         if reused and self.rank == 0:
             print(
                 f"clsbench_hf: {reused} of {len(requests)} replies reused from the answer store "
-                f"{self.answer_store.path.parent}",
+                f"{self.answer_store.path.parent}"
+                + (" (read-only: read without a lock)" if self.answer_store.read_only else ""),
                 file=sys.stderr,
                 flush=True,
             )
@@ -371,6 +378,23 @@ class ClsbenchHF(lmms):
 
     def generate_until_multi_round(self, requests) -> list[str]:
         raise NotImplementedError("clsbench_hf answers single-turn questions; multi-round generation is not supported")
+
+
+def run_scope(log_dir: str | None, argv: list[str] | None = None) -> str | None:
+    """The answer-store scope of this run: its ``--tasks`` (from lmms-eval's command line) and resolved log dir,
+    hashed; None when the tasks are unknown (lmms-eval's Python API), which locks the whole model's store."""
+    argv = sys.argv if argv is None else argv
+    tasks = None
+    for index, arg in enumerate(argv):
+        if arg == "--tasks" and index + 1 < len(argv):
+            tasks = argv[index + 1]
+        elif arg.startswith("--tasks="):
+            tasks = arg.split("=", 1)[1]
+    if not tasks:
+        return None
+    names = sorted({name.strip() for name in tasks.split(",") if name.strip()})
+    where = str(Path(log_dir).expanduser().resolve()) if log_dir else ""
+    return hashlib.sha256(json.dumps([names, where]).encode()).hexdigest()[:12]
 
 
 def _off(value) -> bool:
