@@ -166,6 +166,11 @@ class ClsbenchHF(lmms):
                     "loglik_context": loglik_context,
                     "max_new_tokens": max_new_tokens,
                     "system_prompt": system_prompt,
+                    # numerics: another attention kernel, a compiled forward or another loglik path can move a
+                    # near-tie, so answers made under one are never served under another
+                    "attn_implementation": attn_implementation,
+                    "compile": compile,
+                    "loglik_reuse": not _off(loglik_reuse),
                     "chat_template_sha256": hashlib.sha256(
                         str(self.engine.processor.chat_template).encode()
                     ).hexdigest()[:16],
