@@ -441,7 +441,7 @@ def test_every_path_writes_the_same_mcq_prompt():
     """The lmms-eval hook, the VLMEvalKit export and `clsbench options` share format_prompt's layout."""
     from clsbench.tasks.cls_mcq import utils
     from clsbench.tasks.protocol.questions import format_prompt
-    from clsbench.tasks.toolkits.vlmeval import prompt_message
+    from clsbench.tasks.toolkits.vlmeval.rows import prompt_message
 
     options = ["Nike", "Puma", "Anta"]
     instruction = "Answer with the option's letter from the given choices directly."

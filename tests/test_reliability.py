@@ -513,7 +513,7 @@ def _write_copy(root: Path, key: str, images: list[bytes], labels: list[int], na
 def test_a_bad_image_fails_the_same_way_in_lmms_clip_and_export(tmp_path, monkeypatch, kind):
     from clsbench.clip_baselines.zeroshot import ImageRows
     from clsbench.tasks.cls_mcq import utils
-    from clsbench.tasks.toolkits.vlmeval import write_tsv
+    from clsbench.tasks.toolkits.vlmeval.export import write_tsv
 
     bad = _jpeg((400, 300))[:1500] if kind == "truncated" else _jpeg((40, 20))
     _write_copy(tmp_path, "logo", [_jpeg((10, 10)), bad], [0, 1])
@@ -565,7 +565,7 @@ def test_tricky_images_give_the_same_pixels_in_lmms_clip_and_export(tmp_path, ki
     from clsbench.clip_baselines.zeroshot import ImageRows
     from clsbench.tasks.cls_mcq import utils
     from clsbench.tasks.data.samples import open_image
-    from clsbench.tasks.toolkits.vlmeval import write_tsv
+    from clsbench.tasks.toolkits.vlmeval.export import write_tsv
 
     tricky = _jpeg(orientation=6) if kind == "exif" else _png16(32896)
     _write_copy(tmp_path, "logo", [tricky], [0])
@@ -771,7 +771,8 @@ def test_a_crafted_table_index_never_writes_outside_the_images_folder(tmp_path):
     """Issue 25, item 12: an index ``../../../pwn`` in a VLMEvalKit table wrote its image outside the images folder."""
     import base64
 
-    from clsbench.tasks.toolkits.vlmeval import images_folder, localize_tsv
+    from clsbench.tasks.toolkits.vlmeval.export import localize_tsv
+    from clsbench.tasks.toolkits.vlmeval.names import images_folder
 
     lmu = tmp_path / "lmu" / "deep" / "er"
     lmu.mkdir(parents=True)
@@ -827,7 +828,8 @@ def test_vlmeval_export_gives_every_model_the_decoded_pixels(tmp_path, images):
 
     import numpy as np
 
-    from clsbench.tasks.toolkits.vlmeval import images_folder, read_sidecar, write_tsv
+    from clsbench.tasks.toolkits.vlmeval.export import read_sidecar, write_tsv
+    from clsbench.tasks.toolkits.vlmeval.names import images_folder
 
     files = [_jpeg((10, 10)), _png16(32896), _jpeg(orientation=6), _cmyk_jpeg(), _palette_png()]
     _write_copy(tmp_path, "logo", files, [0, 1, 2, 3, 4])
@@ -857,7 +859,7 @@ def test_vlmeval_export_gives_every_model_the_decoded_pixels(tmp_path, images):
 def test_with_several_bad_images_lmms_clip_and_export_name_the_same_first_one(tiny_llava, tmp_path):
     """Issue 25, item 13: lmms (longest-first batches) named another first bad sample than clip and export."""
     from clsbench.clip_baselines.zeroshot import ImageRows
-    from clsbench.tasks.toolkits.vlmeval import write_tsv
+    from clsbench.tasks.toolkits.vlmeval.export import write_tsv
 
     truncated = [_jpeg((400 + 40 * i, 300))[:1500] for i in range(3)]
     images = [_jpeg((10, 10))] * 8

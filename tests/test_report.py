@@ -458,7 +458,7 @@ def test_vlmeval_files_as_clsbench_vlmeval_names_them(tmp_path):
     """tasks/vlmeval.py names the dataset like the lmms-eval task and adds category / unparseable columns."""
     import pandas as pd
 
-    vlmeval = pytest.importorskip("clsbench.tasks.toolkits.vlmeval")
+    vlmeval = pytest.importorskip("clsbench.tasks.toolkits.vlmeval.names")
     data = vlmeval.vlmeval_name("logo")
     run_dir = tmp_path / "work" / "MiniCPM-V-2_6" / "T20260110-101010"
     run_dir.mkdir(parents=True)

@@ -15,14 +15,10 @@ from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.protocol.catalog import task_name
 from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.registry import DATASETS
-from clsbench.tasks.toolkits.vlmeval import (
-    NAME_TO_KEY,
-    prompt_message,
-    score_rows,
-    tsv_columns,
-    vlmeval_name,
-    write_tsv,
-)
+from clsbench.tasks.toolkits.vlmeval import export
+from clsbench.tasks.toolkits.vlmeval.export import tsv_columns, write_tsv
+from clsbench.tasks.toolkits.vlmeval.names import NAME_TO_KEY, images_folder, vlmeval_name
+from clsbench.tasks.toolkits.vlmeval.rows import prompt_message, score_rows
 
 KEYS = ["logo", "food101", "imagenet"]  # 10 options, 26 options, a split named "validation"
 
@@ -138,14 +134,12 @@ def test_groups_expand_to_their_datasets(fixture_root, tmp_path):
 
 
 def _stored_bytes(key, data_root):
-    from clsbench.tasks.toolkits.vlmeval import _image_bytes
-
     rows = load_rows(key, data_root).cast_column("image", datasets.Image(decode=False))
-    return [_image_bytes(row["image"], key, str(i)) for i, row in enumerate(rows)]
+    return [export._image_bytes(row["image"], key, str(i)) for i, row in enumerate(rows)]
 
 
 def test_files_mode_writes_the_original_bytes_and_an_image_path_column(fixture_root, tmp_path):
-    from clsbench.tasks.toolkits.vlmeval import IMAGES_STAMP, images_folder, read_sidecar, tsv_identity
+    from clsbench.tasks.toolkits.vlmeval.export import IMAGES_STAMP, read_sidecar, tsv_identity
 
     tsv = write_tsv("logo", tmp_path, fixture_root, images="files")
     table = pd.read_csv(tsv, sep="\t")
@@ -159,33 +153,29 @@ def test_files_mode_writes_the_original_bytes_and_an_image_path_column(fixture_r
 
 
 def test_auto_picks_files_when_the_inline_tsv_would_pass_vlmevalkits_threshold(fixture_root, tmp_path, monkeypatch):
-    import clsbench.tasks.toolkits.vlmeval as vlmeval
-
-    assert vlmeval.read_sidecar(write_tsv("logo", tmp_path / "a", fixture_root))["images"] == "inline"  # 500 small
-    monkeypatch.setattr(vlmeval, "INLINE_LIMIT_BYTES", 1000)
-    assert vlmeval.read_sidecar(write_tsv("logo", tmp_path / "b", fixture_root))["images"] == "files"
+    assert export.read_sidecar(write_tsv("logo", tmp_path / "a", fixture_root))["images"] == "inline"  # 500 small
+    monkeypatch.setattr(export, "INLINE_LIMIT_BYTES", 1000)
+    assert export.read_sidecar(write_tsv("logo", tmp_path / "b", fixture_root))["images"] == "files"
 
 
 def test_a_big_inline_tsv_is_localized_losslessly_never_by_vlmevalkit(fixture_root, tmp_path, monkeypatch):
-    import clsbench.tasks.toolkits.vlmeval as vlmeval
-
     tsv = write_tsv("food101", tmp_path, fixture_root, images="inline")
-    folder = vlmeval.images_folder(tmp_path, vlmeval_name("food101"))
-    assert vlmeval.prepare_images(tsv, folder) == tsv  # under the threshold: read as it is
-    monkeypatch.setattr(vlmeval, "INLINE_LIMIT_BYTES", 100)
-    local = vlmeval.prepare_images(tsv, folder)
+    folder = images_folder(tmp_path, vlmeval_name("food101"))
+    assert export.prepare_images(tsv, folder) == tsv  # under the threshold: read as it is
+    monkeypatch.setattr(export, "INLINE_LIMIT_BYTES", 100)
+    local = export.prepare_images(tsv, folder)
     assert local.name == f"{vlmeval_name('food101')}_clsbench_local.tsv"
     table, original = pd.read_csv(local, sep="\t"), pd.read_csv(tsv, sep="\t")
     assert "image" not in table and list(table["question"]) == list(original["question"])
     assert [(folder / path).read_bytes() for path in table["image_path"]] == _stored_bytes("food101", fixture_root)
     assert [base64.b64decode(b) for b in original["image"]] == _stored_bytes("food101", fixture_root)
-    stamp = (folder / vlmeval.IMAGES_STAMP).read_text()
-    assert vlmeval.prepare_images(tsv, folder) == local and (folder / vlmeval.IMAGES_STAMP).read_text() == stamp
+    stamp = (folder / export.IMAGES_STAMP).read_text()
+    assert export.prepare_images(tsv, folder) == local and (folder / export.IMAGES_STAMP).read_text() == stamp
 
 
 def test_an_export_that_changes_the_tsv_removes_the_images_decoded_from_the_old_one(fixture_root, tmp_path):
     from clsbench.tasks.data.fixtures import write_fixture_dataset
-    from clsbench.tasks.toolkits.vlmeval import images_folder, prepare_images
+    from clsbench.tasks.toolkits.vlmeval.export import prepare_images
 
     tsv = write_tsv("logo", tmp_path, fixture_root, images="inline")
     folder = images_folder(tmp_path, vlmeval_name("logo"))
@@ -205,7 +195,7 @@ def test_an_export_that_changes_the_tsv_removes_the_images_decoded_from_the_old_
 
 
 def test_a_files_export_refuses_image_files_of_another_export(fixture_root, tmp_path):
-    from clsbench.tasks.toolkits.vlmeval import IMAGES_STAMP, images_folder, prepare_images
+    from clsbench.tasks.toolkits.vlmeval.export import IMAGES_STAMP, prepare_images
 
     tsv = write_tsv("logo", tmp_path, fixture_root, images="files")
     folder = images_folder(tmp_path, vlmeval_name("logo"))
@@ -216,7 +206,7 @@ def test_a_files_export_refuses_image_files_of_another_export(fixture_root, tmp_
 
 
 def test_export_is_current_names_why_a_tsv_must_be_rewritten(fixture_root, tmp_path):
-    from clsbench.tasks.toolkits.vlmeval import export_is_current, sidecar_path
+    from clsbench.tasks.toolkits.vlmeval.export import export_is_current, sidecar_path
 
     tsv = write_tsv("imagenet", tmp_path, fixture_root)
     assert export_is_current(tsv, fixture_root, "paper") is None

@@ -18,12 +18,14 @@ pytest.importorskip(
 )
 
 from clsbench.models.fixtures import build_letter_prone
-from clsbench.models.vlmeval.registration import register
+from clsbench.models.vlmeval.registration import register_models
 from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
 from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.data.samples import open_image
 from clsbench.tasks.protocol.questions import format_prompt, prompt_parts
-from clsbench.tasks.toolkits.vlmeval import RESULT_SUFFIX, dataset_classes, vlmeval_name, write_tsv
+from clsbench.tasks.toolkits.vlmeval.datasets import ClsbenchMCQDataset, register_datasets
+from clsbench.tasks.toolkits.vlmeval.export import write_tsv
+from clsbench.tasks.toolkits.vlmeval.names import RESULT_SUFFIX, VLMEVAL_DATASETS, vlmeval_name
 
 CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
 
@@ -39,7 +41,8 @@ def lmu_data(fixture_root, tmp_path_factory):
 @pytest.fixture()
 def registered(lmu_data, monkeypatch):
     monkeypatch.setenv("LMUData", str(lmu_data))
-    register()
+    register_datasets()  # as `clsbench vlmeval` does: datasets and models side by side
+    register_models()
     return lmu_data
 
 
@@ -54,13 +57,14 @@ def test_registration_is_idempotent_and_complete(registered):
 
     from clsbench.models.vlmeval.model import ClsbenchVLM
 
-    register()
-    for name, cls in dataset_classes().items():
-        assert vlmeval.dataset.DATASET_CLASSES.count(cls) == 1 and name in vlmeval.dataset.SUPPORTED_DATASETS
-        assert vlmeval.dataset.DATASET_TYPE(name) == "MCQ"
-        assert getattr(vlmeval.dataset, cls.__name__) is cls
+    register_datasets()
+    register_models()
+    assert vlmeval.dataset.DATASET_CLASSES.count(ClsbenchMCQDataset) == 1
+    assert getattr(vlmeval.dataset, ClsbenchMCQDataset.__name__) is ClsbenchMCQDataset
+    for name in VLMEVAL_DATASETS:
+        assert name in vlmeval.dataset.SUPPORTED_DATASETS and vlmeval.dataset.DATASET_TYPE(name) == "MCQ"
     dataset = vlmeval.dataset.build_dataset(vlmeval_name("logo"))
-    assert type(dataset) is dataset_classes()[vlmeval_name("logo")] and len(dataset) == 6
+    assert type(dataset) is ClsbenchMCQDataset and len(dataset) == 6
     entry = vlmeval.config.supported_VLM["clsbench_qwen2-vl-7b-instruct-score"]
     assert entry.func is ClsbenchVLM and entry.keywords == {"model_path": "Qwen/Qwen2-VL-7B-Instruct", "mode": "score"}
 
@@ -185,14 +189,16 @@ def test_clsbench_vlmeval_gives_the_same_letters_as_lmms_eval(letter_llava, fixt
     assert "| tiny-letters |" in run.stdout
     assert_same_as_lmms_eval(tmp_path / "out", reference)
     assert list((tmp_path / "out" / "tiny-letters").glob("T*/*.tsv"))  # PRED_FORMAT=tsv: replies kept exactly
-    # Decision logs as the lmms-eval path's: one file per rank, appended, with the same record fields.
+    # Decision logs: one file per rank, appended; which question (task, doc_id = the TSV's index) and the decision.
     files = sorted(logs.glob("*.jsonl"))
     assert len(files) == 2 and all("_vlmeval_rank0_" in path.name for path in files)
     logged = [json.loads(line) for path in files for line in path.read_text().splitlines()]
     assert len(logged) == 12 and all(abs(sum(r["probs"].values()) - 1) < 1e-5 for r in logged)
     for record in logged:
-        assert {"task", "doc_id", "dataset", "sample_key", "label", "answer", "pred", "correct"} <= set(record)
-        assert record["correct"] == (record["pred"] == record["answer"])
+        assert {"task", "doc_id", "pred", "probs"} <= set(record) and record["task"] in (
+            vlmeval_name("logo"),
+            vlmeval_name("food101"),
+        )
     # A failed run in the same work dir prints what failed, never the earlier run's table.
     failed = run_clsbench_vlmeval(
         f"model_path={tmp_path / 'no-such-model'},mode=score", tmp_path / "LMUData", fixture_root, tmp_path / "out"
@@ -254,21 +260,28 @@ def test_a_reply_with_control_characters_scores_the_same_in_both_toolkits(
     scoring reads it as C."""
     from functools import partial
 
+    import pandas as pd
     import vlmeval.config
     from vlmeval.vlm.base import BaseModel
 
     from clsbench.tasks.protocol.questions import score_reply
-    from clsbench.tasks.toolkits.vlmeval import register_datasets, row_meta, run_vlmeval
+    from clsbench.tasks.toolkits.vlmeval.run import run_vlmeval
+
+    answers = {  # the TSV's answer per row index, read as a user would
+        str(index): answer
+        for index, answer in pd.read_csv(registered / f"{vlmeval_name('logo')}.tsv", sep="\t")[
+            ["index", "answer"]
+        ].itertuples(index=False)
+    }
 
     class ControlCharacterOracle(BaseModel):  # a model stand-in: the right letter, then a vertical tab
         INTERLEAVE = False
 
         def generate_inner(self, message, dataset=None):
             index = Path(next(item["value"] for item in message if item["type"] == "image")).stem
-            return row_meta(dataset)[index]["answer"] + "\x0b"
+            return answers[index] + "\x0b"
 
     def register_oracle(_models):
-        register_datasets()
         vlmeval.config.supported_VLM["control-char-oracle"] = partial(ControlCharacterOracle)
 
     def run(work_dir):
@@ -278,7 +291,7 @@ def test_a_reply_with_control_characters_scores_the_same_in_both_toolkits(
             work_dir=str(work_dir),
             lmu_data=str(registered),
             data_dir=str(fixture_root),
-            register=register_oracle,
+            register_models=register_oracle,
         )
         assert code == 0
         return vlmeval_results(work_dir, "control-char-oracle", "logo")
@@ -289,5 +302,5 @@ def test_a_reply_with_control_characters_scores_the_same_in_both_toolkits(
     monkeypatch.setenv("PRED_FORMAT", "xlsx")  # VLMEvalKit's default: the replies come back escaped
     _, escaped = run(tmp_path / "xlsx")
     assert escaped < 1.0, "the .xlsx route no longer escapes control characters; the tsv default may be moot"
-    for _, meta in row_meta(vlmeval_name("logo")).items():  # lmms-eval's process_results scores with score_reply
-        assert score_reply(meta["answer"] + "\x0b", ["x"] * 10, meta["answer"])["correct"] == 1
+    for answer in answers.values():  # lmms-eval's process_results scores with score_reply
+        assert score_reply(answer + "\x0b", ["x"] * 10, answer)["correct"] == 1

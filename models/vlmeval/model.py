@@ -1,6 +1,6 @@
 """VLMEvalKit model wrapper ``ClsbenchVLM``: the same engine and answer modes as lmms-eval's ``clsbench_hf``.
 
-Imported only by :func:`clsbench.tasks.toolkits.vlmeval.register` (it needs ``vlmeval``). VLMEvalKit calls
+Imported only by :func:`clsbench.models.vlmeval.registration.register_models` (it needs ``vlmeval``). VLMEvalKit calls
 ``generate(message, dataset)`` one sample at a time with image paths and the prompt text; the
 ``score`` and ``loglik`` modes read the options and the question from the prompt's ``A. ...`` lines
 (:func:`clsbench.tasks.protocol.questions.prompt_parts`), for our datasets and any other MCQ dataset.
@@ -16,7 +16,6 @@ from vlmeval.vlm.base import BaseModel
 from clsbench.models.engine.answering import DecisionLog, Query, build_answerer
 from clsbench.tasks.data.samples import open_image
 from clsbench.tasks.protocol.questions import prompt_parts
-from clsbench.tasks.toolkits.vlmeval import row_meta
 
 DEFAULT_LOG_DIR = "clsbench_model_logs"
 
@@ -49,14 +48,11 @@ class ClsbenchVLM(BaseModel):
     def generate_inner(self, message, dataset=None) -> str:
         prompt = "\n".join(item["value"] for item in message if item["type"] == "text")
         paths = [item["value"] for item in message if item["type"] == "image"]
-        # The log gets the fields of clsbench_hf's (task, doc_id, dataset, sample_key, label, answer, correct):
-        # doc_id is the row index, the image's file name; the rest is looked up for the log only, never to answer.
+        # The log says which question (task = the VLMEvalKit dataset, doc_id = the row index, the image's file
+        # name) and what was decided (pred, probs); the TSV holds its label and answer, for whoever joins them.
         doc_id = Path(paths[0]).stem if paths else ""
-        where = {"task": dataset or "", "doc_id": doc_id, **row_meta(str(dataset or "")).get(doc_id, {})}
-        images = tuple(
-            open_image(path, dataset=str(where.get("dataset", dataset)), sample_key=str(where.get("sample_key", path)))
-            for path in paths
-        )
+        where = {"task": dataset or "", "doc_id": doc_id}
+        images = tuple(open_image(path, dataset=str(dataset), sample_key=doc_id or path) for path in paths)
         parts = prompt_parts(prompt)
         query = Query(
             images=images,

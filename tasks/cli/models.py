@@ -33,7 +33,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_export_vlmeval(args: argparse.Namespace) -> int:
     from clsbench.tasks.runtime.environment import write_versions
-    from clsbench.tasks.toolkits.vlmeval import write_tsv
+    from clsbench.tasks.toolkits.vlmeval.export import write_tsv
 
     check_protocol_names(args.datasets, "export-vlmeval", example="{datasets} --output-dir " + args.output_dir)
     for key in dataset_keys(args.datasets):
@@ -51,14 +51,9 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from clsbench.models.vlmeval.registration import register
-    from clsbench.tasks.toolkits.vlmeval import (
-        VLMEVAL_DATASETS,
-        parse_model_args,
-        print_table,
-        run_vlmeval,
-        vlmeval_name,
-    )
+    from clsbench.models.vlmeval.registration import register_models
+    from clsbench.tasks.toolkits.vlmeval.names import VLMEVAL_DATASETS, vlmeval_name
+    from clsbench.tasks.toolkits.vlmeval.run import parse_model_args, print_table, run_vlmeval
 
     names: list[str] = []
     for item in args.data:  # an exact VLMEvalKit name keeps its class-name set (ClsBench_imagenet_openai)
@@ -78,7 +73,7 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
             model_args=parse_model_args(args.model_args),
             run_py=args.run_py,
             extra_args=extra,
-            register=register,
+            register_models=register_models,  # the datasets are registered beside them, by run_vlmeval
         )
     except FileNotFoundError as error:
         print(f"clsbench vlmeval: error: {error}", file=sys.stderr)

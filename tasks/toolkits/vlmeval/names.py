@@ -1,0 +1,34 @@
+"""VLMEvalKit names of clsbench's datasets (from the registry) and where VLMEvalKit keeps their files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from clsbench.tasks.protocol.registry import DATASETS, get_dataset
+
+RESULT_SUFFIX = "_clsbench_result"
+
+
+def vlmeval_name(key: str) -> str:
+    """The VLMEvalKit dataset name (``ClsBench_food101``: the registry's; it trips none of VLMEvalKit's name checks)."""
+    return get_dataset(key).vlmeval_name
+
+
+# Every VLMEvalKit name: the paper's questions per dataset, plus one per alternative class-name set.
+VLMEVAL_DATASETS: dict[str, tuple[str, str]] = {
+    spec.vlmeval_name_for(name_set): (key, name_set) for key, spec in DATASETS.items() for name_set in spec.name_sets
+}
+
+
+NAME_TO_KEY = {name: key for name, (key, _) in VLMEVAL_DATASETS.items()}
+
+
+def lmu_data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """VLMEvalKit's data folder: ``explicit``, else ``$LMUData``, else ``~/LMUData`` (VLMEvalKit's own default)."""
+    return Path(explicit or os.environ.get("LMUData") or Path.home() / "LMUData").expanduser().resolve()
+
+
+def images_folder(lmu_data: Path, name: str) -> Path:
+    """Where VLMEvalKit keeps a dataset's image files (``img_root_map`` is the identity for our names)."""
+    return Path(lmu_data) / "images" / name
