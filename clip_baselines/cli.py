@@ -13,6 +13,7 @@ from pathlib import Path
 from clsbench.clip_baselines.models import PAPER_MODELS
 from clsbench.clip_baselines.results import MODES, TEMPLATE_CHOICES
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
+from clsbench.tasks.runtime.errors import BadSettingError, ClsbenchError
 
 DEFAULT_OUT = "clip_results"
 DESCRIPTION = (
@@ -130,7 +131,7 @@ def cmd_clip(args: argparse.Namespace) -> int:
         print(list_models())
         return 0
     if not args.model:
-        raise ValueError("--model is required (see --list-models)")
+        raise BadSettingError("--model is required (see --list-models)")
     from accelerate import PartialState
 
     def report(key: str, summary: dict, run_dir: Path) -> None:
@@ -177,9 +178,6 @@ def cmd_clip(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from clsbench.tasks.data.loading import DataError
-    from clsbench.tasks.protocol.questions import SampleError
-
     parser = add_arguments(
         argparse.ArgumentParser(
             prog="python -m clsbench.clip_baselines",
@@ -192,9 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return cmd_clip(args)
-    except (DataError, SampleError, KeyError, ValueError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"clsbench clip: error: {message}", file=sys.stderr)
+    except ClsbenchError as error:  # anything else is a bug: its traceback shows
+        print(f"clsbench clip: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clsbench.tasks.runtime.errors import ClsbenchError
 
-class ModelError(ValueError):
+
+class ModelError(ClsbenchError, ValueError):
     """An unknown or unloadable model; the message says how to find valid names."""
 
 

@@ -36,6 +36,13 @@ reported (the lines after it are kept), and resuming skips every key present.
 
 ``per_class_accuracy`` lists the classes that have samples; a class name used twice in a class
 list (ImageNet's two "missile" classes) is keyed ``"<name> [<class index>]"`` for both.
+
+Beside them, ``OUT/<run_name>/clip_benchmark/<name>_en_zeroshot_classification.json`` holds each
+dataset's result in CLIP_benchmark's own format (what ``clip_benchmark eval`` dumps), so its
+``clip_benchmark build OUT/<run_name>/clip_benchmark`` makes its CSV from our runs: ``dataset`` is
+CLIP_benchmark's name for it (``cars``, ``vtab/flowers``; our key where it has none), ``pretrained``
+is ``""`` when the model brings its own weights, and the ``clsbench_*`` fields say our protocol
+(``clsbench_mode`` ``mcq``: the 26-option questions, not CLIP_benchmark's all-class task).
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from pathlib import Path
 
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
 from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES
+from clsbench.tasks.runtime.errors import ClsbenchError
 
 FORMAT = "clsbench-clip-v1"
 PREDICTIONS_SUFFIX = ".predictions.jsonl"
@@ -56,7 +64,7 @@ MODES = ("mcq", "full")
 TEMPLATE_CHOICES = ("ensemble", "single")
 
 
-class ResultsError(ValueError):
+class ResultsError(ClsbenchError, ValueError):
     """Existing results do not match this run (other settings or other data); the message says which."""
 
 
@@ -207,6 +215,47 @@ def write_json_atomic(path: Path, content: dict) -> None:
             os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)  # a full disk leaves no partial file behind
+
+
+CLIP_BENCHMARK_DIR = "clip_benchmark"  # per run folder: the results in CLIP_benchmark's format
+CLIP_BENCHMARK_TASK = "zeroshot_classification"
+EXPORT_MARK = "clsbench clip"  # ``written_by`` of those files: the report reads our summary instead
+
+
+def clip_benchmark_result(summary: dict) -> dict:
+    """One dataset's summary as CLIP_benchmark's ``eval`` writes a result (``clip_benchmark/cli.py``: dataset,
+    model, pretrained, task, metrics, language), plus our protocol; its ``build`` needs ``metrics`` and a
+    string ``pretrained``."""
+    spec = DATASETS[summary["dataset"]]
+    return {
+        "dataset": spec.clip_benchmark[0] if spec.clip_benchmark else spec.key,
+        "model": summary["model"],
+        "pretrained": summary["pretrained"] or "",
+        "task": CLIP_BENCHMARK_TASK,
+        "metrics": summary["metrics"],
+        "language": "en",
+        "written_by": EXPORT_MARK,
+        "clsbench_dataset": spec.key,
+        **{f"clsbench_{field}": summary.get(field) for field in ("mode", "templates", "seed", "n_options")},
+        **{f"clsbench_{field}": summary.get(field) for field in ("negatives", "class_names", "n_samples")},
+        "clsbench_paper_row": summary.get("paper_row"),
+    }
+
+
+def clip_benchmark_path(run_dir: Path, summary: dict) -> Path:
+    """CLIP_benchmark's default file name (``{dataset}_..._{language}_{task}.json``, ``/`` as ``_``), per run."""
+    name = clip_benchmark_result(summary)["dataset"].replace("/", "_")
+    return run_dir / CLIP_BENCHMARK_DIR / f"{name}_en_{CLIP_BENCHMARK_TASK}.json"
+
+
+def write_clip_benchmark_result(run_dir: Path, summary: dict) -> Path:
+    from clsbench.tasks.runtime.stores import writing
+
+    path = clip_benchmark_path(run_dir, summary)
+    with writing(path.parent, "the results in CLIP_benchmark's format"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, clip_benchmark_result(summary))
+    return path
 
 
 def summary_path(run_dir: Path, dataset: str) -> Path:

@@ -36,6 +36,7 @@ from clsbench.clip_baselines.results import (
     read_summary,
     summarize,
     summary_path,
+    write_clip_benchmark_result,
     write_json_atomic,
 )
 from clsbench.clip_baselines.zeroshot import ImageRows, class_embeddings, pairs, predict_batches, shard, templates_for
@@ -46,6 +47,7 @@ from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.questions import check_label, make_samples
 from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
 from clsbench.tasks.runtime.environment import write_versions
+from clsbench.tasks.runtime.errors import BadSettingError, UnknownNameError
 from clsbench.tasks.runtime.stores import (
     OutputLock,
     OutputLocked,
@@ -278,12 +280,12 @@ def run_clip(
     if templates not in TEMPLATE_CHOICES:
         raise ValueError(f"templates must be one of {TEMPLATE_CHOICES}, got {templates!r}")
     if not 2 <= n_options <= MAX_OPTIONS:
-        raise ValueError(f"n_options must be in 2..{MAX_OPTIONS}, got {n_options}")
+        raise BadSettingError(f"--n-options must be in 2..{MAX_OPTIONS}, got {n_options}")
     keys = parse_datasets(datasets)
     for key in keys:
         check_data(key, data_dir)
         if class_names not in get_dataset(key).name_sets:
-            raise ValueError(
+            raise UnknownNameError(
                 f"{key} has no class-name set {class_names!r} (it offers: {', '.join(get_dataset(key).name_sets)})"
             )
     state = PartialState(cpu=cpu)
@@ -402,6 +404,7 @@ def _run_datasets(
             progress=progress,
         )
         if summary is not None:
+            write_clip_benchmark_result(run_dir, summary)  # also for a summary written before this existed
             summaries[key] = summary
             if on_dataset is not None:
                 on_dataset(key, summary, run_dir)

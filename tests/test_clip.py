@@ -21,6 +21,7 @@ from clsbench.clip_baselines.run import load_split, run_clip
 from clsbench.clip_baselines.zeroshot import SINGLE_TEMPLATE, encode_classes, templates_for
 from clsbench.tasks.data.loading import DataError, classnames_for, load_rows
 from clsbench.tasks.data.samples import add_questions, open_image
+from clsbench.tasks.runtime.errors import UnknownNameError
 
 KEYS = ["food101", "caltech101"]  # one prompt / 34 prompts; 101 classes each
 SUMMARY_KEYS = {
@@ -159,7 +160,7 @@ def test_missing_or_unknown_dataset_is_a_clear_error(tiny, tmp_path, monkeypatch
         run_clip(
             "openai-vit-l-14", None, ["food101", "logo"], tmp_path / "out", data_dir=tmp_path / "empty", progress=False
         )
-    with pytest.raises(KeyError, match="unknown dataset 'food102'; use a key"):
+    with pytest.raises(UnknownNameError, match="unknown dataset 'food102'; did you mean food101"):
         run_clip(tiny, None, ["food102"], tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))
 

@@ -137,8 +137,6 @@ def test_errors_inside_lmms_eval_end_with_clsbenchs_message(tmp_path):
         [
             *CLSBENCH,
             "lmms",
-            "--data-dir",
-            str(tmp_path / "empty"),
             "--model",
             "dummy",
             "--tasks",
@@ -152,6 +150,7 @@ def test_errors_inside_lmms_eval_end_with_clsbenchs_message(tmp_path):
         env=offline(),
         cwd=tmp_path,
     )
+    # The data root comes from $CLSBENCH_DATA: an explicit empty --data-dir is refused before lmms-eval starts.
     assert run.returncode != 0  # lmms-eval itself exits 0 here; clsbench lmms must not
     tail = run.stderr.strip().splitlines()[-3:]
     assert any("clsbench lmms: error: logo: no prepared data" in line for line in tail), run.stderr[-2000:]
@@ -178,7 +177,7 @@ def test_no_hub_fails_in_seconds_with_the_download_command(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env=offline(),
+        env={**offline(), "CLSBENCH_DATA": str(tmp_path / "empty")},
         cwd=tmp_path,
     )
     assert run.returncode == 2 and time.time() - began < 30

@@ -11,20 +11,26 @@ from pathlib import Path
 from clsbench.tasks.data.loading import DataError, classnames_for, data_root, find_prepared, hub_status, load_rows
 from clsbench.tasks.protocol.catalog import check_protocol_names, dataset_table, resolve_datasets
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
-from clsbench.tasks.protocol.questions import DEFAULT_SEED, SampleError, format_prompt, make_sample
+from clsbench.tasks.protocol.questions import DEFAULT_SEED, format_prompt, make_sample
 from clsbench.tasks.protocol.registry import DATASETS, HubSource, get_dataset
-from clsbench.tasks.toolkits.lmms_runner import run_lmms
+from clsbench.tasks.runtime.errors import BadSettingError, ClsbenchError, UnknownNameError
+from clsbench.tasks.toolkits.lmms_runner import data_dir_message, lmms_request_messages, run_lmms
+
+
+def dataset_key(text: str) -> str:
+    """Exactly one dataset, named in the catalog's one grammar (key, alias, task name), else UnknownNameError."""
+    keys = resolve_datasets(text)
+    if len(keys) != 1:
+        raise UnknownNameError(f"{text!r} names {len(keys)} datasets; give one ({', '.join(keys)})")
+    return keys[0]
 
 
 def one_dataset(text: str) -> str:
-    """An argparse type: exactly one dataset, named in the catalog's one grammar (key, alias, task name)."""
+    """:func:`dataset_key` as an argparse type."""
     try:
-        keys = resolve_datasets(text)
-    except KeyError as error:
-        raise argparse.ArgumentTypeError(error.args[0]) from None
-    if len(keys) != 1:
-        raise argparse.ArgumentTypeError(f"{text!r} names {len(keys)} datasets; give one ({', '.join(keys)})")
-    return keys[0]
+        return dataset_key(text)
+    except UnknownNameError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -66,9 +72,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_options(args: argparse.Namespace) -> int:
     # A variant's task name means that variant: refused with the flags that ask it (never the 26-option question).
     check_protocol_names(args.dataset, "options", example=f"{{datasets}} {args.index}")
-    spec = get_dataset(one_dataset(args.dataset))
+    spec = get_dataset(dataset_key(args.dataset))
     if args.index < 0:
-        raise ValueError(f"index must be a row of the split (0 or more), got {args.index}")
+        raise BadSettingError(f"index must be a row of the split (0 or more), got {args.index}")
     classnames = classnames_for(spec.key, args.data_dir, args.class_names)
     if args.label is not None:
         label = args.label
@@ -166,8 +172,11 @@ def cmd_multilabel(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks_path(args: argparse.Namespace) -> int:
-    from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
+    from clsbench.tasks.cls_mcq.task_folder import PACKAGE_TASK_FOLDER, task_folder_for
 
+    problem = data_dir_message(args.data_dir) if args.data_dir is not None else None
+    if problem:  # not a silent fallback to the Hub's task folder
+        raise DataError(problem)
     folder = task_folder_for(args.data_dir)
     if folder != PACKAGE_TASK_FOLDER:
         print(
@@ -208,6 +217,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_lmms(args: argparse.Namespace) -> int:
+    # Names and the data root are checked in about a second, before the environment check and lmms-eval's
+    # task indexing (tens of seconds) would end in a generic failure.
+    problems = lmms_request_messages(args.lmms_args, args.data_dir)
+    for problem in problems:
+        print(f"clsbench lmms: error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     if stop_on_known_bad("lmms"):
         return 3
     code, written = run_lmms(args.lmms_args, args.data_dir)
@@ -220,7 +236,7 @@ def cmd_questions(args: argparse.Namespace) -> int:
     from clsbench.tasks.data.question_table import write_question_table
 
     check_protocol_names(args.dataset, "questions")
-    key = one_dataset(args.dataset)
+    key = dataset_key(args.dataset)
     output = args.output or f"{key}_questions.parquet"
     path = write_question_table(
         key, output, args.data_dir, seed=args.seed, n_options=args.n_options, name_set=args.class_names
@@ -425,9 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
-    except (DataError, SampleError, KeyError, ValueError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"clsbench {args.command}: error: {message}", file=sys.stderr)
+    except ClsbenchError as error:  # anything else is a bug: its traceback shows
+        print(f"clsbench {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 

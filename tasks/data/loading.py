@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clsbench.tasks.protocol.registry import DEFAULT_NAMES, DatasetSpec, HubSource, get_dataset
+from clsbench.tasks.runtime.errors import ClsbenchError
 
 META_FILE = "clsbench.json"
 SCHEMA_VERSION = 1
@@ -28,7 +29,7 @@ MISSING_DATA_SENTINEL = "_missing_local_data.parquet"
 MISSING_DATA_COLUMN = "clsbench_missing_local_data"
 
 
-class DataError(RuntimeError):
+class DataError(ClsbenchError, RuntimeError):
     """A dataset is missing, unreachable or malformed; the message says what to do."""
 
 
@@ -178,6 +179,33 @@ def hub_offline_message(spec: DatasetSpec, error: BaseException) -> str:
     )
 
 
+def is_network_error(error: BaseException) -> bool:
+    """Whether ``error`` means the Hub could not be reached or refused the request (DNS, proxy, timeout, HTTP).
+
+    The Hub clients raise their HTTP library's own types (``httpx``/``httpx2`` transport errors, ``requests``'
+    errors, ``huggingface_hub``'s HTTP errors), which are not ``OSError``: checked by type here, imported only
+    once something failed, so every command turns them into the one message with the ``hf download`` line.
+    """
+    import importlib
+
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    for module, name in (
+        ("httpx2", "TransportError"),
+        ("httpx", "TransportError"),
+        ("requests", "RequestException"),
+        ("huggingface_hub.errors", "HfHubHTTPError"),
+        ("huggingface_hub.errors", "OfflineModeIsEnabled"),
+    ):
+        try:
+            kind = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(error, kind):
+            return True
+    return False
+
+
 def hub_load_kwargs(source: HubSource) -> dict:
     """Arguments for ``datasets.load_dataset`` that read exactly the pinned split's files (and download no other)."""
     return {"path": source.builder, "data_files": {source.split: source.data_url}}
@@ -211,6 +239,10 @@ def load_rows(key: str, data_dir: str | os.PathLike | None = None):
     try:
         rows = datasets.load_dataset(**hub_load_kwargs(source), split=source.split)
     except (ConnectionError, OSError, ValueError) as error:  # datasets raises all three when offline
+        raise DataError(hub_offline_message(spec, error)) from error
+    except Exception as error:  # the HTTP library's own types (httpx ConnectError, ...): the same message
+        if not is_network_error(error):
+            raise
         raise DataError(hub_offline_message(spec, error)) from error
     rows = to_standard_columns(rows, source)
     check_label_names(key, getattr(rows.features["label"], "names", None), f"{source.repo_id}@{source.revision[:7]}")

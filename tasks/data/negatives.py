@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clsbench.tasks.data.loading import DataError, data_root
+from clsbench.tasks.runtime.errors import UnknownNameError
 
 FORMAT = "clsbench-negatives-v1"
 METHODS = ("text-similar", "clip-hard")
@@ -64,7 +65,7 @@ def load_negatives(
 ) -> Negatives:
     """Read a negatives file, checking it was made for this dataset and class list."""
     if method not in METHODS:
-        raise ValueError(f"unknown negatives method {method!r}; choose one of {', '.join(METHODS)}")
+        raise UnknownNameError(f"unknown negatives method {method!r}; choose one of {', '.join(METHODS)}")
     path = negatives_path(dataset, method, data_dir)
     if not path.is_file():
         raise DataError(

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from clsbench.tasks.protocol.registry import (
     datasets_in_group,
     paper_datasets,
 )
+from clsbench.tasks.runtime.errors import UnknownNameError
 
 GROUP_TASKS = {"general": "cls_general_mcq", "fine-grained": "cls_finegrained_mcq"}
 
@@ -219,15 +221,17 @@ def resolve_datasets(names: str | Sequence[str], *, strict: bool = True) -> list
         found = members.get(item) or ([dataset_for_name(item)] if dataset_for_name(item) else None)
         if found is None:
             if strict:
-                raise KeyError(
-                    f"unknown dataset {item!r}; use a key ({', '.join(DATASETS)}), an alias such as ClsBench_food101, "
-                    f"a group (all, {', '.join(GROUPS)}) or a task or group name such as {task_name('food101')} "
-                    f"or {group_name(None)}"
+                close = difflib.get_close_matches(item, [*DATASETS, *members], n=3, cutoff=0.6)
+                hint = f"did you mean {' or '.join(close)}? Otherwise " if close else ""
+                raise UnknownNameError(
+                    f"unknown dataset {item!r}; {hint}use a key ({', '.join(DATASETS)}), an alias such as "
+                    f"ClsBench_food101, a group (all, {', '.join(GROUPS)}) or a task or group name such as "
+                    f"{task_name('food101')} or {group_name(None)}"
                 )
             continue
         keys += found
     if strict and not keys:
-        raise KeyError("no datasets given")
+        raise UnknownNameError("no datasets given")
     return list(dict.fromkeys(keys))
 
 
@@ -287,11 +291,8 @@ _COMMAND_SETTINGS = {
 }
 
 
-class ProtocolNameError(KeyError):
+class ProtocolNameError(UnknownNameError):
     """A variant's task or group name given to a command that would otherwise run another protocol."""
-
-    def __str__(self) -> str:  # KeyError quotes its message
-        return str(self.args[0])
 
 
 def protocol_flags(suffix: str, command: str) -> str | None:

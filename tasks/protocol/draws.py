@@ -38,6 +38,8 @@ import string
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from clsbench.tasks.runtime.errors import BadSettingError
+
 DERIVATION_VERSION = "clsbench-v1"
 LETTERS = string.ascii_uppercase
 MAX_OPTIONS = len(LETTERS)
@@ -153,9 +155,9 @@ def build_question(
         The :class:`Question`: option class indices (A first), the answer letter and the wording index.
     """
     if not 2 <= n_options <= MAX_OPTIONS:
-        raise ValueError(f"n_options must be in 2..{MAX_OPTIONS}, got {n_options}")
+        raise BadSettingError(f"n_options must be in 2..{MAX_OPTIONS}, got {n_options}")
     if seed < 0:
-        raise ValueError(f"seed must be 0 or more, got {seed}")
+        raise BadSettingError(f"seed must be 0 or more, got {seed}")
     if sample_key.startswith("-") and sample_key[1:].isdigit():
         raise ValueError(f"sample key {sample_key!r} of {dataset_key!r}: row indices are 0 or more")
     if not 0 <= label < len(classnames):

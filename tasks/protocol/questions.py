@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS, build_question
 from clsbench.tasks.protocol.parsing import parse_answer
 from clsbench.tasks.protocol.registry import get_dataset
+from clsbench.tasks.runtime.errors import ClsbenchError
 
 DEFAULT_SEED = 0
 
@@ -18,7 +19,7 @@ DEFAULT_SEED = 0
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
 
 
-class SampleError(ValueError):
+class SampleError(ClsbenchError, ValueError):
     """One sample is unusable (bad label, unreadable image); the message names it."""
 
 

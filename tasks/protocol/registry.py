@@ -13,6 +13,8 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
+from clsbench.tasks.runtime.errors import UnknownNameError
+
 Group = Literal["general", "fine-grained"]
 DEFAULT_NAMES = "paper"  # the class-name set every protocol uses unless asked otherwise
 GROUPS: tuple[Group, ...] = ("general", "fine-grained")
@@ -114,7 +116,7 @@ class DatasetSpec:
             names = _class_file(self.alternative_names[name_set])["classnames"]
         else:
             choices = ", ".join(self.name_sets)
-            raise KeyError(f"{self.key} has no class-name set {name_set!r}; choose one of: {choices}")
+            raise UnknownNameError(f"{self.key} has no class-name set {name_set!r}; choose one of: {choices}")
         return tuple(names) if names is not None else None
 
     @property
@@ -445,7 +447,7 @@ def get_dataset(key: str) -> DatasetSpec:
     """The spec for a dataset key (or any name :func:`dataset_for_name` knows), with the valid keys in the error."""
     found = key if key in DATASETS else dataset_for_name(key)
     if found is None:
-        raise KeyError(f"unknown dataset {key!r}; choose one of: {', '.join(DATASETS)}") from None
+        raise UnknownNameError(f"unknown dataset {key!r}; choose one of: {', '.join(DATASETS)}") from None
     return DATASETS[found]
 
 

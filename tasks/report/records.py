@@ -13,6 +13,7 @@ from pathlib import Path
 from clsbench.tasks.data.loading import DataError, classnames_for
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, dataset_for_name, paper_datasets
+from clsbench.tasks.runtime.errors import ClsbenchError
 
 DUPLICATE_SUFFIX = re.compile(r" \[\d+\]$")  # "missile [657]", as clsbench clip writes it
 LEADERBOARD_FORMAT = "clsbench-leaderboard-v1"
@@ -23,7 +24,7 @@ MLLM, CLIP, REFERENCE = "MLLM", "CLIP", "REFERENCE"
 KIND_ORDER = (REFERENCE, CLIP, MLLM)  # the paper's rows (with --reference paper), CLIP-style baselines, then MLLMs
 
 
-class ReportError(ValueError):
+class ReportError(ClsbenchError, ValueError):
     """A report input is unusable; the message says which and what to do."""
 
 

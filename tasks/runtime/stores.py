@@ -31,11 +31,13 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from clsbench.tasks.runtime.errors import ClsbenchError
+
 LOCK_FILE = ".clsbench.lock"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".json", ".model", ".tiktoken", ".txt", ".jinja")
 
 
-class OutputWriteError(ValueError):
+class OutputWriteError(ClsbenchError, ValueError):
     """An output could not be written (full disk, read-only folder, ...); the message names the path and the cause.
 
     A ``ValueError``, so every command's error handler prints it as ``clsbench <command>: error: ...``.
@@ -81,11 +83,11 @@ def writing(path: str | os.PathLike, what: str) -> Iterator[None]:
         raise write_failure(path, error, what) from error
 
 
-class StoreMismatch(RuntimeError):
+class StoreMismatch(ClsbenchError, RuntimeError):
     """Stored results were made under another fingerprint; the message says what differs and how to start fresh."""
 
 
-class OutputLocked(RuntimeError):
+class OutputLocked(ClsbenchError, RuntimeError):
     """Another run is writing to the same output; the message names it."""
 
 

@@ -1,0 +1,124 @@
+"""A user's first hour (issue 26): every command either works or says in seconds what to do, and a bug shows its
+traceback instead of passing for a usage error."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+
+import pytest
+
+from clsbench.tasks.cli.main import main
+
+CLSBENCH = [sys.executable, "-m", "clsbench.tasks.cli"]
+
+
+def test_a_mistyped_task_and_model_end_within_seconds_with_a_did_you_mean(tmp_path):
+    """Before: 42-49 s of lmms-eval's task indexing, then a generic 'if a dataset could not be loaded' line."""
+    started = time.monotonic()
+    run = subprocess.run(
+        [*CLSBENCH, "lmms", "--model", "llava_onevison", "--tasks", "cls_food11_mcq", "--output_path", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert run.returncode == 2, run.stderr
+    assert elapsed < 10, f"{elapsed:.1f} s"
+    assert "unknown task 'cls_food11_mcq'" in run.stderr and "did you mean cls_food101_mcq" in run.stderr
+    assert "unknown model 'llava_onevison'" in run.stderr and "did you mean llava_onevision" in run.stderr
+    assert "dataset could not be loaded" not in run.stderr
+
+
+def test_a_missing_data_dir_ends_within_seconds_naming_it_and_the_fix(tmp_path):
+    """Before: --data-dir X was ignored (the Hub's task folder), and 37.7 s later the error named ~/.cache/..."""
+    missing = tmp_path / "no-such-data"
+    started = time.monotonic()
+    run = subprocess.run(
+        [*CLSBENCH, "lmms", "--data-dir", str(missing), "--model", "dummy", "--tasks", "cls_food101_mcq"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert run.returncode == 2, run.stderr
+    assert elapsed < 10, f"{elapsed:.1f} s"
+    assert f"--data-dir {missing} does not exist" in run.stderr
+    assert "hf download ethz/food101 --repo-type dataset" in run.stderr
+    assert f"clsbench prepare food101 --source SNAPSHOT --data-dir {missing}" in run.stderr
+    assert ".cache/clsbench/data" not in run.stderr
+
+
+def test_an_empty_data_dir_is_refused_by_lmms_and_tasks_path(tmp_path, capsys):
+    assert main(["lmms", "--data-dir", str(tmp_path), "--model", "dummy", "--tasks", "cls_logo_mcq"]) == 2
+    err = capsys.readouterr().err
+    assert f"--data-dir {tmp_path} holds no prepared dataset" in err and "clsbench prepare logo" in err
+    assert main(["tasks-path", "--data-dir", str(tmp_path)]) == 2  # before: printed the package folder
+    assert f"--data-dir {tmp_path} holds no prepared dataset" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llava") is not None, reason="the LLaVA-NeXT package is installed")
+def test_llava_onevision_without_the_llava_package_says_what_to_install(capsys):
+    """Before: lmms-eval died with NameError get_model_name_from_path after indexing, with exit 0."""
+    assert main(["lmms", "--model", "llava_onevision", "--tasks", "cls_imagenet_mcq"]) == 2
+    err = capsys.readouterr().err
+    assert "lmms-eval's model 'llava_onevision' needs llava" in err
+    assert "pip install git+https://github.com/LLaVA-VL/LLaVA-NeXT.git" in err
+    assert "--model clsbench_hf --model_args pretrained=llava-hf/llava-onevision-qwen2-7b-ov-hf" in err
+
+
+def test_known_names_pass_the_up_front_check():
+    from clsbench.tasks.toolkits.lmms_runner import lmms_request_messages
+
+    for args in (
+        ["--model", "dummy", "--tasks", "cls_mcq,cls_imagenet_mcq_4opt,mme"],  # ours, a variant, a built-in task
+        ["--model=clsbench_hf", "--tasks=cls_general_mcq"],
+        ["--model", "llava_hf", "--tasks", "list"],
+        ["--model", "dummy", "--tasks", "cls_*"],  # wildcards are lmms-eval's to match
+    ):
+        assert lmms_request_messages(args) == [], args
+
+
+def test_a_network_failure_is_the_named_error_with_the_download_line(tmp_path, monkeypatch, capsys):
+    """Before: without HF_HUB_OFFLINE the HTTP library's ConnectError came out as two raw tracebacks."""
+    import datasets
+
+    http = pytest.importorskip("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
+
+    def unreachable(*args, **kwargs):
+        raise http.ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    assert main(["options", "food101", "0", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "food101: could not load ethz/food101@1ac27ab from the Hugging Face Hub" in err
+    assert "Name or service not known" in err and "hf download ethz/food101 --repo-type dataset" in err
+    assert "Traceback" not in err
+
+
+def test_a_bug_shows_its_traceback_while_a_user_error_stays_one_line(monkeypatch, capsys):
+    """Before: both command lines caught KeyError/ValueError, so a bug printed as a one-line usage error."""
+    import clsbench.clip_baselines.cli as clip_cli
+
+    cli = sys.modules[main.__module__]  # the package exports main, which hides the module's name
+
+    def bug() -> str:
+        return {}["no such key"]
+
+    monkeypatch.setattr(cli, "dataset_table", bug)
+    with pytest.raises(KeyError, match="no such key"):
+        main(["list", "--markdown"])
+    monkeypatch.setattr(clip_cli, "list_models", lambda: int("not a number"))
+    with pytest.raises(ValueError, match="invalid literal"):
+        clip_cli.main(["--list-models"])
+    # The user's mistakes keep their one line (unknown names, out-of-range settings): now the project's types.
+    assert main(["options", "food11", "0", "--label", "3"]) == 2
+    assert "unknown dataset 'food11'; did you mean food101?" in capsys.readouterr().err
+    assert main(["options", "food101", "0", "--label", "3", "--n-options", "30"]) == 2
+    assert "n_options must be in 2..26, got 30" in capsys.readouterr().err
+    assert main(["options", "food101", "0", "--label", "3", "--class-names", "openai"]) == 2
+    assert "food101 has no class-name set 'openai'" in capsys.readouterr().err
+    assert clip_cli.main(["--datasets", "food101"]) == 2
+    assert "--model is required" in capsys.readouterr().err
