@@ -45,7 +45,7 @@ def run(model_dir: str, data: Path, questions: int, batch_size: int, workers: in
     from lmms_eval.tasks import TaskManager
 
     from clsbench.models.lmms.clsbench_hf import ClsbenchHF
-    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 
     model = ClsbenchHF(
         pretrained=model_dir,

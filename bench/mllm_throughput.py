@@ -88,7 +88,7 @@ def bench(args: argparse.Namespace, work: Path) -> int:
 
     from clsbench.models.fixtures import build_tiny_llava
     from clsbench.models.lmms.clsbench_hf import ClsbenchHF
-    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.cls_mcq.task_folder import task_folder_for
     from clsbench.tasks.data.fixtures import write_fixture_data
     from clsbench.tasks.protocol.catalog import task_name
     from clsbench.tasks.protocol.registry import DATASETS
@@ -160,7 +160,7 @@ def compute_bench(args: argparse.Namespace, work: Path) -> int:
 
     from clsbench.models.engine.hf_vlm import VisualPrompt
     from clsbench.models.lmms.clsbench_hf import ClsbenchHF
-    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.cls_mcq.task_folder import task_folder_for
     from clsbench.tasks.data.fixtures import fixture_labels
     from clsbench.tasks.data.loading import load_rows, write_prepared
     from clsbench.tasks.data.samples import add_questions, open_image

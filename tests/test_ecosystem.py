@@ -54,7 +54,7 @@ def test_builtin_tasks_keep_priority():
     import lmms_eval.models  # noqa: F401  (loads the entry point, as lmms-eval's start-up does)
     from lmms_eval.tasks import TaskManager
 
-    registration = sys.modules["clsbench.models.lmms.registration"]
+    registration = sys.modules["clsbench.tasks.toolkits.lmms_plugin"]
 
     assert registration.add_task_folder()
     manager = TaskManager("ERROR")
@@ -62,6 +62,25 @@ def test_builtin_tasks_keep_priority():
     builtin = Path(sys.modules["lmms_eval.tasks"].__file__).parent
     mmbench = next(name for name in manager.all_tasks if name.startswith("mmbench"))
     assert str(builtin) in str(manager.task_index[mmbench]["yaml_path"])
+
+
+def test_importing_the_plugin_first_keeps_clsbench_models_in_lmms_evals_list():
+    """The entry point's module imported before lmms-eval's model registry (as a user script might) must not make
+    the registry load a half-initialized module and drop clsbench_hf (it did while the module built its manifests
+    by importing lmms_eval.models at load time)."""
+    script = (
+        "import importlib, sys\n"
+        "from importlib.metadata import entry_points\n"
+        "plugin = entry_points(group='lmms_eval.models')['clsbench']\n"
+        "importlib.import_module(plugin.module)\n"
+        "import lmms_eval.models\n"
+        "print(sorted(name for name in lmms_eval.models.list_available_models() if name.startswith('clsbench')))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "['clsbench_hf', 'clsbench_minicpm', 'clsbench_vllm']", (
+        run.stdout[-2000:] + run.stderr[-2000:]
+    )
 
 
 def test_the_upstream_kit_drops_into_lmms_eval(fixture_root, tmp_path):
@@ -133,6 +152,7 @@ def test_clsbench_lmms_takes_equals_form_options(fixture_root, tmp_path):
 
 
 def test_errors_inside_lmms_eval_end_with_clsbenchs_message(tmp_path):
+    # The data root comes from $CLSBENCH_DATA: an explicit empty --data-dir is refused before lmms-eval starts.
     run = subprocess.run(
         [
             *CLSBENCH,
@@ -147,10 +167,9 @@ def test_errors_inside_lmms_eval_end_with_clsbenchs_message(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env=offline(),
+        env={**offline(), "CLSBENCH_DATA": str(tmp_path / "empty")},
         cwd=tmp_path,
     )
-    # The data root comes from $CLSBENCH_DATA: an explicit empty --data-dir is refused before lmms-eval starts.
     assert run.returncode != 0  # lmms-eval itself exits 0 here; clsbench lmms must not
     tail = run.stderr.strip().splitlines()[-3:]
     assert any("clsbench lmms: error: logo: no prepared data" in line for line in tail), run.stderr[-2000:]
@@ -177,7 +196,7 @@ def test_no_hub_fails_in_seconds_with_the_download_command(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**offline(), "CLSBENCH_DATA": str(tmp_path / "empty")},
+        env=offline(),
         cwd=tmp_path,
     )
     assert run.returncode == 2 and time.time() - began < 30

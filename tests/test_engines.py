@@ -245,7 +245,7 @@ def test_clsbench_vllm_gives_clsbench_hfs_letters(vllm_model, tiny_llava, fixtur
     from lmms_eval.tasks import TaskManager
 
     from clsbench.models.lmms.clsbench_hf import ClsbenchHF
-    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 
     manager = TaskManager("ERROR", include_path=str(task_folder_for(fixture_root)))
     tasks = ["cls_logo_mcq"]
@@ -272,7 +272,7 @@ def test_clsbench_vllm_generate_mode_replies_as_the_engine_generates(vllm_model,
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 
-    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 
     model = vllm_model("generate")
     manager = TaskManager("ERROR", include_path=str(task_folder_for(fixture_root)))

@@ -10,17 +10,20 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import runpy
 
 import datasets
 import pytest
 
-from clsbench.tasks.cls_mcq._generate_configs import generated_files
+from clsbench.tasks.cls_mcq.task_folder import PACKAGE_TASK_FOLDER
 from clsbench.tasks.data.fixtures import synthetic_image
 from clsbench.tasks.data.loading import DataError, check_label_names, hub_load_kwargs, load_rows, write_prepared
 from clsbench.tasks.data.samples import add_questions
 from clsbench.tasks.protocol.registry import DATASETS, HubSource
 from clsbench.tasks.variants.descriptions import DESCRIBE_PROMPT, TEXTONLY_QUESTION
 from clsbench.tasks.variants.open_world import CLOSED_PROMPT, OPEN_PROMPT, P2_CLOSED_PROMPT, contains_class
+
+generated_files = runpy.run_path(str(PACKAGE_TASK_FOLDER / "_generate_configs.py"))["generated_files"]  # a script
 
 HUB = {key: spec for key, spec in DATASETS.items() if isinstance(spec.source, HubSource)}
 RECORDED = {key: spec.hub_labels for key, spec in HUB.items() if spec.hub_labels and spec.hub_labels["names"]}

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
+from clsbench.tasks.cls_mcq.task_folder import PACKAGE_TASK_FOLDER, task_folder_for
 from clsbench.tasks.data.fixtures import write_fixture_dataset
 from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.data.samples import add_questions

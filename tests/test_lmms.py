@@ -13,7 +13,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from clsbench.tasks.cls_mcq._generate_configs import PACKAGE_TASK_FOLDER, task_folder_for
+from clsbench.tasks.cls_mcq.task_folder import PACKAGE_TASK_FOLDER, task_folder_for
 from clsbench.tasks.data.loading import DataError, load_rows
 from clsbench.tasks.data.samples import add_questions
 from clsbench.tasks.protocol.catalog import resolve_datasets, task_name

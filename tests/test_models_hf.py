@@ -30,7 +30,7 @@ from clsbench.models.fixtures import (
     build_tiny_qwen2_vl,
     build_tiny_qwen3_vl,
 )
-from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.data.samples import add_questions, open_image
 from clsbench.tasks.protocol.draws import LETTERS

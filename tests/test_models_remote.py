@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 from clsbench.tasks.data.fixtures import fixture_classnames
 
 REMOTE_CODE = """

@@ -231,7 +231,7 @@ def test_real_tokenizer_models_through_clsbench_hf_in_lmms_eval(real_engines, fi
     from lmms_eval.tasks import TaskManager
 
     from clsbench.models.lmms.clsbench_hf import ClsbenchHF
-    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 
     model = ClsbenchHF(
         pretrained=real_engines[family].pretrained,

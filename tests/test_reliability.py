@@ -581,7 +581,7 @@ def test_tricky_images_give_the_same_pixels_in_lmms_clip_and_export(tmp_path, ki
 WRITER = """
 import sys
 from pathlib import Path
-from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 root = Path(sys.argv[1])
 for turn in range(30):
     on, off = root / "food101", root / "food101.off"
@@ -592,7 +592,7 @@ for turn in range(30):
 
 def test_the_data_roots_task_folder_is_swapped_in_atomically(tmp_path):
     """Issue 25, item 8: concurrent readers saw 0-byte YAML and utils.py files while lmms re-copied the folder."""
-    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 
     root = tmp_path / "data"
     write_fixture_dataset(root, "logo", 2)
@@ -642,7 +642,7 @@ def _good(tmp_path: Path, key: str = "logo") -> Path:
     ],
 )
 def test_malformed_copies_fail_naming_dataset_file_and_cause(tmp_path, damage, message):
-    from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+    from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 
     folder = _good(tmp_path)
     meta_path, shard = folder / META_FILE, folder / "data" / "test-00000-of-00001.parquet"

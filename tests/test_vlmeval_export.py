@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from clsbench.tasks.cli.main import main
-from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 from clsbench.tasks.data.fixtures import GLDV2_FIXTURE_CLASSES
 from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.protocol.catalog import task_name

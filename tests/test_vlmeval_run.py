@@ -19,7 +19,7 @@ pytest.importorskip(
 
 from clsbench.models.fixtures import build_letter_prone
 from clsbench.models.vlmeval.registration import register_models
-from clsbench.tasks.cls_mcq._generate_configs import task_folder_for
+from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.data.samples import open_image
 from clsbench.tasks.protocol.questions import format_prompt, prompt_parts

@@ -1,6 +1,6 @@
 """lmms-eval model ``clsbench_hf``: any transformers image-text model, with letter scoring and option ranking.
 
-Registered through the ``lmms_eval.models`` entry point (see ``clsbench.models.lmms.registration``),
+Registered through the ``lmms_eval.models`` entry point (see ``clsbench.tasks.toolkits.lmms_plugin``),
 so ``lmms-eval --model clsbench_hf --model_args pretrained=...,mode=score`` works with no flag.
 Model args (lm-eval-harness style ``key=value``):
 

@@ -31,7 +31,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from clsbench.tasks.cls_mcq import _generate_configs as package_configs
+from clsbench.tasks.cls_mcq import yamls as package_configs
+from clsbench.tasks.cls_mcq.task_folder import PACKAGE_TASK_FOLDER
 from clsbench.tasks.data import images as images_module
 from clsbench.tasks.data.loading import MISSING_DATA_SENTINEL, find_prepared
 from clsbench.tasks.protocol import draws as draws_module
@@ -268,18 +269,18 @@ def utils_text(suffix: str, variant: McqVariant) -> str:
 
 
 def _kit_yaml(text: str) -> str:
-    return text.replace(package_configs._HEADER, HEADER)
+    return text.replace(package_configs.GENERATED_HEADER, HEADER)
 
 
 def kit_files(version: str) -> dict[str, str | bytes]:
     """Path in ``cls_mcq/`` -> content of every kit file."""
     files: dict[str, str | bytes] = {f"{PROTOCOL}/{name}": text for name, text in protocol_sources().items()}
     files[f"{PROTOCOL}/datasets.json"] = datasets_json(version)
-    template = (package_configs.PACKAGE_TASK_FOLDER / "_default_template_yaml").read_text("utf-8")
+    template = (PACKAGE_TASK_FOLDER / "_default_template_yaml").read_text("utf-8")
     files["_default_template_yaml"] = template.replace(
         "clsbench.tasks.protocol.draws.build_question", "protocol/draws.py's build_question"
     )
-    files[MISSING_DATA_SENTINEL] = (package_configs.PACKAGE_TASK_FOLDER / MISSING_DATA_SENTINEL).read_bytes()
+    files[MISSING_DATA_SENTINEL] = (PACKAGE_TASK_FOLDER / MISSING_DATA_SENTINEL).read_bytes()
     for key, spec in DATASETS.items():
         files[package_configs.source_file(key)] = _kit_yaml(package_configs.source_yaml(spec))
     for suffix, variant in kit_variants().items():
