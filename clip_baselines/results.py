@@ -56,6 +56,7 @@ from pathlib import Path
 
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
 from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES
+from clsbench.tasks.report.readers import CLIP_EXPORT_MARK
 from clsbench.tasks.runtime.errors import ClsbenchError
 
 FORMAT = "clsbench-clip-v1"
@@ -219,7 +220,6 @@ def write_json_atomic(path: Path, content: dict) -> None:
 
 CLIP_BENCHMARK_DIR = "clip_benchmark"  # per run folder: the results in CLIP_benchmark's format
 CLIP_BENCHMARK_TASK = "zeroshot_classification"
-EXPORT_MARK = "clsbench clip"  # ``written_by`` of those files: the report reads our summary instead
 
 
 def clip_benchmark_result(summary: dict) -> dict:
@@ -234,7 +234,7 @@ def clip_benchmark_result(summary: dict) -> dict:
         "task": CLIP_BENCHMARK_TASK,
         "metrics": summary["metrics"],
         "language": "en",
-        "written_by": EXPORT_MARK,
+        "written_by": CLIP_EXPORT_MARK,  # the report reads our summary instead
         "clsbench_dataset": spec.key,
         **{f"clsbench_{field}": summary.get(field) for field in ("mode", "templates", "seed", "n_options")},
         **{f"clsbench_{field}": summary.get(field) for field in ("negatives", "class_names", "n_samples")},

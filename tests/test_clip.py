@@ -303,6 +303,21 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(tiny, fixture_ro
     assert not seen  # a completed dataset is read back, not recomputed
 
 
+def test_a_truncated_summary_is_recomputed_from_the_predictions_saying_so(tiny, fixture_root, tmp_path, capsys):
+    """Issue 26: rerunning over a torn <dataset>.json gave a bare JSONDecodeError with no file name and no fix."""
+    first = run(tiny, fixture_root, tmp_path, datasets=["logo"])
+    (summary,) = tmp_path.glob("*/logo.json")
+    text = summary.read_text()
+    summary.write_text(text[: len(text) // 2])
+    capsys.readouterr()
+    seen = []
+    again = run(with_image_tower(tiny, lambda images: seen.append(1)), fixture_root, tmp_path, datasets=["logo"])
+    assert again["logo"] == first["logo"] and not seen  # from the kept predictions: nothing encoded again
+    err = capsys.readouterr().err
+    assert f"{summary} is not readable JSON" in err and "recomputing it from" in err
+    assert json.loads(summary.read_text()) == first["logo"]
+
+
 def test_resume_refuses_predictions_made_for_other_questions(tiny, fixture_root, tmp_path):
     run(tiny, fixture_root, tmp_path, datasets=["logo"])
     (summary,) = tmp_path.glob("*/logo.json")
@@ -392,6 +407,7 @@ def test_cli_writes_results_and_a_table(tiny, fixture_root, tmp_path, capsys):
         "cub200.predictions.jsonl",
         "clsbench_versions.json",
         "fingerprint.json",
+        "clip_benchmark",  # the same results in CLIP_benchmark's format, for its `build`
     }
 
 
@@ -477,3 +493,86 @@ def test_the_fast_clean_gives_open_clips_own_tokens_for_every_prompt():
     for start in range(0, len(prompts), 4096):
         chunk = prompts[start : start + 4096]
         assert torch.equal(ours(chunk), theirs(chunk))
+
+
+def _clip_benchmark_dispatch() -> tuple[set[str], set[str]]:
+    """The dataset names CLIP_benchmark's installed ``builder.py`` dispatches on: ``build_dataset``'s plain names
+    and ``build_vtab_dataset``'s (``vtab/<name>``), read from its source rather than typed here."""
+    import ast
+
+    import clip_benchmark.datasets.builder as builder
+
+    tree = ast.parse(Path(builder.__file__).read_text("utf-8"))
+    found: dict[str, set[str]] = {}
+    for function in (node for node in tree.body if isinstance(node, ast.FunctionDef)):
+        names = found.setdefault(function.name, set())
+        for node in ast.walk(function):
+            if isinstance(node, ast.Compare) and getattr(node.left, "id", None) == "dataset_name":
+                for right in node.comparators:
+                    values = right.elts if isinstance(right, ast.Tuple) else [right]
+                    names |= {v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)}
+    return found["build_dataset"], found["build_vtab_dataset"]
+
+
+def test_every_clip_benchmark_name_of_our_datasets_is_accepted():
+    """Issue 26: `wds/imagenet1k`, `vtab/caltech101`, `cub`, ... were skipped. Every name CLIP_benchmark's code gives
+    one of our datasets (plain, `vtab/`, its short form, `wds/` of each) means that dataset, and every name we
+    claim is one its builder really dispatches on; its own class lists back the mapping."""
+    import clip_benchmark
+
+    from clsbench.tasks.protocol.catalog import resolve_datasets
+    from clsbench.tasks.protocol.registry import DATASETS, clip_benchmark_names, dataset_for_name
+
+    plain, vtab = _clip_benchmark_dispatch()
+    assert {"imagenet1k", "cars", "food101", "objectnet"} <= plain and {"cub", "caltech101", "flowers"} <= vtab
+    ours = {spec.key: spec.clip_benchmark for spec in DATASETS.values() if spec.clip_benchmark}
+    for names in ours.values():
+        for name in names:  # each is real: a plain builder name or vtab/<a vtab builder name>
+            assert (name.removeprefix("vtab/") in vtab) if name.startswith("vtab/") else (name in plain), name
+    for short in vtab | plain:  # every form of a name we map maps to the same dataset
+        forms = [short] + [f"wds/{short}"] * (short in plain)
+        forms += [f"vtab/{short}", f"wds/vtab/{short}", f"wds/vtab-{short}"] * (short in vtab)
+        keys = {form: dataset_for_name(form) for form in forms}
+        if any(keys.values()):
+            assert len(set(keys.values())) == 1, keys
+    issue = ["wds/imagenet1k", "wds/food101", "wds/imagenetv2", "wds/objectnet", "wds/vtab/caltech101"]
+    issue += ["wds/vtab/flowers", "wds/cars", "vtab/caltech101", "cub", "vtab/cub", "wds/vtab/pets", "vtab/pets"]
+    assert resolve_datasets(issue) == ["imagenet", "food101", "imagenetv2", "objectnet", "caltech101"] + [
+        "flowers102",
+        "stanfordcars",
+        "cub200",
+        "pets",
+    ]
+    assert set(ours) == {spec.key for spec in DATASETS.values()} - {"gldv2", "logo"}  # those two it does not have
+    assert all(dataset_for_name(name) == key for key in ours for name in clip_benchmark_names(DATASETS[key]))
+    # CLIP_benchmark's own class lists are ours (Caltech-101's less the background class we skip)
+    theirs = json.loads((Path(clip_benchmark.__file__).parent / "datasets" / "en_classnames.json").read_text())
+    for name, names in theirs.items():
+        key = dataset_for_name(name)
+        if key is not None:
+            mine = set(DATASETS[key].names("openai" if "openai" in DATASETS[key].name_sets else "paper"))
+            assert set(names) - {"background"} == mine, name
+
+
+def test_clip_benchmark_build_makes_its_csv_from_a_run_folder(tiny, fixture_root, tmp_path):
+    """Issue 26: `clip_benchmark build` on a run folder died with KeyError 'metrics'. Each run folder now has a
+    clip_benchmark/ folder in its format; its real `build` command (as its users run it) makes the CSV."""
+    import csv
+
+    summaries = run(tiny, fixture_root, tmp_path, datasets=["wds/vtab/flowers", "cub", "logo"], templates="single")
+    (run_dir,) = [path for path in tmp_path.iterdir() if not path.name.startswith("_")]
+    output = tmp_path / "benchmark.csv"
+    command = [str(Path(sys.executable).with_name("clip_benchmark")), "build", str(run_dir / "clip_benchmark")]
+    done = subprocess.run([*command, "--output", str(output)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {row["dataset"]: row for row in csv.DictReader(output.open())}
+    assert set(rows) == {"vtab/flowers", "vtab/cub", "logo"}  # CLIP_benchmark's names; ours where it has none
+    for key, name in [("flowers102", "vtab/flowers"), ("cub200", "vtab/cub"), ("logo", "logo")]:
+        row = rows[name]
+        assert float(row["acc1"]) == summaries[key]["accuracy"] and row["clsbench_dataset"] == key
+        assert row["task"] == "zeroshot_classification" and row["clsbench_mode"] == "mcq"
+        assert row["model_fullname"] == f"{tiny.ref.model_name} "  # its `model + ' ' + pretrained`
+    from clsbench.tasks.report.build import write_report
+
+    table = write_report([tmp_path], tmp_path / "report", figures=False, echo=None)
+    assert table.count("\n") == 2  # header, rule, one row: the copies are not read as a second row

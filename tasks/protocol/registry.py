@@ -78,7 +78,10 @@ class DatasetSpec:
     # OpenAI CLIP names beside the paper's WordNet lemmas). Each becomes a task variant and a CLI choice.
     alternative_names: dict[str, str] = field(default_factory=dict, repr=False)
     template_file: str | None = None  # where the CLIP templates are, when class_file has none
-    aliases: tuple[str, ...] = ()  # other tools' names for the same split (CLIP_benchmark's), accepted everywhere
+    aliases: tuple[str, ...] = ()  # other spellings of the dataset's name, accepted everywhere
+    # CLIP_benchmark's names for this dataset, its benchmark name first (see clip_benchmark_names): the
+    # names its clip_benchmark/datasets/builder.py dispatches on, `vtab/<name>` for build_vtab_dataset.
+    clip_benchmark: tuple[str, ...] = ()
     in_paper: bool = True  # one of the paper's ten (False: an extra dataset outside its groups)
 
     @property
@@ -172,7 +175,8 @@ DATASETS: dict[str, DatasetSpec] = {
             # The paper showed ImageNet classes by their first WordNet lemma (its Appendix D food list and
             # Table 8 use those strings); OpenAI's CLIP names stay one choice away.
             class_file="imagenet1k_paper_wordnet.json",
-            aliases=("imagenet1k", "imagenet-1k"),
+            aliases=("imagenet-1k",),
+            clip_benchmark=("imagenet1k",),
             alternative_names={"openai": "imagenet1k.json"},
             template_file="imagenet1k.json",
             source=HubSource(
@@ -190,6 +194,7 @@ DATASETS: dict[str, DatasetSpec] = {
             abbreviation="IMNv2",
             title="ImageNetV2 matched-frequency",
             aliases=("imagenet-v2", "imagenet_v2"),
+            clip_benchmark=("imagenetv2",),
             group="general",
             expected_size=10_000,
             class_file="imagenetv2.json",
@@ -210,6 +215,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             key="objectnet",
             abbreviation="ONet",
+            clip_benchmark=("objectnet",),
             title="ObjectNet (313 classes)",
             group="general",
             expected_size=50_000,
@@ -225,6 +231,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             key="caltech101",
             abbreviation="C101",
+            clip_benchmark=("vtab/caltech101", "caltech101"),
             title="Caltech-101 (CoOp test split)",
             group="general",
             expected_size=4_331,
@@ -251,6 +258,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             key="cub200",
             abbreviation="CUB",
+            clip_benchmark=("vtab/cub",),
             title="CUB-200-2011",
             group="fine-grained",
             expected_size=5_794,
@@ -277,6 +285,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             key="food101",
             abbreviation="Food",
+            clip_benchmark=("food101", "vtab/food101"),
             title="Food-101",
             group="fine-grained",
             expected_size=25_250,
@@ -357,7 +366,7 @@ DATASETS: dict[str, DatasetSpec] = {
             key="flowers102",
             abbreviation="Flower",
             title="Oxford Flowers-102",
-            aliases=("flowers", "vtab/flowers"),
+            clip_benchmark=("vtab/flowers", "flowers"),
             group="fine-grained",
             expected_size=6_149,
             class_file="flowers102.json",
@@ -384,7 +393,7 @@ DATASETS: dict[str, DatasetSpec] = {
             key="stanfordcars",
             abbreviation="SCar",
             title="Stanford Cars",
-            aliases=("cars",),
+            clip_benchmark=("cars", "vtab/cars"),
             group="fine-grained",
             expected_size=8_041,
             class_file="stanford_cars.json",
@@ -413,7 +422,8 @@ DATASETS: dict[str, DatasetSpec] = {
             key="pets",
             abbreviation="Pet",
             title="Oxford-IIIT Pet",
-            aliases=("oxford_pets", "oxford-iiit-pet", "vtab/pets"),
+            aliases=("oxford_pets", "oxford-iiit-pet"),
+            clip_benchmark=("vtab/pets", "pets"),
             group=None,
             in_paper=False,
             expected_size=3_669,
@@ -460,10 +470,27 @@ def dataset_for_name(name: object) -> str | None:
             text == key
             or text == spec.abbreviation
             or text in spec.aliases
+            or text in clip_benchmark_names(spec)
             or text in (spec.vlmeval_name_for(name_set) for name_set in spec.name_sets)
         ):
             return key
     return None
+
+
+def clip_benchmark_names(spec: DatasetSpec) -> tuple[str, ...]:
+    """Every name CLIP_benchmark (LAION-AI/CLIP_benchmark 1.6) gives this dataset, derived from ``spec.clip_benchmark``.
+
+    Its rules, read from its code and lists: ``clip_benchmark/datasets/builder.py`` dispatches on a plain
+    name (``cars``) or ``vtab/<name>`` and looks class names and templates up by the part after ``vtab/``
+    too (``cub``); a WebDataset copy is ``wds/<name>`` (its README; ``benchmark/webdatasets.txt``:
+    ``wds/imagenet1k``, ``wds/vtab/caltech101``, ...), named ``wds/vtab-<name>`` in the older
+    ``benchmark/wds_datasets.txt`` after the Hub repos ``clip-benchmark/wds_vtab-<name>``.
+    """
+    names: list[str] = []
+    for name in spec.clip_benchmark:
+        short = name.removeprefix("vtab/")
+        names += [name, short, f"wds/{name}", f"wds/{name.replace('/', '-')}"]
+    return tuple(dict.fromkeys(names))
 
 
 def datasets_in_group(group: Group) -> list[DatasetSpec]:

@@ -38,6 +38,7 @@ from clsbench.tasks.report.records import (
 from clsbench.tasks.runtime.environment import VERSIONS_FILE
 
 CLIP_FORMAT = "clsbench-clip-v1"
+CLIP_EXPORT_MARK = "clsbench clip"  # ``written_by`` of clsbench clip's copies in CLIP_benchmark's format
 
 
 LMMS_DATE = "%Y%m%d_%H%M%S"
@@ -321,6 +322,8 @@ def read_clip_benchmark(root: Path, notes: list[str]) -> Iterator[Record]:
     for path in sorted(root.rglob("*.json")):
         result = _read_json(path)
         if not isinstance(result, dict) or result.get("task") != "zeroshot_classification":
+            continue
+        if result.get("written_by") == CLIP_EXPORT_MARK:  # clsbench clip's copy: its own summary is read
             continue
         metrics = result.get("metrics") or {}
         key = dataset_key(result.get("dataset"))
