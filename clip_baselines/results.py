@@ -266,9 +266,19 @@ def predictions_path(run_dir: Path, dataset: str) -> Path:
     return run_dir / f"{dataset}{PREDICTIONS_SUFFIX}"
 
 
+class UnreadableSummary(ResultsError):
+    """A dataset's summary JSON is torn or garbled (a run killed mid-write, a full disk); the message names it."""
+
+
 def read_summary(run_dir: Path, dataset: str) -> dict | None:
+    """A finished dataset's summary, or None when there is none; an unreadable one raises UnreadableSummary."""
     path = summary_path(run_dir, dataset)
-    return json.loads(path.read_text("utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except ValueError as error:
+        raise UnreadableSummary(f"{path} is not readable JSON ({error})") from error
 
 
 def load_runs(out: str | os.PathLike) -> dict[str, dict[str, dict]]:

@@ -31,6 +31,7 @@ from clsbench.clip_baselines.results import (
     PredictionLog,
     ResultsError,
     RunSettings,
+    UnreadableSummary,
     prediction_record,
     predictions_path,
     read_summary,
@@ -142,7 +143,15 @@ def evaluate_dataset(
     plan: list = [None]
     if state.is_main_process:
         try:
-            done = read_summary(run_dir, split.key)
+            try:
+                done = read_summary(run_dir, split.key)
+            except UnreadableSummary as error:  # resumed past, not fatal: the predictions log is the record
+                print(
+                    f"clsbench clip: warning: {error}; recomputing it from {log.path} "
+                    "(samples without a prediction there are predicted again)",
+                    file=sys.stderr,
+                )
+                done = None
             if done is not None and {k: done.get(k) for k in settings.header(split.key)} != settings.header(split.key):
                 raise ResultsError(
                     f"{summary_path(run_dir, split.key)} was written with other settings; move it away to rerun"

@@ -122,3 +122,41 @@ def test_a_bug_shows_its_traceback_while_a_user_error_stays_one_line(monkeypatch
     assert "food101 has no class-name set 'openai'" in capsys.readouterr().err
     assert clip_cli.main(["--datasets", "food101"]) == 2
     assert "--model is required" in capsys.readouterr().err
+
+
+def test_a_torn_samples_file_leaves_per_class_out_and_says_where(tmp_path):
+    """Before: the torn line was skipped silently, so per_class.csv counted 7 samples beside a cell that says n=8."""
+    import csv
+    import json
+
+    from clsbench.tasks.protocol.catalog import task_name
+    from clsbench.tasks.report.build import write_report
+
+    folder = tmp_path / "lmms" / "org__m"
+    folder.mkdir(parents=True)
+    task = task_name("logo")
+    results = {
+        "results": {task: {"alias": task, "accuracy,none": 0.5}},
+        "n-samples": {task: {"original": 8, "effective": 8}},
+        "config": {"model": "llava_hf", "model_args": "pretrained=org/m"},
+        "model_name": "org/m",
+        "date": "20260101_000000",
+    }
+    (folder / "20260101_000000_results.json").write_text(json.dumps(results))
+    lines = [
+        json.dumps({"doc_id": i, "accuracy": {"correct": i % 2, "sample_key": str(i), "label": i % 10}})
+        for i in range(8)
+    ]
+    samples = folder / f"20260101_000000_samples_{task}.jsonl"
+    samples.write_text("\n".join(lines) + "\n")
+    write_report([tmp_path / "lmms"], tmp_path / "whole", figures=False, echo=None)
+    with open(tmp_path / "whole" / "per_class.csv", newline="") as handle:
+        assert sum(int(row["n"]) for row in csv.DictReader(handle) if row.get("dataset") == "logo") == 8
+    samples.write_text("\n".join(lines[:7]) + "\n" + lines[7][:20])  # the last write torn by a kill
+    notes: list[str] = []
+    write_report([tmp_path / "lmms"], tmp_path / "out", figures=False, echo=notes.append)
+    text = "\n".join(notes)
+    assert f"{samples}, line 8: not readable JSON" in text
+    assert f"{samples}: 7 readable samples, the results file counts 8: per-class numbers for logo left out" in text
+    with open(tmp_path / "out" / "per_class.csv", newline="") as handle:
+        assert not [row for row in csv.DictReader(handle) if row.get("dataset") == "logo"]

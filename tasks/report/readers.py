@@ -66,13 +66,16 @@ def _read_json(path: Path, notes: list[str] | None = None) -> object | None:
         return None
 
 
-def _read_jsonl(path: Path) -> Iterator[dict]:
-    """The records of a JSONL file; a torn line (a run still writing, or killed) is skipped."""
+def _read_jsonl(path: Path, notes: list[str] | None = None) -> Iterator[dict]:
+    """The records of a JSONL file; a torn line (a run still writing, or killed) is skipped and, with ``notes``,
+    named there by file and line, so what is computed from the rest says it is computed from part of the file."""
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             try:
                 record = json.loads(line)
-            except ValueError:
+            except ValueError as error:
+                if notes is not None and line.strip():
+                    notes.append(f"{path}, line {number}: not readable JSON ({error}); a run killed mid-write?")
                 continue
             if isinstance(record, dict):
                 yield record
@@ -177,7 +180,7 @@ def read_lmms(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Recor
         if results is None:
             continue
         try:
-            found = list(_lmms_records(path, results, names))
+            found = list(_lmms_records(path, results, names, notes))
         except (AttributeError, TypeError, KeyError, ValueError) as error:
             notes.append(
                 f"{path}: skipped, not an lmms-eval results file of the expected shape "
@@ -187,7 +190,7 @@ def read_lmms(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Recor
         yield from found
 
 
-def _lmms_records(path: Path, results: object, names: ClassNames) -> Iterator[Record]:
+def _lmms_records(path: Path, results: object, names: ClassNames, notes: list[str]) -> Iterator[Record]:
     from clsbench.tasks.protocol.catalog import MCQ_VARIANTS
 
     if not isinstance(results, dict) or not isinstance(results.get("results", {}), dict):
@@ -212,7 +215,11 @@ def _lmms_records(path: Path, results: object, names: ClassNames) -> Iterator[Re
             metrics = results["results"][task]
             counts = (results.get("n-samples") or {}).get(task) or {}
             samples = path.with_name(f"{prefix}_samples_{task}.jsonl")
-            per_class = _lmms_per_class(samples, key, names) if samples.is_file() and not suffix else {}
+            per_class = (
+                _lmms_per_class(samples, key, names, notes, _int(counts.get("effective")))
+                if samples.is_file() and not suffix
+                else {}
+            )
             stderr = metrics.get("accuracy_stderr,none")
             yield Record(
                 model,
@@ -246,8 +253,18 @@ def _float(value) -> float | None:
     )
 
 
-def _lmms_per_class(samples: Path, key: str, names: ClassNames) -> dict[str, ClassScore]:
-    by_doc = {entry.get("doc_id", index): entry for index, entry in enumerate(_read_jsonl(samples))}  # once per doc
+def _lmms_per_class(
+    samples: Path, key: str, names: ClassNames, notes: list[str], expected: int | None
+) -> dict[str, ClassScore]:
+    """Per-class scores from a samples file; none (and a note) when it holds fewer samples than the results count,
+    rather than per-class numbers from part of the run beside a table cell that counts all of it."""
+    by_doc = {entry.get("doc_id", index): entry for index, entry in enumerate(_read_jsonl(samples, notes))}
+    if expected is not None and len(by_doc) != expected:
+        notes.append(
+            f"{samples}: {len(by_doc)} readable samples, the results file counts {expected}: per-class numbers for "
+            f"{key} left out (rerun the task with --log_samples to restore them)"
+        )
+        return {}
     records = (sample_decision(entry) for entry in by_doc.values())
     return tally(
         (names.label(key, int(record["label"])), record["correct"])
@@ -290,11 +307,20 @@ def read_clip(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Recor
             continue
         predictions = path.with_name(f"{path.stem}.predictions.jsonl")
         if predictions.is_file():
-            rows = {row.get("sample_key"): row for row in _read_jsonl(predictions)}  # a key written twice counts once
+            rows = {row.get("sample_key"): row for row in _read_jsonl(predictions, notes)}  # a key twice counts once
             good = {k: row for k, row in rows.items() if isinstance(row.get("label"), int) and "correct" in row}
             if len(good) < len(rows):
                 notes.append(f"{predictions}: {len(rows) - len(good)} line(s) without a label or correct, skipped")
             per_class = tally((names.label(key, int(row["label"])), row["correct"]) for row in good.values())
+            expected = _int(result.get("n_samples"))
+            if expected is not None and len(good) != expected:  # the summary's own per-class numbers are whole
+                notes.append(
+                    f"{predictions}: {len(good)} readable predictions, {path.name} counts {expected}: per-class "
+                    f"numbers for {key} taken from {path.name}"
+                )
+                per_class = {
+                    name: ClassScore(float(acc)) for name, acc in (result.get("per_class_accuracy") or {}).items()
+                }
         else:
             per_class = {name: ClassScore(float(acc)) for name, acc in (result.get("per_class_accuracy") or {}).items()}
         n = _int(result.get("n_samples"))
