@@ -313,3 +313,52 @@ def test_api_models_are_named_by_their_model_not_their_arguments(tmp_path):
     )
     table, _ = report([tmp_path / "runs"], tmp_path)
     assert "| openai_compatible (gpt-4o-2024-08-06) |" in table and "base_url" not in table
+
+
+def test_show_n_and_ci_together_and_the_csv_stays_numeric(tmp_path):
+    """Issue 26: `--show ci` wrote "12.5 [2.2, 47.1]" into table.csv and `--show n --show ci` kept only the last.
+    Both now apply; the Markdown shows them in the cell, the CSV in separate numeric columns."""
+    import csv
+
+    from clsbench.tasks.cli.main import main
+
+    runs = tmp_path / "runs" / "m"
+    lmms_results(runs, "20260101_000000", "pretrained=org/m", {"imagenet": 0.9}, n=100)
+    lmms_results(runs, "20260102_000000", "pretrained=org/m", {"logo": 0.25}, effective=4)  # partial: 4 of 8
+    out = tmp_path / "out"
+    argv = ["report", str(tmp_path / "runs"), "--output-dir", str(out), "--no-figures", "--show", "n", "--show", "ci"]
+    assert main(argv) == 0
+    assert "| 90.0 (n=100) [82.6, 94.5] |" in (out / "table.md").read_text()
+    (line,) = csv.DictReader((out / "table.csv").open())
+    assert (line["IMN"], line["IMN_ci_low"], line["IMN_ci_high"], line["IMN_n"]) == ("90.0", "82.6", "94.5", "100")
+    assert (line["Logo"], line["Logo_n"], line["Logo_n_expected"]) == ("25.0", "4", "8")
+    numbers = [value for key, value in line.items() if key not in ("Model", "Type", "Toolkit") and value]
+    assert all(float(value) == float(value) for value in numbers)  # every filled cell parses as a number
+    with pytest.raises(ReportError, match="--show x: choose n or ci"):
+        write_report([tmp_path / "runs"], tmp_path / "bad", show=["n", "x"], echo=None)
+
+
+def test_worst_classes_leave_the_papers_rows_out_saying_why(tmp_path):
+    """Issue 26: worst_classes.md told each of the paper's 16 rows to "rerun with --log_samples"."""
+    lmms_results(tmp_path / "runs" / "m", "20260101_000000", "pretrained=org/m", {"imagenet": 0.5})
+    report([tmp_path / "runs"], tmp_path, reference="paper")
+    worst = (tmp_path / "out" / "worst_classes.md").read_text()
+    assert "(paper)" not in worst and worst.count("rerun with `--log_samples`") == 1  # our row only
+    assert "The paper's 16 reference rows (`--reference paper`) are left out" in worst
+
+
+def test_delta_says_which_rows_have_no_paper_row_and_why(tmp_path):
+    """Issue 26: the demo's delta.md was an empty table. A row that matches no paper row is named with the model
+    identity that did not match, and the file says plainly that there is nothing to subtract."""
+    runs = tmp_path / "runs" / "m"
+    lmms_results(runs, "20260101_000000", "pretrained=org/tiny", {"imagenet": 0.5})
+    lmms_results(runs, "20260102_000000", "pretrained=Qwen/Qwen2-VL-7B-Instruct,mode=score", {"imagenet": 0.9})
+    report([tmp_path / "runs"], tmp_path, reference="paper")
+    delta = (tmp_path / "out" / "delta.md").read_text()
+    assert "No row here is one of the paper's models under its protocol, so there is nothing to subtract" in delta
+    assert (
+        "## Another protocol: score" in delta
+        and "| clsbench_hf (Qwen/Qwen2-VL-7B-Instruct) [score] | Qwen2-VL" in delta
+    )
+    unmatched = delta.split("## Rows with no paper row")[1]
+    assert "- clsbench_hf (org/tiny): model `" in unmatched and "org/tiny" in unmatched and "Qwen" not in unmatched

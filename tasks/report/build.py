@@ -27,11 +27,13 @@ from clsbench.tasks.report.readers import collect
 from clsbench.tasks.report.records import ClassNames, ModelResult, ReportError
 from clsbench.tasks.report.subsets import load_frequencies, load_subset, spearman_rows, subset_tables, subset_targets
 from clsbench.tasks.report.tables import (
+    SHOW_CHOICES,
     _csv_text,
     delta_markdown,
     leaderboard_lines,
     missing_line,
     per_class_csv,
+    show_set,
     table_csv,
     table_latex,
     table_markdown,
@@ -54,7 +56,7 @@ def write_report(
     rename: dict[str, str] | None = None,
     echo: Callable[[str], None] | None = print,
     reference: str | None = None,
-    show: str | None = None,
+    show: str | Iterable[str] | None = None,
     allow_partial: bool = False,
 ) -> str:
     """Write every report file under ``out`` and return the Markdown table.
@@ -63,7 +65,8 @@ def write_report(
         runs: result folders (lmms-eval, VLMEvalKit, clsbench clip, CLIP_benchmark) or ``results.jsonl`` files.
         out: the report folder.
         reference: ``"paper"`` adds Table 2's rows and ``delta.md`` (each matched row minus the paper).
-        show: ``"n"`` or ``"ci"`` adds each cell's sample count or 95 % interval to the tables.
+        show: ``"n"`` and/or ``"ci"`` (a string or several) add each cell's sample count and/or 95 % interval to
+            the tables; ``table.csv`` gets them as separate numeric columns.
         allow_partial: count partial cells (a ``--limit`` or crashed run) in the group averages.
         echo: receives the table, the missing-datasets line and any notes (default print; None: quiet).
 
@@ -71,8 +74,7 @@ def write_report(
         The Markdown table. Every input is checked before anything is written, so a bad option leaves no
         half report.
     """
-    if show not in (None, "n", "ci"):
-        raise ReportError(f"--show {show}: choose n or ci")
+    show = show_set(show)
     notes: list[str] = []
     chosen_subset = load_subset(subset) if subset else None
     counts = load_frequencies(Path(frequencies)) if frequencies else None
@@ -201,7 +203,12 @@ def add_report_command(commands) -> None:
     p.add_argument(
         "--reference", choices=["paper"], help="add the paper's Table 2 rows and delta.md (ours minus the paper)"
     )
-    p.add_argument("--show", choices=["n", "ci"], help="add each cell's sample count (n) or 95%% interval (ci)")
+    p.add_argument(
+        "--show",
+        choices=SHOW_CHOICES,
+        action="append",
+        help="add each cell's sample count (n) or 95%% interval (ci); repeat for both (table.csv: own columns)",
+    )
     p.add_argument(
         "--allow-partial",
         action="store_true",

@@ -8,6 +8,7 @@ import json
 import math
 from collections.abc import Iterable
 
+from clsbench.tasks.protocol.paper import MLLM_ROWS
 from clsbench.tasks.protocol.registry import DATASETS, paper_datasets
 from clsbench.tasks.report.lmms_results import GROUP_COLUMNS, table_columns, table_row
 from clsbench.tasks.report.records import (
@@ -19,6 +20,7 @@ from clsbench.tasks.report.records import (
     ClassScore,
     ModelResult,
     Record,
+    ReportError,
 )
 
 
@@ -66,23 +68,39 @@ def _printed_averages(model: ModelResult) -> dict[str, float]:
     return table2()[row]["averages"] if row in table2() else {}
 
 
+SHOW_CHOICES = ("n", "ci")  # what ``--show`` adds to each cell: its sample count, its 95 % interval
+
+
+def show_set(show: str | Iterable[str] | None) -> frozenset[str]:
+    """``--show`` as a set: one choice, several (``--show n --show ci``) or none; an unknown one is a ReportError."""
+    chosen = [show] if isinstance(show, str) else list(show or ())
+    unknown = [item for item in chosen if item not in SHOW_CHOICES]
+    if unknown:
+        raise ReportError(f"--show {unknown[0]}: choose {' or '.join(SHOW_CHOICES)} (repeat --show for both)")
+    return frozenset(chosen)
+
+
+def _cell_record(model: ModelResult, column: str) -> Record | None:
+    key = next((k for k, spec in DATASETS.items() if spec.abbreviation == column), None)
+    return model.datasets.get(key) if key else None
+
+
 def cell_text(
-    model: ModelResult, column: str, rows: dict[str, dict[str, float | None]], show: str | None, missing: str
+    model: ModelResult, column: str, rows: dict[str, dict[str, float | None]], show: frozenset[str], missing: str
 ) -> str:
-    """A cell: the percentage, with ``(n=...)`` for a partial cell, and on request its n or 95 % interval."""
+    """A cell: the percentage, with ``(n=...)`` for a partial cell, and on request its n and/or 95 % interval."""
     value = rows[model.name].get(column)
     if value is None:
         return missing
     text = f"{value:.1f}"
-    key = next((k for k, spec in DATASETS.items() if spec.abbreviation == column), None)
-    record = model.datasets.get(key) if key else None
+    record = _cell_record(model, column)
     if record is None:
         return text
     if record.partial:
         text += f" (n={record.n}/{record.n_expected})"
-    elif show == "n" and record.n:
+    elif "n" in show and record.n:
         text += f" (n={record.n})"
-    if show == "ci" and record.interval():
+    if "ci" in show and record.interval():
         low, high = record.interval()
         text += f" [{100 * low:.1f}, {100 * high:.1f}]"
     return text
@@ -92,11 +110,37 @@ def _cell(value: float | None, missing: str) -> str:
     return missing if value is None else f"{value:.1f}"
 
 
-def table_csv(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
-    lines = [["Model", "Type", "Toolkit", *table_columns(rows)]]
-    lines += [
-        [m.name, m.kind, m.toolkit, *(cell_text(m, c, rows, show, "") for c in table_columns(rows))] for m in models
-    ]
+def table_csv(
+    models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: frozenset[str] = frozenset()
+) -> str:
+    """The table as numbers only: a cell's interval and counts go in their own columns (``IMN_ci_low``,
+    ``IMN_ci_high`` in percent; ``IMN_n``, ``IMN_n_expected``), the counts also whenever a cell is partial."""
+    columns = table_columns(rows)
+    datasets = {spec.abbreviation for spec in DATASETS.values()}
+    counts = "n" in show or any(record.partial for model in models for record in model.datasets.values())
+    extras = {
+        column: (["ci_low", "ci_high"] if "ci" in show else []) + (["n", "n_expected"] if counts else [])
+        for column in columns
+        if column in datasets
+    }
+    header = ["Model", "Type", "Toolkit"]
+    for column in columns:
+        header += [column, *(f"{column}_{extra}" for extra in extras.get(column, []))]
+    lines = [header]
+    for model in models:
+        line: list[object] = [model.name, model.kind, model.toolkit]
+        for column in columns:
+            line.append(_cell(rows[model.name].get(column), ""))
+            record = _cell_record(model, column) if rows[model.name].get(column) is not None else None
+            interval = record.interval() if record else None
+            values = {
+                "ci_low": f"{100 * interval[0]:.1f}" if interval else "",
+                "ci_high": f"{100 * interval[1]:.1f}" if interval else "",
+                "n": record.n if record and record.n is not None else "",
+                "n_expected": record.n_expected if record and record.n_expected is not None else "",
+            }
+            line += [values[extra] for extra in extras.get(column, [])]
+        lines.append(line)
     return _csv_text(lines)
 
 
@@ -116,7 +160,9 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
 
 
-def table_latex(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
+def table_latex(
+    models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: frozenset[str] = frozenset()
+) -> str:
     """A booktabs tabular (needs ``\\usepackage{booktabs}``), reference rows, CLIP-style models and MLLMs in blocks."""
     columns = table_columns(rows)
     lines = [
@@ -139,7 +185,9 @@ def table_latex(models: list[ModelResult], rows: dict[str, dict[str, float | Non
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
 
 
-def table_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: str | None = None) -> str:
+def table_markdown(
+    models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: frozenset[str] = frozenset()
+) -> str:
     """The paper's table in Markdown; missing cells show as '—', never as zero."""
     columns = table_columns(rows)
     lines = ["| Model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -232,11 +280,13 @@ def delta_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | 
         "|---" * (len(columns) + 2) + "|",
     ]
     by_protocol: dict[str, list[str]] = {}
+    unmatched: list[str] = []
     for model in models:
         if model.kind == REFERENCE or not model.datasets:
             continue
         row = next((r.paper_row for r in model.datasets.values() if r.paper_row), None)
         if row not in paper:
+            unmatched.append(_unmatched_reason(model))
             continue
         ours, theirs = rows[model.name], rows[paper[row].name]
         cells = ["—" if ours[c] is None or theirs[c] is None else f"{ours[c] - theirs[c]:+.1f}" for c in columns]
@@ -252,12 +302,15 @@ def delta_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | 
         "",
         "## The paper's protocol",
         "",
-        *header,
-        *(
-            by_protocol.pop("paper", None)
-            or ["| (no row matched a paper model: see README 'Reports' for the mapping) |" + " |" * (len(columns) + 1)]
-        ),
     ]
+    matched_here = by_protocol.pop("paper", None)
+    if matched_here:
+        lines += [*header, *matched_here]
+    else:
+        lines.append(
+            "No row here is one of the paper's models under its protocol, so there is nothing to subtract"
+            + (" in this table." if by_protocol else ": no table.")
+        )
     for protocol, entries in sorted(by_protocol.items()):
         lines += [
             "",
@@ -265,7 +318,26 @@ def delta_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | 
             "",
         ]
         lines += [*header, *entries]
+    if unmatched:
+        lines += [
+            "",
+            "## Rows with no paper row",
+            "",
+            "A row is matched by its model: an MLLM by the checkpoint's Hub id or VLMEvalKit name (one of the "
+            f"paper's {len(set(MLLM_ROWS.values()))} MLLMs, `clsbench.tasks.protocol.paper.MLLM_ROWS`), a CLIP model "
+            "by its open_clip (model, pretrained) pair (one of the paper's six, `clsbench clip --list-models`). "
+            "These rows are neither, so the paper has no number to set them against:",
+            "",
+            *unmatched,
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _unmatched_reason(model: ModelResult) -> str:
+    """A bullet naming a row and the model identity that matched none of the paper's rows."""
+    record = next(iter(model.datasets.values()))
+    what = "open_clip pair" if model.kind == CLIP else "model"
+    return f"- {model.name}: {what} `{record.model_id or record.model}`"
 
 
 def per_class_csv(models: list[ModelResult]) -> str:
@@ -286,7 +358,16 @@ def worst_classes(record: Record, count: int) -> list[tuple[str, ClassScore]]:
 
 def worst_markdown(models: list[ModelResult], count: int) -> str:
     lines = [f"# Worst classes per model and dataset (lowest accuracy, up to {count})", ""]
+    references = [model.name for model in models if model.kind == REFERENCE]
+    if references:
+        lines += [
+            f"The paper's {len(references)} reference rows (`--reference paper`) are left out: Table 2 prints one "
+            "accuracy per dataset, no per-class results.",
+            "",
+        ]
     for model in models:
+        if model.kind == REFERENCE:
+            continue
         lines += [f"## {model.name}", ""]
         with_classes = [record for record in model.records() if record.per_class]
         if not with_classes:
