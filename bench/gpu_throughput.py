@@ -327,7 +327,6 @@ def questions(count: int):
                 prompt=format_prompt(sample.question, sample.options),
                 options=sample.options,
                 question=sample.question,
-                max_new_tokens=16,
                 meta={"answer": sample.answer},
             )
         )

@@ -22,8 +22,7 @@ LINTED = ("tasks", "models", "clip_baselines", "tests", "bench")  # the project'
 RUNTIME, PROTOCOL, DATA = "clsbench.tasks.runtime", "clsbench.tasks.protocol", "clsbench.tasks.data"
 MODEL_ROOMS = (
     "clsbench.models",  # the package's own __init__
-    "clsbench.models.engine",  # the engine, answer modes, decision logs, the answer store
-    "clsbench.models.settings",  # the one settings object of every adapter
+    "clsbench.models.engine",  # the engine, the one settings object, answer modes, decision logs, the answer store
     "clsbench.models.lmms",  # lmms-eval adapters
     "clsbench.models.vlmeval",  # the VLMEvalKit adapter and its model registration
     "clsbench.models.catalog",  # the model list

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from clsbench.models.engine.answering import letters_in_prompt
 from clsbench.models.engine.hf_vlm import cut_at_stop, resolve_dtype
 from clsbench.models.engine.scoring import (
     OptionScore,
@@ -105,11 +104,16 @@ def test_expected_calibration_error():
     assert math.isnan(expected_calibration_error([], []))
 
 
-def test_option_letters_are_read_from_a_prompt_only_when_contiguous():
-    prompt = format_prompt("What is this?", ["cat", "dog", "fox"])
-    assert letters_in_prompt(prompt) == "ABC"
-    assert letters_in_prompt("Question?\nA. cat\nC. fox") == ""
-    assert letters_in_prompt("no options here") == ""
+def test_score_mode_reads_the_options_from_the_prompt_with_the_protocols_inverse():
+    """A query without options gets its letters from ``prompt_parts`` (the inverse of ``format_prompt``) and is
+    refused, naming it, when the prompt has no option lines in the protocol's layout."""
+    from clsbench.models.engine.answering import Answerer, Query
+
+    answerer = Answerer(engine=None, mode="score")
+    assert answerer._letters(Query(images=(), prompt=format_prompt("What is this?", ["cat", "dog", "fox"]))) == "ABC"
+    assert answerer._letters(Query(images=(), prompt="Question?\nA. cat\nC. fox")) == "A"  # the run from A
+    with pytest.raises(ValueError, match="task t, doc_id 3 has neither an options list"):
+        answerer._letters(Query(images=(), prompt="no options here", meta={"task": "t", "doc_id": 3}))
 
 
 def test_stop_strings_and_dtypes():

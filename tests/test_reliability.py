@@ -136,9 +136,10 @@ def test_a_store_rerun_with_other_generation_settings_gives_a_fresh_runs_replies
 def test_generation_settings_are_part_of_the_answer_key():
     from types import SimpleNamespace
 
+    from clsbench.models.engine.settings import TransformersSettings
     from clsbench.models.lmms.clsbench_hf import ClsbenchHF
 
-    model = SimpleNamespace(mode="generate", answerer=SimpleNamespace(max_new_tokens=None))
+    model = SimpleNamespace(mode="generate", settings=TransformersSettings())
     settings = ClsbenchHF.reply_settings
     assert settings(model, {"until": "\n"}) == {"until": ["\n"], "max_new_tokens": 16}
     keys = {
@@ -756,7 +757,7 @@ def test_negative_seeds_and_sample_keys_are_refused(tmp_path):
     with pytest.raises(ValueError, match="row indices are 0 or more"):
         build_question("logo", "-3", 0, LOGO)
     run = subprocess.run(
-        [*CLSBENCH, "options", "logo", "-1", "--label", "0", "--data-dir", str(tmp_path)],
+        [*CLSBENCH, "options", "--datasets", "logo", "--index=-1", "--label", "0", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -14,16 +14,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from clsbench.models.engine.hf_vlm import HFVisionLanguageModel, VisualPrompt
-from clsbench.models.engine.scoring import NORMS, Norm, decide_letter, rank_options
+from clsbench.models.engine.scoring import Norm, OptionScore, decide_letter, rank_options
+from clsbench.models.engine.settings import (
+    DEFAULT_MAX_NEW_TOKENS,
+    LoglikContext,
+    Mode,
+    ModelSettings,
+    TransformersSettings,
+)
 from clsbench.tasks.protocol.draws import LETTERS
-
-Mode = Literal["generate", "score", "loglik"]
-MODES: tuple[Mode, ...] = ("generate", "score", "loglik")
-LoglikContext = Literal["question", "prompt"]
-_OPTION_LINE = re.compile(r"^([A-Z])\. ", re.MULTILINE)
+from clsbench.tasks.protocol.questions import prompt_parts
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,9 @@ class Query:
 
     images: tuple
     prompt: str  # the full prompt the toolkit formatted (question, instruction, option lines)
-    options: tuple[str, ...] | None = None  # class names, A first; None: letters are read from the prompt
+    options: tuple[str, ...] | None = None  # class names, A first; None: read from the prompt's option lines
     question: str | None = None  # the bare question (the loglik context)
-    max_new_tokens: int = 16
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     stop: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict)  # where it came from, for errors and logs (task, doc_id, answer, ...)
 
@@ -49,20 +51,46 @@ class Reply:
     record: dict | None = None  # what the decision was based on; None in generate mode
 
 
-def check_answer_settings(mode: str, loglik_norm: str = "sum", loglik_context: str = "question") -> None:
-    """The answer settings every engine shares (HF, vLLM), checked once, with the choices in the error."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if loglik_norm not in NORMS:
-        raise ValueError(f"loglik_norm must be one of {NORMS}, got {loglik_norm!r}")
-    if loglik_context not in ("question", "prompt"):
-        raise ValueError(f"loglik_context must be question or prompt, got {loglik_context!r}")
+def score_record(meta: dict, pred: str, probs: dict, confidence, letter_mass, **extra) -> dict:
+    """The decision record of a ``score`` answer (every engine): the letter and the letters' distribution."""
+    record = {
+        **meta,
+        "mode": "score",
+        **extra,
+        "pred": pred,
+        "confidence": confidence,
+        "letter_mass": letter_mass,
+        "probs": probs,
+    }
+    return _with_correct(record)
 
 
-def letters_in_prompt(prompt: str) -> str:
-    """Option letters listed as ``A. ...`` lines, when they run A, B, C, ... without gaps."""
-    found = "".join(_OPTION_LINE.findall(prompt))
-    return found if found and LETTERS.startswith(found) else ""
+def loglik_record(
+    meta: dict, names: Sequence[str], scores: Sequence[OptionScore], norm: Norm, cfg_weight: float, **extra
+) -> dict:
+    """The decision record of a ``loglik`` answer (every engine): the ranking under each norm and every option's
+    log-likelihoods; ``pred`` is the reply's letter."""
+    letters = LETTERS[: len(names)]
+    record = {
+        **meta,
+        "mode": "loglik",
+        **extra,
+        "norm": norm,
+        "cfg_weight": cfg_weight,
+        "pred": letters[rank_options(scores, norm, cfg_weight)],
+        "pred_sum": letters[rank_options(scores, "sum", cfg_weight)],
+        "pred_mean": letters[rank_options(scores, "mean", cfg_weight)],
+        "options": {
+            letter: {
+                "name": name,
+                "logprob": score.logprob,
+                "n_tokens": score.n_tokens,
+                "uncond_logprob": score.uncond_logprob,
+            }
+            for letter, name, score in zip(letters, names, scores)
+        },
+    }
+    return _with_correct(record)
 
 
 class Answerer:
@@ -80,7 +108,7 @@ class Answerer:
         loglik_reuse: bool = True,
         max_new_tokens: int | None = None,
     ) -> None:
-        check_answer_settings(mode, loglik_norm, loglik_context)
+        ModelSettings(mode=mode, loglik_norm=loglik_norm, loglik_context=loglik_context)  # checked as everywhere
         self.engine = engine
         self.mode = mode
         self.loglik_norm = loglik_norm
@@ -123,15 +151,14 @@ class Answerer:
         return [Reply(text) for text in texts]
 
     def _letters(self, query: Query) -> str:
-        if query.options is not None:
-            return LETTERS[: len(query.options)]
-        letters = letters_in_prompt(query.prompt)
-        if not letters:
+        parts = prompt_parts(query.prompt) if query.options is None else None
+        options = query.options if query.options is not None else parts[1] if parts else None
+        if options is None:
             raise ValueError(
                 f"score mode needs the options, and {query.where()} has neither an options list "
                 "nor 'A. ...' option lines in its prompt"
             )
-        return letters
+        return LETTERS[: len(options)]
 
     def _score(self, queries: Sequence[Query], inputs=None) -> list[Reply]:
         letters = [self._letters(query) for query in queries]
@@ -141,16 +168,15 @@ class Answerer:
         replies = []
         for row, (query, option_letters) in enumerate(zip(queries, letters)):
             decision = decide_letter(logits[row], self.engine.letter_ids, option_letters)
-            record = {
-                **query.meta,
-                "mode": "score",
-                "pred": decision.letter,
-                "confidence": decision.confidence,
-                "letter_mass": decision.letter_mass,
-                "probs": decision.probs,
-                "greedy_token": self.engine.tokenizer.decode([int(greedy[row])]),
-            }
-            replies.append(Reply(decision.letter, _with_correct(record)))
+            record = score_record(
+                query.meta,
+                decision.letter,
+                decision.probs,
+                decision.confidence,
+                decision.letter_mass,
+                greedy_token=self.engine.tokenizer.decode([int(greedy[row])]),
+            )
+            replies.append(Reply(decision.letter, record))
         return replies
 
     def _loglik_prompt(self, query: Query) -> VisualPrompt:
@@ -179,27 +205,8 @@ class Answerer:
         return self._loglik_reply(query, scores)
 
     def _loglik_reply(self, query: Query, scores) -> Reply:
-        best = rank_options(scores, self.loglik_norm, self.cfg_weight)
-        letters = LETTERS[: len(query.options)]
-        record = {
-            **query.meta,
-            "mode": "loglik",
-            "norm": self.loglik_norm,
-            "cfg_weight": self.cfg_weight,
-            "pred": letters[best],
-            "pred_sum": letters[rank_options(scores, "sum", self.cfg_weight)],
-            "pred_mean": letters[rank_options(scores, "mean", self.cfg_weight)],
-            "options": {
-                letter: {
-                    "name": name,
-                    "logprob": score.logprob,
-                    "n_tokens": score.n_tokens,
-                    "uncond_logprob": score.uncond_logprob,
-                }
-                for letter, name, score in zip(letters, query.options, scores)
-            },
-        }
-        return Reply(letters[best], _with_correct(record))
+        record = loglik_record(query.meta, query.options, scores, self.loglik_norm, self.cfg_weight)
+        return Reply(record["pred"], record)
 
 
 def _with_correct(record: dict) -> dict:
@@ -270,28 +277,7 @@ class DecisionLog:
             os.fsync(handle.fileno())
 
 
-ENGINE_SETTINGS = frozenset(
-    {
-        "device",
-        "dtype",
-        "device_map",
-        "revision",
-        "trust_remote_code",
-        "attn_implementation",
-        "chat_template",
-        "system_prompt",
-        "compile",
-    }
-)
-ANSWER_SETTINGS = frozenset(
-    {"loglik_norm", "cfg_weight", "loglik_context", "loglik_chunk", "loglik_reuse", "max_new_tokens"}
-)
-
-
-def build_answerer(pretrained: str, mode: Mode = "generate", **settings) -> Answerer:
-    """Load ``pretrained`` and wrap it in an :class:`Answerer`; settings are split between the two by name."""
-    unknown = set(settings) - ENGINE_SETTINGS - ANSWER_SETTINGS
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(ENGINE_SETTINGS | ANSWER_SETTINGS)}")
-    engine = HFVisionLanguageModel(pretrained, **{k: v for k, v in settings.items() if k in ENGINE_SETTINGS})
-    return Answerer(engine, mode, **{k: v for k, v in settings.items() if k in ANSWER_SETTINGS})
+def build_answerer(pretrained: str, settings: TransformersSettings) -> Answerer:
+    """Load ``pretrained`` on the transformers engine and wrap it in an :class:`Answerer`, as ``settings`` say."""
+    engine = HFVisionLanguageModel(pretrained, **settings.part("engine"))
+    return Answerer(engine, **settings.part("answerer"))

@@ -14,7 +14,7 @@ Model args (lm-eval-harness style ``key=value``):
 ``loglik_context`` ``question`` (default: the bare question, an open-ended query with no option
                    list) or ``prompt`` (the full multiple-choice prompt)
 ``log_dir``        where the letter distributions / option log-likelihoods go as JSONL, appended
-                   (default ``clsbench_model_logs``; ``none`` turns it off)
+                   (default ``clsbench_model_logs``; ``off``, ``none`` or ``false`` turns it off)
 ``num_workers``    input pipeline: threads that decode images and run the processor for the next
                    batches while the model runs this one (default ``auto``: 1 on GPU, 0 on CPU;
                    ``0`` = one batch after another, as before)
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -55,12 +54,12 @@ from loguru import logger as eval_logger
 from tqdm import tqdm
 
 from clsbench.models.engine.answer_store import AnswerStore, answer_key
-from clsbench.models.engine.answering import Answerer, DecisionLog, Query
-from clsbench.models.engine.hf_vlm import HFVisionLanguageModel, VisualPrompt
+from clsbench.models.engine.answering import DecisionLog, Query, build_answerer
+from clsbench.models.engine.hf_vlm import VisualPrompt
+from clsbench.models.engine.settings import TransformersSettings
 from clsbench.tasks.protocol.questions import SampleError, prompt_parts
 from clsbench.tasks.runtime.stores import weights_fingerprint
 
-DEFAULT_LOG_DIR = "clsbench_model_logs"
 _LOG_ONLY = ("dataset", "sample_key", "label", "answer")
 
 
@@ -72,108 +71,60 @@ class ClsbenchHF(lmms):
     def __init__(
         self,
         pretrained: str,
-        mode: str = "generate",
         batch_size: int | str = 1,
-        device: str | None = None,
-        dtype: str = "auto",
-        device_map: str | None = None,
-        revision: str | None = None,
-        trust_remote_code: bool = False,
-        attn_implementation: str | None = None,
-        chat_template: str | None = None,
-        system_prompt: str | None = None,
-        compile: bool | str = False,
-        max_new_tokens: int | None = None,
-        loglik_norm: str = "sum",
-        cfg_weight: float = 0.0,
-        loglik_context: str = "question",
-        loglik_chunk: int = 32,
-        loglik_reuse: bool | str = True,
-        log_dir: str | None = DEFAULT_LOG_DIR,
         answer_store: str | None = "auto",
         num_workers: int | str = "auto",
         max_batch_size: int | None = None,  # passed by lmms-eval's CLI; batches here are fixed-size
-        **unknown,
+        **model_args,
     ) -> None:
         super().__init__()
+        settings, unknown = TransformersSettings.split(model_args)
         if unknown:
-            raise ValueError(f"clsbench_hf: unknown model_args {sorted(unknown)}")
+            raise ValueError(
+                f"clsbench_hf: unknown model_args {sorted(unknown)}; known: {sorted(TransformersSettings.names())}"
+            )
         from accelerate import Accelerator
 
         accelerator = Accelerator()
         if accelerator.num_processes > 1:  # data parallel: one model copy per process (per GPU, or on the CPU)
             if torch.cuda.is_available():
-                device = device_map = f"cuda:{accelerator.local_process_index}"
+                settings = settings.replace(device=f"cuda:{accelerator.local_process_index}")
+                settings = settings.replace(device_map=settings.device)
             else:
-                device, device_map = device or "cpu", None
+                settings = settings.replace(device=settings.device or "cpu", device_map=None)
             self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
         self.accelerator = accelerator
-        off = _off(log_dir)
-        self.answer_store = None
+        self.settings = settings
+        self.mode = settings.mode
         local = Path(str(pretrained)).expanduser()
         identity = str(local.resolve()) if local.exists() else str(pretrained)
-        if not _off(answer_store):
-            folder = Path(answer_store)
-            if answer_store == "auto":
-                folder = Path(
-                    os.environ.get("CLSBENCH_ANSWER_STORE") or Path(log_dir if not off else DEFAULT_LOG_DIR) / "answers"
-                )
+        self.answer_store = None
+        folder = settings.answer_store_folder(answer_store)
+        if folder is not None:
             short = hashlib.sha256(identity.encode()).hexdigest()[:8]  # one file per model location
-            name = f"{local.name if local.exists() else pretrained}-{short}_{mode}"
-            scope = run_scope(None if off else log_dir)
+            name = f"{local.name if local.exists() else pretrained}-{short}_{settings.mode}"
             # The lock is taken before the model loads: a second run on the same tasks is refused at once.
-            self.answer_store = AnswerStore(folder, name, None, self._rank, scope).hold()
-        self.engine = HFVisionLanguageModel(
-            str(pretrained),
-            device=device,
-            dtype=dtype,
-            device_map=device_map,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation,
-            chat_template=chat_template,
-            system_prompt=system_prompt,
-            compile=compile,
-        )
-        self.answerer = Answerer(
-            self.engine,
-            mode,
-            loglik_norm=loglik_norm,
-            cfg_weight=float(cfg_weight),
-            loglik_context=loglik_context,
-            loglik_chunk=int(loglik_chunk),
-            loglik_reuse=not _off(loglik_reuse),
-            max_new_tokens=max_new_tokens,
-        )
-        self.mode = mode
+            self.answer_store = AnswerStore(folder, name, None, self._rank, run_scope(settings.log_dir)).hold()
+        self.answerer = build_answerer(str(pretrained), settings)
+        self.engine = self.answerer.engine
         self.batch_size_per_gpu = int(batch_size)
-        self.decision_log = DecisionLog(None if off else log_dir, f"{pretrained}_{mode}_rank{self._rank}")
+        self.decision_log = DecisionLog(settings.log_dir, f"{pretrained}_{settings.mode}_rank{self._rank}")
         self.inference_seconds = 0.0  # time inside the model, for throughput reports
         self.num_workers = (
             (1 if str(self.engine.device).startswith("cuda") else 0) if num_workers == "auto" else int(num_workers)
         )
         if self.answer_store is not None:
+            template = str(self.engine.processor.chat_template).encode()
             self.answer_store.fingerprint = {
                 "model": identity,  # the resolved path: the same weights by a relative path are the same model
                 "weights": weights_fingerprint(
-                    str(pretrained), revision or getattr(self.engine.model.config, "_commit_hash", None)
+                    str(pretrained), settings.revision or getattr(self.engine.model.config, "_commit_hash", None)
                 ),
                 "dtype": str(self.engine.dtype),
-                "mode": mode,
+                "mode": settings.mode,
                 "settings": {
-                    "loglik_norm": loglik_norm,
-                    "cfg_weight": float(cfg_weight),
-                    "loglik_context": loglik_context,
-                    "max_new_tokens": max_new_tokens,
-                    "system_prompt": system_prompt,
-                    # numerics: another attention kernel, a compiled forward or another loglik path can move a
-                    # near-tie, so answers made under one are never served under another
-                    "attn_implementation": attn_implementation,
-                    "compile": compile,
-                    "loglik_reuse": not _off(loglik_reuse),
-                    "chat_template_sha256": hashlib.sha256(
-                        str(self.engine.processor.chat_template).encode()
-                    ).hexdigest()[:16],
+                    **settings.fingerprint(),
+                    "chat_template_sha256": hashlib.sha256(template).hexdigest()[:16],
                 },
             }
 
@@ -197,7 +148,7 @@ class ClsbenchHF(lmms):
             prompt=context,
             options=parts[1] if parts else None,
             question=parts[0] if parts else None,
-            max_new_tokens=int(gen_kwargs.get("max_new_tokens", 16)),
+            max_new_tokens=self.settings.reply_limit(gen_kwargs.get("max_new_tokens")),
             stop=(until,) if isinstance(until, str) else tuple(until),
             meta=meta,
         )
@@ -235,7 +186,7 @@ class ClsbenchHF(lmms):
         if self.mode != "generate":
             return None
         settings = dict(gen_kwargs or {})
-        settings["max_new_tokens"] = self.answerer.max_new_tokens or int(settings.get("max_new_tokens", 16))
+        settings["max_new_tokens"] = self.settings.reply_limit(settings.get("max_new_tokens"))
         until = settings.get("until") or ()
         settings["until"] = [until] if isinstance(until, str) else list(until)
         return settings
@@ -400,7 +351,3 @@ def run_scope(log_dir: str | None, argv: list[str] | None = None) -> str | None:
     names = sorted({name.strip() for name in tasks.split(",") if name.strip()})
     where = str(Path(log_dir).expanduser().resolve()) if log_dir else ""
     return hashlib.sha256(json.dumps([names, where]).encode()).hexdigest()[:12]
-
-
-def _off(value) -> bool:
-    return value is None or str(value).lower() in ("", "none", "false", "off")

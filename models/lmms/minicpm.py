@@ -25,6 +25,7 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
 from clsbench.models.engine.hf_vlm import cut_at_stop, resolve_dtype
+from clsbench.models.engine.settings import DEFAULT_MAX_NEW_TOKENS
 
 
 def check_remote_code_revision(pretrained: str, revision: str | None) -> None:
@@ -92,7 +93,7 @@ class ClsbenchMiniCPM(lmms):
                 sampling=False,
                 num_beams=1,
                 repetition_penalty=1.0,
-                max_new_tokens=self.max_new_tokens or int(gen_kwargs.get("max_new_tokens", 16)),
+                max_new_tokens=self.max_new_tokens or int(gen_kwargs.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
             )
             text = reply[0] if isinstance(reply, tuple) else reply  # MiniCPM-V 2.0 returned (text, context, ...)
             until = gen_kwargs.get("until") or ()

@@ -25,9 +25,10 @@ from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
-from clsbench.models.engine.answering import DecisionLog, check_answer_settings
+from clsbench.models.engine.answering import DecisionLog, loglik_record, score_record
 from clsbench.models.engine.hf_vlm import VisualPrompt, chat_messages
-from clsbench.models.engine.scoring import OptionScore, letter_token_ids, rank_options
+from clsbench.models.engine.scoring import OptionScore, letter_token_ids
+from clsbench.models.engine.settings import ModelSettings
 from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.questions import prompt_parts
 
@@ -47,24 +48,17 @@ class ClsbenchVLLM(lmms):
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
         enable_prefix_caching: bool = True,
-        trust_remote_code: bool = False,
-        chat_template: str | None = None,
-        system_prompt: str | None = None,
-        max_new_tokens: int | None = None,
-        loglik_norm: str = "sum",
-        cfg_weight: float = 0.0,
-        loglik_context: str = "question",
-        log_dir: str | None = "clsbench_model_logs",
         engine=None,
-        **engine_kwargs,
+        **model_args,
     ) -> None:
         super().__init__()
-        check_answer_settings(mode, loglik_norm, loglik_context)
+        settings, engine_kwargs = ModelSettings.split({"mode": mode, **model_args})  # the rest goes to vllm.LLM
+        self.settings = settings
         from transformers import AutoProcessor
 
-        self.processor = AutoProcessor.from_pretrained(pretrained, trust_remote_code=trust_remote_code)
-        if chat_template:
-            self.processor.chat_template = chat_template
+        self.processor = AutoProcessor.from_pretrained(pretrained, trust_remote_code=settings.trust_remote_code)
+        if settings.chat_template:
+            self.processor.chat_template = settings.chat_template
         if engine is None:
             from vllm import LLM
 
@@ -75,23 +69,22 @@ class ClsbenchVLLM(lmms):
                 gpu_memory_utilization=float(gpu_memory_utilization),
                 max_model_len=max_model_len,
                 enable_prefix_caching=bool(enable_prefix_caching),
-                trust_remote_code=trust_remote_code,
+                trust_remote_code=settings.trust_remote_code,
                 limit_mm_per_prompt={"image": 1},
                 **engine_kwargs,
             )
         self.engine = engine
-        self.mode = mode
+        self.mode = settings.mode
         self.batch_size_per_gpu = int(batch_size)
-        self.system_prompt = system_prompt
-        self.max_new_tokens = max_new_tokens
-        self.loglik_norm = loglik_norm
-        self.cfg_weight = float(cfg_weight)
-        self.loglik_context = loglik_context
+        self.system_prompt = settings.system_prompt
+        self.max_new_tokens = settings.max_new_tokens
+        self.loglik_norm = settings.loglik_norm
+        self.cfg_weight = settings.cfg_weight
+        self.loglik_context = settings.loglik_context
         self.tokenizer = self.processor.tokenizer
         self.letter_ids = letter_token_ids(self.tokenizer)
         self.letter_of = {token: letter for letter, ids in self.letter_ids.items() for token in ids}
-        off = log_dir is None or str(log_dir).lower() in ("", "none", "false")
-        self.decision_log = DecisionLog(None if off else log_dir, f"{pretrained}_{mode}_vllm_rank{self.rank}")
+        self.decision_log = DecisionLog(settings.log_dir, f"{pretrained}_{settings.mode}_vllm_rank{self.rank}")
 
     # --- prompts -------------------------------------------------------------------------------------
 
@@ -116,7 +109,7 @@ class ClsbenchVLLM(lmms):
     def _generate(self, prompts: list[VisualPrompt], limits: list[int], stops: list[Sequence[str]]) -> list[str]:
         requests = [self.render(prompt) for prompt in prompts]
         params = [
-            self.sampling(temperature=0.0, max_tokens=self.max_new_tokens or limit, stop=list(stop) or None)
+            self.sampling(temperature=0.0, max_tokens=limit, stop=list(stop) or None)
             for limit, stop in zip(limits, stops)
         ]
         outputs = self.engine.generate(requests, params, use_tqdm=False)
@@ -141,17 +134,9 @@ class ClsbenchVLLM(lmms):
             completion = output.outputs[0]
             letter = self.letter_of[completion.token_ids[0]]
             probs = self._letter_probs(completion.logprobs[0] if completion.logprobs else {}, letters)
-            record = {
-                **info,
-                "mode": "score",
-                "engine": "vllm",
-                "pred": letter,
-                "probs": probs,
-                "letter_mass": sum(probs.values()) if probs else None,
-            }
             total = sum(probs.values())
-            record["confidence"] = probs.get(letter, 0.0) / total if total else None
-            self._log(record)
+            confidence = probs.get(letter, 0.0) / total if total else None
+            self._log(score_record(info, letter, probs, confidence, total if probs else None, engine="vllm"))
             replies.append(letter)
         return replies
 
@@ -203,28 +188,9 @@ class ClsbenchVLLM(lmms):
             OptionScore(logprob=c[0], n_tokens=c[1], uncond_logprob=None if uncond is None else uncond[i][0])
             for i, c in enumerate(cond)
         ]
-        letters = LETTERS[: len(names)]
-        best = letters[rank_options(scores, self.loglik_norm, self.cfg_weight)]
-        self._log(
-            {
-                **info,
-                "mode": "loglik",
-                "engine": "vllm",
-                "norm": self.loglik_norm,
-                "cfg_weight": self.cfg_weight,
-                "pred": best,
-                "options": {
-                    letter: {
-                        "name": name,
-                        "logprob": score.logprob,
-                        "n_tokens": score.n_tokens,
-                        "uncond_logprob": score.uncond_logprob,
-                    }
-                    for letter, name, score in zip(letters, names, scores)
-                },
-            }
-        )
-        return best
+        record = loglik_record(info, names, scores, self.loglik_norm, self.cfg_weight, engine="vllm")
+        self._log(record)
+        return record["pred"]
 
     def _log(self, record: dict) -> None:
         self.decision_log.write(str(record.get("task", "all")), [record])
@@ -243,7 +209,7 @@ class ClsbenchVLLM(lmms):
                 doc = self.task_dict[task][split][doc_id]  # only for doc_to_visual, as every lmms-eval simple model
                 prompts.append(VisualPrompt(tuple(doc_to_visual(doc)), context))
                 meta.append({"task": task, "doc_id": doc_id})
-                limits.append(int(gen_kwargs.get("max_new_tokens", 16)))
+                limits.append(self.settings.reply_limit(gen_kwargs.get("max_new_tokens")))
                 until = gen_kwargs.get("until") or ()
                 stops.append((until,) if isinstance(until, str) else tuple(until))
             if self.mode == "generate":

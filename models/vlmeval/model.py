@@ -14,10 +14,9 @@ from pathlib import Path
 from vlmeval.vlm.base import BaseModel
 
 from clsbench.models.engine.answering import DecisionLog, Query, build_answerer
+from clsbench.models.engine.settings import TransformersSettings
 from clsbench.tasks.data.samples import open_image
 from clsbench.tasks.protocol.questions import prompt_parts
-
-DEFAULT_LOG_DIR = "clsbench_model_logs"
 
 
 class ClsbenchVLM(BaseModel):
@@ -25,25 +24,22 @@ class ClsbenchVLM(BaseModel):
 
     INTERLEAVE = False
 
-    def __init__(
-        self,
-        model_path: str,
-        mode: str = "generate",
-        log_dir: str | None = DEFAULT_LOG_DIR,
-        max_new_tokens: int = 16,
-        use_vllm: bool = False,
-        **settings,
-    ) -> None:
+    def __init__(self, model_path: str, use_vllm: bool = False, **model_args) -> None:
         super().__init__()
         if use_vllm:  # VLMEvalKit passes this to models whose name contains "Qwen2-VL"
             raise ValueError("ClsbenchVLM runs transformers models; use_vllm is not supported")
-        self.answerer = build_answerer(model_path, mode, max_new_tokens=max_new_tokens, **settings)
+        settings, unknown = TransformersSettings.split(model_args)
+        if unknown:
+            raise ValueError(
+                f"ClsbenchVLM: unknown model args {sorted(unknown)}; known: {sorted(TransformersSettings.names())}"
+            )
+        self.settings = settings
+        self.answerer = build_answerer(model_path, settings)
         self.model_path = model_path
-        self.mode = mode
-        off = log_dir is None or str(log_dir).lower() in ("", "none", "false")
+        self.mode = settings.mode
         # One file per rank (torchrun runs one process per GPU), appended, as clsbench_hf's logs.
         rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
-        self.decision_log = DecisionLog(None if off else log_dir, f"{model_path}_{mode}_vlmeval_rank{rank}")
+        self.decision_log = DecisionLog(settings.log_dir, f"{model_path}_{settings.mode}_vlmeval_rank{rank}")
 
     def generate_inner(self, message, dataset=None) -> str:
         prompt = "\n".join(item["value"] for item in message if item["type"] == "text")
@@ -59,7 +55,7 @@ class ClsbenchVLM(BaseModel):
             prompt=prompt,
             options=parts[1] if parts else None,
             question=parts[0] if parts else None,
-            max_new_tokens=self.answerer.max_new_tokens or 16,
+            max_new_tokens=self.settings.reply_limit(),
             meta=where,
         )
         reply = self.answerer.answer([query])[0]
