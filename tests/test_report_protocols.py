@@ -362,3 +362,73 @@ def test_delta_says_which_rows_have_no_paper_row_and_why(tmp_path):
     )
     unmatched = delta.split("## Rows with no paper row")[1]
     assert "- clsbench_hf (org/tiny): model `" in unmatched and "org/tiny" in unmatched and "Qwen" not in unmatched
+
+
+def _figure_models(tmp_path):
+    from clsbench.tasks.report.readers import collect
+    from clsbench.tasks.report.tables import table_rows
+
+    runs = tmp_path / "runs" / "m"
+    lmms_results(runs, "20260101_000000", "pretrained=org/m", {key: 0.5 for key in DATASETS}, n=40)
+    lmms_results(runs, "20260102_000000", "pretrained=org/m,mode=score", {key: 0.25 for key in DATASETS}, n=40)
+    models = collect([tmp_path / "runs"], None, [], reference="paper")
+    return models, table_rows(models)
+
+
+def test_bars_are_our_rows_with_intervals_and_the_papers_rows_are_marks(tmp_path):
+    """Issue 26: bars.png drew 18 bars per dataset, the paper's 16 as pastel outlines, and our MLLM row in the
+    blue of "OpenAI CLIP (paper)". Now: our rows are bars with their 95 % interval and value; each paper row is one
+    mark per dataset, no bar; every colour is from the colour-blind-safe palette; no mark wears our bars' colour."""
+    from matplotlib.colors import to_hex
+    from matplotlib.container import BarContainer
+
+    from clsbench.tasks.report.figures import PALETTE, bar_chart
+    from clsbench.tasks.report.records import REFERENCE
+
+    models, rows = _figure_models(tmp_path)
+    ours = [model.name for model in models if model.kind != REFERENCE]
+    papers = [model.name for model in models if model.kind == REFERENCE]
+    assert len(ours) == 2 and len(papers) == 16
+    axes = bar_chart(models, rows).axes[0]
+    bars = {container.get_label(): container for container in axes.containers if isinstance(container, BarContainer)}
+    assert set(bars) == set(ours)  # no paper row has a bar patch
+    colours = {}
+    for name in ours:
+        container = bars[name]
+        assert len(container.patches) == 12 and container.errorbar is not None  # ten datasets and two averages
+        (segments,) = container.errorbar.lines[2]
+        spans = [segment[:, 1] for segment in segments.get_segments()]
+        score = name.endswith("[score]")
+        assert spans[0].tolist() == pytest.approx([14.2, 40.2] if score else [35.2, 64.8], abs=0.05)  # Wilson, n=40
+        colours[name] = to_hex(container.patches[0].get_facecolor())
+    labels = [text.get_text() for text in axes.texts]
+    assert labels.count("50.0") == 12 and labels.count("25.0") == 12  # a value label on every bar
+    marks = {line.get_label(): line for line in axes.lines if line.get_label() in papers}
+    assert set(marks) == set(papers)
+    assert all(len(line.get_xdata()) == 12 and line.get_linestyle() == "None" for line in marks.values())
+    styles = {(to_hex(line.get_markerfacecolor()), line.get_marker()) for line in marks.values()}
+    assert len(styles) == 16  # one colour-and-marker pair per paper row
+    used = set(colours.values()) | {colour for colour, _ in styles}
+    assert used <= {colour.lower() for colour in PALETTE} and len(set(colours.values())) == 2
+    assert not set(colours.values()) & {colour for colour, _ in styles}
+
+
+def test_scatter_numbers_do_not_overlap_and_keep_each_rows_colour(tmp_path):
+    """Issue 26: scatter.png's numbers overlapped where the paper's CLIP rows cluster near (95, 90)."""
+    from matplotlib.colors import to_hex
+    from matplotlib.text import Text
+
+    from clsbench.tasks.report.figures import _series_styles, scatter_chart
+
+    models, rows = _figure_models(tmp_path)
+    figure = scatter_chart(models, rows)
+    axes = figure.axes[0]
+    renderer = figure.canvas.get_renderer()
+    for text in axes.texts:
+        text.update_positions(renderer)
+    boxes = [Text.get_window_extent(text, renderer) for text in axes.texts]  # the numbers, not leader lines
+    assert len(boxes) == 18
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+    by_name = {collection.get_label().split("  ", 1)[1]: collection for collection in axes.collections}
+    for model, style in zip(models, _series_styles(models)):  # the bars' colour for every row
+        assert to_hex(by_name[model.name].get_facecolor()[0]) == style["color"].lower()
