@@ -43,6 +43,19 @@ def test_the_bare_lmms_eval_command_finds_clsbench_tasks(fixture_root, tmp_path)
     assert results is not None, run.stdout[-3000:] + run.stderr[-3000:]
     assert {"cls_logo_mcq", "cls_general_mcq", "cls_imagenet_mcq"} <= set(results["results"])
     assert isinstance(results["results"]["cls_logo_mcq"]["accuracy,none"], float)
+    # Issue 26: a bare run recorded no clsbench version and lmms_eval_version "unknown@unknown" (no git checkout here);
+    # the run now records the installed versions and the report's leaderboard file carries them.
+    from importlib.metadata import version
+
+    from clsbench.tasks.report.build import write_report
+
+    assert results["clsbench_versions"]["clsbench"] == version("clsbench")
+    assert results["clsbench_versions"]["packages"]["lmms_eval"] == version("lmms_eval")
+    write_report([tmp_path / "out"], tmp_path / "report", figures=False, echo=None)
+    entry = json.loads((tmp_path / "report" / "results.jsonl").read_text().splitlines()[0])
+    shown = entry["versions"]
+    assert (shown["clsbench"], shown["lmms_eval"]) == (version("clsbench"), version("lmms_eval"))
+    assert "unknown@unknown" not in json.dumps(entry["versions"])
 
     off = lmms_eval(
         [*args[:-1], str(tmp_path / "off")], tmp_path, offline(CLSBENCH_DATA=str(fixture_root), CLSBENCH_LMMS_TASKS="0")

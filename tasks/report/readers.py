@@ -169,8 +169,13 @@ def _versions_near(path: Path) -> dict:
     for folder in list(path.parents)[:3]:
         found = _read_json(folder / VERSIONS_FILE) if (folder / VERSIONS_FILE).is_file() else None
         if isinstance(found, dict):
-            return {"clsbench": found.get("clsbench"), **(found.get("packages") or {})}
+            return _versions_of(found)
     return {}
+
+
+def _versions_of(record: dict) -> dict:
+    """A versions record (``clsbench_versions.json`` or a results file's ``clsbench_versions``), flat."""
+    return {"clsbench": record.get("clsbench"), **(record.get("packages") or {})} if record else {}
 
 
 def read_lmms(root: Path, names: ClassNames, notes: list[str]) -> Iterator[Record]:
@@ -201,9 +206,16 @@ def _lmms_records(path: Path, results: object, names: ClassNames, notes: list[st
     args = _model_args(config.get("model_args") or "")
     identity = model_identity(str(config.get("model") or model), args)
     checkpoint = args.get("pretrained") or args.get("model_version") or args.get("model")
+    recorded = results.get("clsbench_versions")  # the run's own record (clsbench's lmms-eval plugin writes it)
     versions = {
         **_versions_near(path),
-        **{k: results[k] for k in ("lmms_eval_version", "transformers_version") if isinstance(results.get(k), str)},
+        **_versions_of(recorded if isinstance(recorded, dict) else {}),
+        # lmms-eval's own field is the git state of the folder it ran in: kept only when it says something
+        **{
+            k: results[k]
+            for k in ("lmms_eval_version", "transformers_version")
+            if isinstance(results.get(k), str) and results[k] != "unknown@unknown"
+        },
     }
     if args.get("revision"):
         versions["model_revision"] = args["revision"]

@@ -84,6 +84,7 @@ def add_task_folder() -> bool:
 
     @functools.wraps(original)
     def initialize_tasks(self, include_path=None, include_defaults=True):
+        record_versions_in_results()
         paths = [] if include_path is None else [include_path] if isinstance(include_path, str) else list(include_path)
         folder = _clsbench_folder()
         if folder not in paths:
@@ -93,6 +94,31 @@ def add_task_folder() -> bool:
     initialize_tasks.__clsbench__ = True
     TaskManager.initialize_tasks = initialize_tasks
     return True
+
+
+def record_versions_in_results() -> None:
+    """Have lmms-eval's results file carry ``clsbench_versions`` (clsbench's and its dependencies' versions, from
+    the installed packages, as ``clsbench lmms`` records them) when it holds a clsbench task.
+
+    A bare ``lmms-eval`` run records no clsbench version otherwise, and its own ``lmms_eval_version`` is the git
+    state of the working folder (``unknown@unknown`` outside a checkout). lmms-eval built its EvaluationTracker
+    before its TaskManager, so the module is loaded by now; where it is not, nothing is done.
+    """
+    tracker = getattr(sys.modules.get("lmms_eval.loggers.evaluation_tracker"), "EvaluationTracker", None)
+    original = getattr(tracker, "save_results_aggregated", None)
+    if original is None or getattr(original, "__clsbench__", False):
+        return
+
+    @functools.wraps(original)
+    def save_results_aggregated(self, results, *args, **kwargs):
+        if isinstance(results, dict) and any(str(task).startswith("cls_") for task in results.get("results") or {}):
+            from clsbench.tasks.runtime.environment import versions_record
+
+            results.setdefault("clsbench_versions", versions_record())
+        return original(self, results, *args, **kwargs)
+
+    save_results_aggregated.__clsbench__ = True
+    tracker.save_results_aggregated = save_results_aggregated
 
 
 class _AfterTasksImport(importlib.abc.MetaPathFinder):
@@ -120,6 +146,8 @@ class _AfterTasksImport(importlib.abc.MetaPathFinder):
         def exec_module(module):
             load(module)
             add_task_folder()
+            if self in sys.meta_path:  # done: no later import pays for this finder
+                sys.meta_path.remove(self)
 
         spec.loader.exec_module = exec_module
         return spec
