@@ -13,6 +13,7 @@ from pathlib import Path
 from clsbench.clip_baselines.models import PAPER_MODELS
 from clsbench.clip_baselines.results import MODES, TEMPLATE_CHOICES
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
+from clsbench.tasks.runtime.cli_grammar import DefaultsHelpFormatter
 from clsbench.tasks.runtime.errors import BadSettingError, ClsbenchError
 
 DEFAULT_OUT = "clip_results"
@@ -29,17 +30,19 @@ EPILOG = (
 )
 
 
+# --model and --pretrained mean the same in `clsbench clip` and `clsbench negatives --method clip-hard`.
+CLIP_MODEL_HELP = "a paper model (see --list-models), an open_clip name, hf-hub:ORG/REPO or local-dir:PATH"
+CLIP_PRETRAINED_HELP = "open_clip pretrained tag or checkpoint file (default: the model's own, or random weights"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument(
-        "--model", help="a paper model (see --list-models), an open_clip name, hf-hub:ORG/REPO or local-dir:PATH"
-    )
-    parser.add_argument(
-        "--pretrained", help="open_clip pretrained tag or checkpoint file (none: the model's own, or random weights)"
-    )
+    parser.add_argument("--model", help=CLIP_MODEL_HELP + " (required unless --list-models)")
+    parser.add_argument("--pretrained", help=CLIP_PRETRAINED_HELP + ")")
     parser.add_argument(
         "--datasets",
         nargs="+",
         default=["all"],
+        metavar="DATASET",
         help="dataset keys (comma- or space-separated), 'all', 'general', 'fine-grained', or CLIP_benchmark's "
         "names (cars, flowers, imagenet1k, ...) (default: all)",
     )
@@ -105,7 +108,7 @@ def add_clip_parser(commands) -> argparse.ArgumentParser:
         help="CLIP zero-shot baselines on the same questions (open_clip models; mcq or full)",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     add_arguments(parser)
     parser.set_defaults(run=cmd_clip)
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             prog="python -m clsbench.clip_baselines",
             description=DESCRIPTION,
             epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=DefaultsHelpFormatter,
             allow_abbrev=False,
         )
     )

@@ -5,7 +5,7 @@ Models": the wrong options are the top 4 *incorrect* classes of a full zero-shot
 OpenCLIP ViT-L/14 trained on LAION (chosen so as not to favour models built on OpenAI CLIP, SigLIP or
 DFN), here :data:`DEFAULT_MODEL` with :data:`DEFAULT_PRETRAINED` and the single template
 "a photo of a {}" (the protocol's CLIP prompt, as P3 prints it). Computed once
-(``clsbench negatives DATASET --method clip-hard``) into the negatives file of
+(``clsbench negatives --datasets DATASET --method clip-hard``) into the negatives file of
 :mod:`clsbench.tasks.data.negatives`, which the ``cls_<dataset>_mcq_cliphard`` tasks and
 ``clsbench clip --negatives clip-hard`` both read, so MLLMs and CLIP models answer the same questions.
 """

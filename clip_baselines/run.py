@@ -372,7 +372,7 @@ def check_run_fingerprint(run_dir: Path, current: dict) -> None:
         except ValueError as error:
             raise ResultsError(f"{path} is not readable JSON ({error}); move {run_dir} away to start over") from error
         try:
-            check_fingerprint(stored, current, str(run_dir), f"move {run_dir} away (or use another --out)")
+            check_fingerprint(stored, current, str(run_dir), f"move {run_dir} away (or use another --output-dir)")
         except StoreMismatch as error:
             raise ResultsError(str(error)) from None
         return

@@ -28,11 +28,23 @@ def test_list_shows_all_datasets_with_source_and_reachability(fixture_root, tmp_
     assert "ILSVRC/imagenet-1k@49e2ee2" in run.stdout and "50,000" in run.stdout and "4,331" in run.stdout
     assert all("local: 6 rows" in line for line in lines[1:])
     empty = clsbench("list", "--data-dir", str(tmp_path), "--no-check")
-    assert "missing: run `clsbench prepare logo`" in empty.stdout and "not checked" in empty.stdout
+    assert "missing: run `clsbench prepare --datasets logo`" in empty.stdout and "not checked" in empty.stdout
 
 
 def test_options_prints_the_question_as_json(fixture_root):
-    run = clsbench("options", "imagenet", "3", "--data-dir", str(fixture_root), "--n-options", "8", "--seed", "2")
+    run = clsbench(
+        "options",
+        "--datasets",
+        "imagenet",
+        "--index",
+        "3",
+        "--data-dir",
+        str(fixture_root),
+        "--n-options",
+        "8",
+        "--seed",
+        "2",
+    )
     assert run.returncode == 0, run.stderr
     question = json.loads(run.stdout)
     names = DATASETS["imagenet"].classnames
@@ -55,22 +67,26 @@ def test_options_prints_the_question_as_json(fixture_root):
 )
 def test_options_names_classes_as_the_paper(tmp_path, dataset, label, name_set, expected):
     extra = ["--class-names", name_set] if name_set else []
-    run = clsbench("options", dataset, "0", "--label", str(label), "--data-dir", str(tmp_path), *extra)
+    run = clsbench(
+        "options", "--datasets", dataset, "--index", "0", "--label", str(label), "--data-dir", str(tmp_path), *extra
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["class"] == expected
 
 
 def test_options_reports_the_options_actually_shown(tmp_path):
-    run = clsbench("options", "logo", "0", "--label", "1", "--data-dir", str(tmp_path))
+    run = clsbench("options", "--datasets", "logo", "--index", "0", "--label", "1", "--data-dir", str(tmp_path))
     assert json.loads(run.stdout)["n_options"] == 10  # Logo has ten classes, whatever was asked
 
 
 def test_options_without_data_needs_a_label_or_says_what_to_run(tmp_path):
-    with_label = clsbench("options", "cub200", "0", "--label", "12", "--data-dir", str(tmp_path))
+    with_label = clsbench(
+        "options", "--datasets", "cub200", "--index", "0", "--label", "12", "--data-dir", str(tmp_path)
+    )
     assert json.loads(with_label.stdout)["class"] == DATASETS["cub200"].classnames[12]
-    missing = clsbench("options", "logo", "0", "--data-dir", str(tmp_path))
-    assert missing.returncode == 2 and "clsbench prepare logo --source RAW_DIR" in missing.stderr
-    bad = clsbench("options", "logo", "0", "--label", "10", "--data-dir", str(tmp_path))
+    missing = clsbench("options", "--datasets", "logo", "--index", "0", "--data-dir", str(tmp_path))
+    assert missing.returncode == 2 and "clsbench prepare --datasets logo --source RAW_DIR" in missing.stderr
+    bad = clsbench("options", "--datasets", "logo", "--index", "0", "--label", "10", "--data-dir", str(tmp_path))
     assert bad.returncode == 2 and "label 10 is outside the class list" in bad.stderr
 
 
@@ -89,30 +105,41 @@ def test_tasks_path_is_the_package_folder_or_a_copy_reading_local_data(fixture_r
 
 
 def test_unreachable_hub_says_how_to_run_offline(tmp_path):
-    run = clsbench("options", "cub200", "0", "--data-dir", str(tmp_path))  # conftest sets HF_HUB_OFFLINE=1
+    run = clsbench(
+        "options", "--datasets", "cub200", "--index", "0", "--data-dir", str(tmp_path)
+    )  # conftest sets HF_HUB_OFFLINE=1
     assert run.returncode == 2
     assert "could not load bentrevett/caltech-ucsd-birds-200-2011@1ef09e0" in run.stderr
     assert (
         "hf download bentrevett/caltech-ucsd-birds-200-2011 --repo-type dataset --revision 1ef09e0" in run.stderr
         and "--include 'data/test-*.parquet'" in run.stderr
     )
-    assert "clsbench prepare cub200 --source SNAPSHOT" in run.stderr
+    assert "clsbench prepare --datasets cub200 --source SNAPSHOT" in run.stderr
 
 
 @pytest.mark.parametrize(
     "argv,expected",
     [
-        (["options", "cls_food101_mcq_4opt", "0", "--label", "3"], "clsbench options food101 0 --n-options 4"),
-        (["options", "cls_imagenet_mcq_openai", "5"], "clsbench options imagenet 5 --class-names openai"),
-        (["options", "cls_food101_mcq_textsim", "0"], "clsbench lmms --model MODEL --model_args ... --tasks"),
-        (["options", "cls_food101_open", "0"], "--tasks cls_food101_open"),
         (
-            ["export-vlmeval", "cls_food101_mcq_4opt", "--output-dir", "OUT"],
+            ["options", "--datasets", "cls_food101_mcq_4opt", "--index", "0", "--label", "3"],
+            "clsbench options --datasets food101 --index 0 --n-options 4",
+        ),
+        (
+            ["options", "--datasets", "cls_imagenet_mcq_openai", "--index", "5"],
+            "clsbench options --datasets imagenet --index 5 --class-names openai",
+        ),
+        (
+            ["options", "--datasets", "cls_food101_mcq_textsim", "--index", "0"],
+            "clsbench lmms --model MODEL --model_args ... --tasks",
+        ),
+        (["options", "--datasets", "cls_food101_open", "--index", "0"], "--tasks cls_food101_open"),
+        (
+            ["export-vlmeval", "--datasets", "cls_food101_mcq_4opt", "--output-dir", "OUT"],
             "cannot ask (it would run the paper's 26-option protocol)",
         ),
         (
-            ["export-vlmeval", "cls_imagenet_mcq_openai", "--output-dir", "OUT"],
-            "clsbench export-vlmeval imagenet --output-dir OUT --class-names openai",
+            ["export-vlmeval", "--datasets", "cls_imagenet_mcq_openai", "--output-dir", "OUT"],
+            "clsbench export-vlmeval --datasets imagenet --output-dir OUT --class-names openai",
         ),
         (
             ["clip", "--model", "ViT-B-32", "--datasets", "cls_food101_mcq_cliphard", "--output-dir", "OUT"],
@@ -131,12 +158,15 @@ def test_a_variant_name_is_never_run_as_the_26_option_protocol(argv, expected, c
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     error = capsys.readouterr().err
-    assert expected in error and argv[1 if argv[0] != "clip" else 4].split(",")[-1] in error, error
+    assert expected in error and argv[argv.index("--datasets") + 1].split(",")[-1] in error, error
     assert not (tmp_path / "OUT").exists()  # nothing was written under the wrong protocol
 
 
 def test_the_papers_own_names_still_run(capsys, tmp_path):
     from clsbench.tasks.cli.main import main
 
-    assert main(["options", "cls_food101_mcq", "0", "--label", "3", "--data-dir", str(tmp_path)]) == 0
+    assert (
+        main(["options", "--datasets", "cls_food101_mcq", "--index", "0", "--label", "3", "--data-dir", str(tmp_path)])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["n_options"] == 26

@@ -47,14 +47,14 @@ def test_a_missing_data_dir_ends_within_seconds_naming_it_and_the_fix(tmp_path):
     assert elapsed < 10, f"{elapsed:.1f} s"
     assert f"--data-dir {missing} does not exist" in run.stderr
     assert "hf download ethz/food101 --repo-type dataset" in run.stderr
-    assert f"clsbench prepare food101 --source SNAPSHOT --data-dir {missing}" in run.stderr
+    assert f"clsbench prepare --datasets food101 --source SNAPSHOT --data-dir {missing}" in run.stderr
     assert ".cache/clsbench/data" not in run.stderr
 
 
 def test_an_empty_data_dir_is_refused_by_lmms_and_tasks_path(tmp_path, capsys):
     assert main(["lmms", "--data-dir", str(tmp_path), "--model", "dummy", "--tasks", "cls_logo_mcq"]) == 2
     err = capsys.readouterr().err
-    assert f"--data-dir {tmp_path} holds no prepared dataset" in err and "clsbench prepare logo" in err
+    assert f"--data-dir {tmp_path} holds no prepared dataset" in err and "clsbench prepare --datasets logo" in err
     assert main(["tasks-path", "--data-dir", str(tmp_path)]) == 2  # before: printed the package folder
     assert f"--data-dir {tmp_path} holds no prepared dataset" in capsys.readouterr().err
 
@@ -91,7 +91,7 @@ def test_a_network_failure_is_the_named_error_with_the_download_line(tmp_path, m
         raise http.ConnectError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(datasets, "load_dataset", unreachable)
-    assert main(["options", "food101", "0", "--data-dir", str(tmp_path)]) == 2
+    assert main(["options", "--datasets", "food101", "--index", "0", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "food101: could not load ethz/food101@1ac27ab from the Hugging Face Hub" in err
     assert "Name or service not known" in err and "hf download ethz/food101 --repo-type dataset" in err
@@ -114,11 +114,11 @@ def test_a_bug_shows_its_traceback_while_a_user_error_stays_one_line(monkeypatch
     with pytest.raises(ValueError, match="invalid literal"):
         clip_cli.main(["--list-models"])
     # The user's mistakes keep their one line (unknown names, out-of-range settings): now the project's types.
-    assert main(["options", "food11", "0", "--label", "3"]) == 2
+    assert main(["options", "--datasets", "food11", "--index", "0", "--label", "3"]) == 2
     assert "unknown dataset 'food11'; did you mean food101?" in capsys.readouterr().err
-    assert main(["options", "food101", "0", "--label", "3", "--n-options", "30"]) == 2
+    assert main(["options", "--datasets", "food101", "--index", "0", "--label", "3", "--n-options", "30"]) == 2
     assert "n_options must be in 2..26, got 30" in capsys.readouterr().err
-    assert main(["options", "food101", "0", "--label", "3", "--class-names", "openai"]) == 2
+    assert main(["options", "--datasets", "food101", "--index", "0", "--label", "3", "--class-names", "openai"]) == 2
     assert "food101 has no class-name set 'openai'" in capsys.readouterr().err
     assert clip_cli.main(["--datasets", "food101"]) == 2
     assert "--model is required" in capsys.readouterr().err

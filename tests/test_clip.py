@@ -151,7 +151,7 @@ def test_bad_model_names_say_how_to_find_valid_ones(capsys, fixture_root):
 
 
 def test_missing_or_unknown_dataset_is_a_clear_error(tiny, tmp_path, monkeypatch):
-    with pytest.raises(DataError, match="clsbench prepare logo"):
+    with pytest.raises(DataError, match="clsbench prepare --datasets logo"):
         run_clip(tiny, None, ["logo"], tmp_path / "out", data_dir=tmp_path / "empty", progress=False)
     monkeypatch.setattr(
         "clsbench.clip_baselines.run.load_model", lambda *a, **k: pytest.fail("model loaded before the data check")

@@ -32,6 +32,7 @@ def test_clip_hard_file_feeds_tasks_and_clip_alike(tmp_path):
             "-m",
             "clsbench.tasks.cli",
             "negatives",
+            "--datasets",
             "logo",
             "--method",
             "clip-hard",

@@ -100,7 +100,10 @@ def test_the_upstream_kit_drops_into_lmms_eval(fixture_root, tmp_path):
     import lmms_eval as package
 
     kit = subprocess.run(
-        [*CLSBENCH, "upstream-lmms-eval", str(tmp_path / "kit")], capture_output=True, text=True, timeout=120
+        [*CLSBENCH, "upstream-lmms-eval", "--output-dir", str(tmp_path / "kit")],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert kit.returncode == 0, kit.stderr
     folder = tmp_path / "kit" / "cls_mcq"
@@ -186,7 +189,7 @@ def test_errors_inside_lmms_eval_end_with_clsbenchs_message(tmp_path):
     assert run.returncode != 0  # lmms-eval itself exits 0 here; clsbench lmms must not
     tail = run.stderr.strip().splitlines()[-3:]
     assert any("clsbench lmms: error: logo: no prepared data" in line for line in tail), run.stderr[-2000:]
-    assert "clsbench prepare logo --source RAW_DIR" in run.stderr.split("clsbench lmms: error:")[-1]
+    assert "clsbench prepare --datasets logo --source RAW_DIR" in run.stderr.split("clsbench lmms: error:")[-1]
 
 
 def test_no_hub_fails_in_seconds_with_the_download_command(tmp_path):
@@ -264,6 +267,7 @@ def test_text_similar_negatives_offline_is_one_clear_line(tmp_path):
         [
             *CLSBENCH,
             "negatives",
+            "--datasets",
             "logo",
             "--method",
             "text-similar",

@@ -134,7 +134,16 @@ def test_versions_file_records_what_produced_a_result(tmp_path):
 
 def test_export_and_report_folders_carry_the_versions(fixture_root, tmp_path):
     export = subprocess.run(
-        [*CLSBENCH, "export-vlmeval", "logo", "--output-dir", str(tmp_path / "tsv"), "--data-dir", str(fixture_root)],
+        [
+            *CLSBENCH,
+            "export-vlmeval",
+            "--datasets",
+            "logo",
+            "--output-dir",
+            str(tmp_path / "tsv"),
+            "--data-dir",
+            str(fixture_root),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -147,7 +147,7 @@ def test_tiny_llava_end_to_end_with_logged_samples(fixture_root, tiny_llava, tmp
 def test_missing_local_data_names_clsbench_prepare(tmp_path):
     # The run through the CLI is tests/test_ecosystem.py::test_errors_inside_lmms_eval_end_with_clsbenchs_message
     # (one lmms-eval start-up serves both); here the loader itself names the command.
-    with pytest.raises(DataError, match="clsbench prepare logo"):
+    with pytest.raises(DataError, match="clsbench prepare --datasets logo"):
         load_rows("logo", tmp_path / "empty")
 
 

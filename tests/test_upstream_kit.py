@@ -164,9 +164,21 @@ def test_questions_command_writes_the_table_the_kit_reads(fixture_root, kit, tmp
     from clsbench.tasks.data.loading import load_rows
     from clsbench.tasks.data.samples import add_questions
 
-    out = tmp_path / "logo4.parquet"
+    out = tmp_path / "logo_questions.parquet"  # --output-dir DIR writes DIR/<dataset>_questions.parquet
     assert (
-        main(["questions", "cls_logo_mcq", "--n-options", "4", "--data-dir", str(fixture_root), "--output", str(out)])
+        main(
+            [
+                "questions",
+                "--datasets",
+                "cls_logo_mcq",
+                "--n-options",
+                "4",
+                "--data-dir",
+                str(fixture_root),
+                "--output-dir",
+                str(out.parent),
+            ]
+        )
         == 0
     )
     table = pq.read_table(out).to_pylist()
@@ -175,7 +187,20 @@ def test_questions_command_writes_the_table_the_kit_reads(fixture_root, kit, tmp
     assert {row["protocol_version"] for row in table} == {"clsbench-v1/3.0"} and table[0]["n_options"] == 4
     assert [DATASETS["logo"].questions[row["wording_index"]] for row in table] == docs["question"]
     # a variant's task name is refused with the flags that ask it (one grammar with `clsbench options`)
-    assert main(["questions", "cls_logo_mcq_4opt", "--data-dir", str(fixture_root), "--output", str(out)]) != 0
+    assert (
+        main(
+            [
+                "questions",
+                "--datasets",
+                "cls_logo_mcq_4opt",
+                "--data-dir",
+                str(fixture_root),
+                "--output-dir",
+                str(out.parent),
+            ]
+        )
+        != 0
+    )
 
     spec = importlib.util.spec_from_file_location("utils", kit / "utils.py")
     utils = importlib.util.module_from_spec(spec)

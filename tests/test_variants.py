@@ -47,7 +47,7 @@ def test_option_count_variants_nest(fixture_root, suffix, count):
 
 def test_hard_negative_task_without_its_file_says_what_to_run(fixture_root):
     rows = load_rows("food101", fixture_root)
-    with pytest.raises(DataError, match="clsbench negatives food101 --method text-similar"):
+    with pytest.raises(DataError, match="clsbench negatives --datasets food101 --method text-similar"):
         questions_for(rows, "food101", "_textsim", fixture_root)
 
 
@@ -66,6 +66,7 @@ def test_text_similar_negatives_end_to_end(fixture_root, tiny_sentence_encoder, 
             "-m",
             "clsbench.tasks.cli",
             "negatives",
+            "--datasets",
             "food101",
             "--method",
             "text-similar",

@@ -26,7 +26,7 @@ KEYS = ["logo", "food101", "imagenet"]  # 10 options, 26 options, a split named 
 @pytest.fixture(scope="module")
 def exported(fixture_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("lmu")
-    assert main(["export-vlmeval", *KEYS, "--output-dir", str(out), "--data-dir", str(fixture_root)]) == 0
+    assert main(["export-vlmeval", "--datasets", *KEYS, "--output-dir", str(out), "--data-dir", str(fixture_root)]) == 0
     return {key: pd.read_csv(out / f"{vlmeval_name(key)}.tsv", sep="\t") for key in KEYS}  # VLMEvalKit's own reader
 
 
@@ -112,16 +112,40 @@ def test_scoring_uses_our_parser_not_vlmevalkits_fallback_letter():
 
 
 def test_export_of_an_unknown_or_missing_dataset_says_what_to_do(tmp_path, capsys):
-    assert main(["export-vlmeval", "imagenet-21k", "--output-dir", str(tmp_path)]) == 2
+    assert main(["export-vlmeval", "--datasets", "imagenet-21k", "--output-dir", str(tmp_path)]) == 2
     assert "unknown dataset 'imagenet-21k'" in capsys.readouterr().err
-    assert main(["export-vlmeval", "logo", "--output-dir", str(tmp_path), "--data-dir", str(tmp_path / "empty")]) == 2
-    assert "clsbench prepare logo" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "export-vlmeval",
+                "--datasets",
+                "logo",
+                "--output-dir",
+                str(tmp_path),
+                "--data-dir",
+                str(tmp_path / "empty"),
+            ]
+        )
+        == 2
+    )
+    assert "clsbench prepare --datasets logo" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.tsv")) and not list(tmp_path.glob(".*partial"))
 
 
 def test_groups_expand_to_their_datasets(fixture_root, tmp_path):
     assert (
-        main(["export-vlmeval", "cls_general_mcq", "--output-dir", str(tmp_path), "--data-dir", str(fixture_root)]) == 0
+        main(
+            [
+                "export-vlmeval",
+                "--datasets",
+                "cls_general_mcq",
+                "--output-dir",
+                str(tmp_path),
+                "--data-dir",
+                str(fixture_root),
+            ]
+        )
+        == 0
     )
     assert sorted(path.name for path in tmp_path.glob("*.tsv")) == sorted(
         f"{vlmeval_name(key)}.tsv" for key, spec in DATASETS.items() if spec.group == "general"
@@ -221,6 +245,6 @@ def test_export_is_current_names_why_a_tsv_must_be_rewritten(fixture_root, tmp_p
 def test_options_says_how_many_options_the_question_has(fixture_root, capsys):
     import json
 
-    assert main(["options", "logo", "0", "--data-dir", str(fixture_root)]) == 0
+    assert main(["options", "--datasets", "logo", "--index", "0", "--data-dir", str(fixture_root)]) == 0
     question = json.loads(capsys.readouterr().out)
     assert question["n_options"] == len(question["options"]) == len(DATASETS["logo"].classnames) == 10

@@ -8,29 +8,29 @@ import os
 import sys
 from pathlib import Path
 
+from clsbench.clip_baselines.cli import CLIP_MODEL_HELP, CLIP_PRETRAINED_HELP
 from clsbench.tasks.data.loading import DataError, classnames_for, data_root, find_prepared, hub_status, load_rows
 from clsbench.tasks.protocol.catalog import check_protocol_names, dataset_table, resolve_datasets
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
 from clsbench.tasks.protocol.questions import DEFAULT_SEED, format_prompt, make_sample
 from clsbench.tasks.protocol.registry import DATASETS, HubSource, get_dataset
+from clsbench.tasks.runtime.cli_grammar import (
+    GrammarParser,
+    add_deprecated_option,
+    add_legacy_positionals,
+    apply_legacy_positionals,
+)
 from clsbench.tasks.runtime.errors import BadSettingError, ClsbenchError, UnknownNameError
 from clsbench.tasks.toolkits.lmms_runner import data_dir_message, lmms_request_messages, run_lmms
 
 
-def dataset_key(text: str) -> str:
+def dataset_key(names: str | list[str]) -> str:
     """Exactly one dataset, named in the catalog's one grammar (key, alias, task name), else UnknownNameError."""
-    keys = resolve_datasets(text)
+    keys = resolve_datasets(names)
     if len(keys) != 1:
-        raise UnknownNameError(f"{text!r} names {len(keys)} datasets; give one ({', '.join(keys)})")
+        text = names if isinstance(names, str) else " ".join(names)
+        raise UnknownNameError(f"--datasets {text} names {len(keys)} datasets; this command takes one")
     return keys[0]
-
-
-def one_dataset(text: str) -> str:
-    """:func:`dataset_key` as an argparse type."""
-    try:
-        return dataset_key(text)
-    except UnknownNameError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -50,7 +50,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 size = "" if rows == spec.expected_size else f" (not the paper's {spec.expected_size:,}: partial)"
                 return f"local: {rows} rows at {prepared.root}{size}"
             if spec.is_local:
-                return "missing: run `clsbench prepare " + spec.key + "`"
+                return f"missing: run `clsbench prepare --datasets {spec.key}`"
             return "not checked" if args.no_check else hub_status(spec.source, args.timeout)
 
         statuses = list(pool.map(status, specs))
@@ -71,8 +71,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_options(args: argparse.Namespace) -> int:
     # A variant's task name means that variant: refused with the flags that ask it (never the 26-option question).
-    check_protocol_names(args.dataset, "options", example=f"{{datasets}} {args.index}")
-    spec = get_dataset(dataset_key(args.dataset))
+    check_protocol_names(args.datasets, "options", example=f"--datasets {{datasets}} --index {args.index}")
+    spec = get_dataset(dataset_key(args.datasets))
     if args.index < 0:
         raise BadSettingError(f"index must be a row of the split (0 or more), got {args.index}")
     classnames = classnames_for(spec.key, args.data_dir, args.class_names)
@@ -109,16 +109,17 @@ def cmd_options(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from clsbench.tasks.data.prepare import prepare
 
-    prepared = prepare(args.dataset, args.source, args.data_dir, skip_corrupt=args.skip_corrupt, subset=args.subset)
+    key = dataset_key(args.datasets)
+    prepared = prepare(key, args.source, args.data_dir, skip_corrupt=args.skip_corrupt, subset=args.image_ids)
     skipped = len(prepared.meta.get("skipped", []))
     print(
         f"{prepared.key}: {prepared.meta['rows']} rows written to {prepared.root}"
         + (f" ({skipped} skipped)" if skipped else "")
     )
-    expected = get_dataset(args.dataset).expected_size
+    expected = get_dataset(key).expected_size
     if prepared.meta["rows"] != expected:
         print(
-            f"clsbench prepare: warning: the paper's {args.dataset} split has {expected:,} images, this copy "
+            f"clsbench prepare: warning: the paper's {key} split has {expected:,} images, this copy "
             f"{prepared.meta['rows']:,}; check the raw files (see `clsbench list` and README)",
             file=sys.stderr,
         )
@@ -129,10 +130,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_negatives(args: argparse.Namespace) -> int:
     from clsbench.tasks.data import negatives
 
-    classnames = classnames_for(args.dataset, args.data_dir)
+    key = dataset_key(args.datasets)
+    classnames = classnames_for(key, args.data_dir)
     if args.method == "text-similar":
         try:
-            path = negatives.text_similar(args.dataset, classnames, args.encoder, args.data_dir)
+            path = negatives.text_similar(key, classnames, args.encoder, args.data_dir)
         except (OSError, ValueError) as error:  # offline, or no such model: one line, not a traceback
             raise DataError(
                 f"the text encoder {args.encoder} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
@@ -142,17 +144,20 @@ def cmd_negatives(args: argparse.Namespace) -> int:
     else:
         from clsbench.clip_baselines.hard_negatives import DEFAULT_MODEL, DEFAULT_PRETRAINED, clip_hard
 
-        pretrained = args.pretrained if args.pretrained or args.model != DEFAULT_MODEL else DEFAULT_PRETRAINED
+        # No --model: the protocol's OpenCLIP ViT-L/14 on LAION-2B. Otherwise --model and --pretrained mean what
+        # they mean in `clsbench clip` (no --pretrained: the model's own weights, or random ones).
+        model = args.model or DEFAULT_MODEL
+        pretrained = args.pretrained if args.model or args.pretrained else DEFAULT_PRETRAINED
         path = clip_hard(
-            args.dataset,
+            key,
             classnames,
-            args.model,
+            model,
             pretrained,
             data_dir=args.data_dir,
             out_root=args.data_dir,
             templates=args.templates,
         )
-    print(f"{args.dataset}: {args.method} negatives written to {path}")
+    print(f"{key}: {args.method} negatives written to {path}")
     return 0
 
 
@@ -167,7 +172,8 @@ def cmd_descriptions(args: argparse.Namespace) -> int:
 def cmd_multilabel(args: argparse.Namespace) -> int:
     from clsbench.tasks.variants.multilabel import markdown, rescore
 
-    print(markdown(rescore(args.runs, args.labels, args.dataset, args.data_dir, with_data=args.with_data)))
+    key = dataset_key(args.datasets)
+    print(markdown(rescore(args.runs, args.labels, key, args.data_dir, with_data=args.with_data)))
     return 0
 
 
@@ -219,6 +225,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_lmms(args: argparse.Namespace) -> int:
     # Names and the data root are checked in about a second, before the environment check and lmms-eval's
     # task indexing (tens of seconds) would end in a generic failure.
+    if args.output_dir is not None:  # clsbench's name for lmms-eval's --output_path
+        if any(arg.split("=", 1)[0] == "--output_path" for arg in args.lmms_args):
+            raise BadSettingError("--output-dir and --output_path name the same folder: give one")
+        args.lmms_args = [*args.lmms_args, "--output_path", args.output_dir]
     problems = lmms_request_messages(args.lmms_args, args.data_dir)
     for problem in problems:
         print(f"clsbench lmms: error: {problem}", file=sys.stderr)
@@ -235,13 +245,16 @@ def cmd_lmms(args: argparse.Namespace) -> int:
 def cmd_questions(args: argparse.Namespace) -> int:
     from clsbench.tasks.data.question_table import write_question_table
 
-    check_protocol_names(args.dataset, "questions")
-    key = dataset_key(args.dataset)
-    output = args.output or f"{key}_questions.parquet"
-    path = write_question_table(
-        key, output, args.data_dir, seed=args.seed, n_options=args.n_options, name_set=args.class_names
-    )
-    print(f"{key}: {path}")
+    check_protocol_names(args.datasets, "questions")
+    keys = resolve_datasets(args.datasets)
+    if args.output and len(keys) != 1:  # the deprecated --output names one file
+        raise BadSettingError(f"--output names one file but --datasets names {len(keys)} datasets; use --output-dir")
+    for key in keys:
+        output = args.output or Path(args.output_dir) / f"{key}_questions.parquet"
+        path = write_question_table(
+            key, output, args.data_dir, seed=args.seed, n_options=args.n_options, name_set=args.class_names
+        )
+        print(f"{key}: {path}")
     return 0
 
 
@@ -250,7 +263,7 @@ def cmd_upstream(args: argparse.Namespace) -> int:
     from clsbench.tasks.toolkits.upstream import write_upstream_kit
 
     folder = write_upstream_kit(
-        args.dest, clsbench_version(), smoke=args.smoke, smoke_task=args.smoke_task, data_dir=args.data_dir
+        args.output_dir, clsbench_version(), smoke=args.smoke, smoke_task=args.smoke_task, data_dir=args.data_dir
     )
     print(
         f"clsbench: the task folder is {folder} (copy it to lmms_eval/tasks/), the PR description "
@@ -272,7 +285,7 @@ def add_question_settings(p: argparse.ArgumentParser, data_dir_help: str) -> Non
     """The settings that pick a question (seed, option count, class names) and where the data is: one declaration
     for every subcommand that asks questions."""
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")
-    p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="2..26")
+    p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="options per question, 2..26")
     p.add_argument(
         "--class-names",
         default="paper",
@@ -287,8 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="clsbench", description=__doc__, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"clsbench {clsbench_version()}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    # GrammarParser: every subcommand's --help shows its defaults (tests/test_cli_grammar.py checks the names)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=GrammarParser)
     data_dir_help = "root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)"
+    one_dataset_help = "one dataset: key (food101) or any name for it (Food, ClsBench_food101)"
 
     p = commands.add_parser("list", help="the datasets with group, size, source and whether the data is reachable")
     p.add_argument("--data-dir", help=data_dir_help)
@@ -299,39 +314,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("options", help="the question for one sample, as JSON")
     p.add_argument(
-        "dataset",
-        help="a dataset: key (food101) or any name for it (Food, ClsBench_food101); a variant's task name "
-        "(cls_food101_mcq_4opt) is refused with the flags that ask it (--n-options 4)",
+        "--datasets",
+        nargs="+",
+        metavar="DATASET",
+        help=one_dataset_help + "; a variant's task name (cls_food101_mcq_4opt) is refused with the flags that "
+        "ask it (--n-options 4)",
     )
-    p.add_argument("index", type=int, help="row index in the evaluation split (the sample key)")
-    p.add_argument("--label", type=int, help="the sample's label, to skip loading the data")
+    p.add_argument("--index", type=int, help="row index in the evaluation split (the sample key)")
+    p.add_argument("--label", type=int, help="the sample's label, to skip loading the data (default: read it)")
     add_question_settings(p, data_dir_help)
+    add_legacy_positionals(p, ("datasets", "index"), required=("datasets", "index"))
     p.set_defaults(run=cmd_options)
 
-    p = commands.add_parser("questions", help="a dataset's questions (options, answer letter, wording) as parquet")
+    p = commands.add_parser("questions", help="each dataset's questions (options, answer letter, wording) as parquet")
     p.add_argument(
-        "dataset",
-        help="a dataset: key (food101) or any name for it (Food, ClsBench_food101); a variant's task name "
-        "(cls_food101_mcq_4opt) is refused with the flags that ask it (--n-options 4)",
+        "--datasets",
+        nargs="+",
+        metavar="DATASET",
+        help="datasets: keys (food101), names (Food, ClsBench_food101) or groups (cls_mcq), comma- or "
+        "space-separated; a variant's task name (cls_food101_mcq_4opt) is refused with the flags that ask it",
     )
-    p.add_argument("--output", help="the parquet file to write (default: ./<dataset>_questions.parquet)")
+    p.add_argument("--output-dir", default=".", help="folder for <dataset>_questions.parquet")
+    add_deprecated_option(p, "--output", "--output-dir", dest="output")
     add_question_settings(p, data_dir_help)
-    p.set_defaults(run=cmd_questions)
+    add_legacy_positionals(p, ("datasets",), required=("datasets",))
+    p.set_defaults(run=cmd_questions, output=None)
 
     p = commands.add_parser("prepare", help="build a local dataset in the standard schema from raw files")
-    p.add_argument(
-        "dataset", type=one_dataset, help="a dataset: key (food101) or any name for it (Food, ClsBench_food101)"
-    )
+    p.add_argument("--datasets", nargs="+", metavar="DATASET", help=one_dataset_help)
     p.add_argument("--source", required=True, help="the raw files (see `clsbench list` and README)")
     p.add_argument("--data-dir", help=f"data root to write <root>/<dataset>/ into ({data_dir_help.split('(')[1]}")
     p.add_argument("--skip-corrupt", action="store_true", help="leave out unreadable images (listed in clsbench.json)")
-    p.add_argument("--subset", help="gldv2: a file of test image ids to keep (e.g. the paper's subset)")
+    p.add_argument(
+        "--image-ids",
+        metavar="FILE",
+        help="gldv2: a file of test image ids to keep, e.g. the paper's subset (default: every image)",
+    )
+    add_deprecated_option(p, "--subset", "--image-ids", dest="image_ids")
+    add_legacy_positionals(p, ("datasets",), required=("datasets",))
     p.set_defaults(run=cmd_prepare)
 
     p = commands.add_parser("negatives", help="precompute hard negatives into the file the hard-negative tasks read")
-    p.add_argument(
-        "dataset", type=one_dataset, help="a dataset: key (food101) or any name for it (Food, ClsBench_food101)"
-    )
+    p.add_argument("--datasets", nargs="+", metavar="DATASET", help=one_dataset_help)
     p.add_argument(
         "--method",
         required=True,
@@ -345,12 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
-        default="ViT-L-14",
-        help="clip-hard: an open_clip name or a paper CLIP model (default: ViT-L-14, the protocol's OpenCLIP ViT-L/14)",
+        help="clip-hard: the CLIP model, as in `clsbench clip`: " + CLIP_MODEL_HELP + " (default: ViT-L-14 with "
+        "--pretrained laion2b_s32b_b82k, the protocol's OpenCLIP ViT-L/14 trained on LAION-2B)",
     )
     p.add_argument(
         "--pretrained",
-        help="clip-hard: open_clip pretrained tag (default with ViT-L-14: laion2b_s32b_b82k, trained on LAION-2B)",
+        help="clip-hard: as in `clsbench clip`: " + CLIP_PRETRAINED_HELP + "; laion2b_s32b_b82k when --model is not "
+        "given)",
     )
     p.add_argument(
         "--templates",
@@ -359,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="clip-hard: zero-shot prompts for ranking (default: single, 'a photo of a {}', as P2 and P3 print it)",
     )
     p.add_argument("--data-dir", help=data_dir_help)
+    add_legacy_positionals(p, ("datasets",), required=("datasets",))
     p.set_defaults(run=cmd_negatives)
 
     p = commands.add_parser("descriptions", help="collect cls_<dataset>_describe replies for the text-only tasks")
@@ -371,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
         "runs", nargs="+", help="lmms-eval --output_path folders (with --log_samples) or clsbench clip outputs"
     )
     p.add_argument("--labels", required=True, help="valid labels per image: JSON list (ReaL order), JSON object or CSV")
-    p.add_argument("--dataset", default="imagenet", type=one_dataset, help="dataset of the runs (default imagenet)")
+    p.add_argument("--datasets", nargs="+", default=["imagenet"], metavar="DATASET", help="the runs' dataset (one)")
+    add_deprecated_option(p, "--dataset", "--datasets", dest="datasets", nargs="+")
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument(
         "--with-data", action="store_true", help="read image ids from the data for predictions that lack them (CLIP)"
@@ -385,21 +412,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "lmms",
         help="lmms-eval's CLI with clsbench tasks included; non-zero exit when it fails",
-        description="Every argument but --data-dir goes to lmms-eval unchanged.",
+        description="Every argument but --data-dir and --output-dir goes to lmms-eval unchanged. Task and model "
+        "names, a model's packages and --data-dir are checked first.",
         allow_abbrev=False,
     )
     p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument(
+        "--output-dir",
+        help="results folder: lmms-eval's --output_path, which is accepted too (default: ./clsbench_results)",
+    )
     p.set_defaults(run=cmd_lmms)
 
     p = commands.add_parser(
         "upstream-lmms-eval", help="write the task folder as it would go into lmms-eval, and a PR description"
     )
-    p.add_argument("dest", help="folder to write cls_mcq/ and PR.md into")
+    p.add_argument("--output-dir", help="folder to write cls_mcq/ and PR.md into")
     p.add_argument(
         "--smoke", action="store_true", help="run lmms-eval's CLI (dummy model) on the kit and put its output in PR.md"
     )
     p.add_argument("--smoke-task", default="cls_food101_mcq", help="the smoke run's task (default cls_food101_mcq)")
     p.add_argument("--data-dir", help="data root whose prepared copy the smoke run reads (default: the Hub)")
+    add_legacy_positionals(p, ("output_dir",), required=("output_dir",))
     p.set_defaults(run=cmd_upstream)
 
     p = commands.add_parser(
@@ -439,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         args.lmms_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    apply_legacy_positionals(args)  # old spellings, one release: `clsbench options food101 0`
     try:
         return args.run(args)
     except ClsbenchError as error:  # anything else is a bug: its traceback shows

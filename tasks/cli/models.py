@@ -12,6 +12,7 @@ import sys
 import time
 
 from clsbench.tasks.protocol.catalog import check_protocol_names, resolve_datasets
+from clsbench.tasks.runtime.cli_grammar import add_deprecated_option, add_legacy_positionals, require_options
 
 DATA_DIR_HELP = "root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)"
 
@@ -35,7 +36,9 @@ def cmd_export_vlmeval(args: argparse.Namespace) -> int:
     from clsbench.tasks.runtime.environment import write_versions
     from clsbench.tasks.toolkits.vlmeval.export import write_tsv
 
-    check_protocol_names(args.datasets, "export-vlmeval", example="{datasets} --output-dir " + args.output_dir)
+    check_protocol_names(
+        args.datasets, "export-vlmeval", example="--datasets {datasets} --output-dir " + args.output_dir
+    )
     for key in dataset_keys(args.datasets):
         path = write_tsv(key, args.output_dir, args.data_dir, args.class_names, args.images)
         print(f"{key}: {path}")
@@ -56,18 +59,19 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
     from clsbench.tasks.toolkits.vlmeval.run import parse_model_args, print_table, run_vlmeval
 
     names: list[str] = []
-    for item in args.data:  # an exact VLMEvalKit name keeps its class-name set (ClsBench_imagenet_openai)
+    items = [item for text in args.datasets for item in text.replace(",", " ").split()]
+    for item in items:  # an exact VLMEvalKit name keeps its class-name set (ClsBench_imagenet_openai)
         if item not in VLMEVAL_DATASETS:
-            check_protocol_names(item, "vlmeval", example="--model MODEL --data {datasets}")
+            check_protocol_names(item, "vlmeval", example="--models MODEL --datasets {datasets}")
         found = [item] if item in VLMEVAL_DATASETS else [vlmeval_name(key) for key in dataset_keys([item])]
         names += [name for name in found if name not in names]
     extra = [arg for arg in args.passthrough if arg != "--"]
     started = time.time()
     try:
         code = run_vlmeval(
-            args.model,
+            args.models,
             names,
-            work_dir=args.work_dir,
+            work_dir=args.output_dir,
             lmu_data=args.lmu_data,
             data_dir=args.data_dir,
             model_args=parse_model_args(args.model_args),
@@ -79,7 +83,7 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
         print(f"clsbench vlmeval: error: {error}", file=sys.stderr)
         return 2
     if code == 0:
-        print_table(args.work_dir, args.model, names, newer_than=started)
+        print_table(args.output_dir, args.models, names, newer_than=started)
     else:  # what failed was printed; an earlier run's scores in the same work dir are not this run's
         print("clsbench vlmeval: no table: the run failed (see above)", file=sys.stderr)
     return code
@@ -95,13 +99,15 @@ def add_commands(commands) -> None:
 
     p = commands.add_parser("export-vlmeval", help="write VLMEvalKit MCQ TSVs with the lmms-eval tasks' questions")
     p.add_argument(
-        "datasets",
+        "--datasets",
         nargs="+",
+        metavar="DATASET",
         help="dataset keys (food101), names (ClsBench_food101, cls_food101_mcq) or groups (cls_mcq = the paper's ten)",
     )
     p.add_argument(
         "--output-dir", required=True, help="folder for ClsBench_<dataset>.tsv (VLMEvalKit reads $LMUData/<name>.tsv)"
     )
+    add_legacy_positionals(p, ("datasets*",), required=("datasets",))
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument(
         "--class-names",
@@ -123,18 +129,25 @@ def add_commands(commands) -> None:
         help="run VLMEvalKit's own run.py with the clsbench datasets and models registered",
         description="Anything after `--` goes to VLMEvalKit's run.py unchanged (e.g. -- --mode infer --reuse).",
     )
-    p.add_argument("--model", nargs="+", required=True, help="VLMEvalKit model names (see `clsbench models`)")
+    p.add_argument("--models", nargs="+", metavar="MODEL", help="VLMEvalKit model names (see `clsbench models`)")
+    add_deprecated_option(p, "--model", "--models", dest="models", nargs="+")
     p.add_argument(
-        "--data", nargs="+", required=True, help="dataset keys, names (ClsBench_food101) or groups (cls_mcq = all ten)"
+        "--datasets",
+        nargs="+",
+        metavar="DATASET",
+        help="dataset keys, names (ClsBench_food101) or groups (cls_mcq = all ten), comma- or space-separated",
     )
+    add_deprecated_option(p, "--data", "--datasets", dest="datasets", nargs="+")
     p.add_argument(
         "--model-args",
         help="k=v,... for clsbench.models.vlmeval.model.ClsbenchVLM (model_path=...,mode=score): "
-        "registers each --model name with these settings",
+        "registers each --models name with these settings (default: none, VLMEvalKit's own models)",
     )
-    p.add_argument("--work-dir", default="./outputs", help="VLMEvalKit's --work-dir")
+    p.add_argument("--output-dir", default="./outputs", help="results folder: VLMEvalKit's --work-dir")
+    add_deprecated_option(p, "--work-dir", "--output-dir", dest="output_dir")
     p.add_argument("--lmu-data", help="where the TSVs are ($LMUData, default ~/LMUData); missing ones are exported")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--run-py", help="VLMEvalKit's run.py (default: next to the installed vlmeval package)")
     p.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    require_options(p, ("models", "datasets"))
     p.set_defaults(run=cmd_vlmeval)

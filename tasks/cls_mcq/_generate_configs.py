@@ -120,7 +120,7 @@ def task_table() -> str:
         where = (
             f"`{source.repo_id}` @ `{source.revision[:7]}` ({source.split})"
             if isinstance(source, HubSource)
-            else f"local: `clsbench prepare {key}`, read from `$CLSBENCH_DATA`"
+            else f"local: `clsbench prepare --datasets {key}`, read from `$CLSBENCH_DATA`"
         )
         group = f"`{group_name(spec.group)}`" if spec.group else "extra (in no group)"
         lines.append(f"| `{task_name(key)}` | {spec.title} | {group} | {spec.expected_size:,} | {where} |")

@@ -77,7 +77,7 @@ def find_prepared(key: str, data_dir: str | os.PathLike | None = None) -> Prepar
     meta_path = folder / META_FILE
     if not meta_path.is_file():
         return None
-    redo = f"re-run `clsbench prepare {key}`"
+    redo = f"re-run `clsbench prepare --datasets {key}`"
     try:
         meta = json.loads(meta_path.read_text("utf-8"))
     except (OSError, ValueError) as error:
@@ -160,7 +160,7 @@ def missing_data_message(spec: DatasetSpec, data_dir: str | os.PathLike | None =
     root = data_root(data_dir)
     return (
         f"{spec.key}: no prepared data at {root / spec.key}. Build it with\n"
-        f"  clsbench prepare {spec.key} --source RAW_DIR --data-dir {root}\n"
+        f"  clsbench prepare --datasets {spec.key} --source RAW_DIR --data-dir {root}\n"
         f"where RAW_DIR is {spec.source.raw_form if spec.is_local else 'a local snapshot of ' + spec.source.repo_id}"
         + (f" (get it from {spec.source.obtain})." if spec.is_local else ".")
     )
@@ -175,7 +175,8 @@ def hub_offline_message(spec: DatasetSpec, error: BaseException) -> str:
         f"from the Hugging Face Hub{gated} ({error}).\n"
         "To run offline, on a machine with access download just this split's files:\n"
         f"  {source.download_command()}\n"
-        f"then here `clsbench prepare {spec.key} --source SNAPSHOT`, or set HF_HUB_OFFLINE=1 with a filled HF cache."
+        f"then here `clsbench prepare --datasets {spec.key} --source SNAPSHOT`, "
+        "or set HF_HUB_OFFLINE=1 with a filled HF cache."
     )
 
 

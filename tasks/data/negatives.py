@@ -40,8 +40,9 @@ def negatives_path(dataset: str, method: str, data_dir: str | os.PathLike | None
 
 
 def _command_hint(dataset: str, method: str) -> str:
-    model = "--encoder sentence-transformers/all-MiniLM-L6-v2" if method == "text-similar" else "--model ViT-L-14"
-    return f"clsbench negatives {dataset} --method {method} {model}"
+    # clip-hard with no --model: the protocol's OpenCLIP ViT-L/14 on LAION-2B
+    model = " --encoder sentence-transformers/all-MiniLM-L6-v2" if method == "text-similar" else ""
+    return f"clsbench negatives --datasets {dataset} --method {method}{model}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A dataset's questions as a table: ``clsbench questions DATASET`` writes it as parquet.
+"""A dataset's questions as a table: ``clsbench questions --datasets DATASET`` writes it as parquet.
 
 One row per sample of the evaluation split, made by :func:`clsbench.tasks.data.samples.add_questions` (the route
 every toolkit takes), so a Hub dataset or the upstream lmms-eval kit can carry the options instead of drawing

@@ -258,7 +258,7 @@ def dataset_table() -> str:
             files = f"{source.split}: `{source.data_files}`"
             files += f" (builder `{source.builder}`)" if source.builder != "parquet" else ""
         else:
-            where, files = f"local: `clsbench prepare {spec.key}`", "—"
+            where, files = f"local: `clsbench prepare --datasets {spec.key}`", "—"
         group = spec.group or "extra (no group)"
         abbreviation = spec.abbreviation if spec.in_paper else f"({spec.abbreviation}, not in the paper)"
         lines.append(f"| `{spec.key}` | {abbreviation} | {group} | {spec.expected_size:,} | {where} | {files} |")
@@ -322,7 +322,7 @@ def protocol_flags(suffix: str, command: str) -> str | None:
     return " ".join(flags)
 
 
-def check_protocol_names(names: str | Sequence[str], command: str, *, example: str = "{datasets}") -> None:
+def check_protocol_names(names: str | Sequence[str], command: str, *, example: str = "--datasets {datasets}") -> None:
     """Refuse a variant's task or group name where ``command`` would silently ask the paper's protocol instead.
 
     A name means one protocol on every path: ``cls_food101_mcq_4opt`` is 4 options wherever it is given. A

@@ -189,25 +189,45 @@ def add_report_command(commands) -> None:
     p.add_argument(
         "--output-dir", required=True, help="folder for table.md/.csv/.tex, results.jsonl, bars.png/.svg, ..."
     )
-    p.add_argument("--data-dir", help="root of prepared datasets, for gldv2's class names (else class indices)")
+    p.add_argument(
+        "--data-dir",
+        help="root of prepared datasets, for gldv2's class names (default: $CLSBENCH_DATA or ~/.cache/clsbench/data; "
+        "without a prepared gldv2 there, its classes show as indices)",
+    )
     p.add_argument(
         "--worst", type=int, default=10, metavar="N", help="worst classes per model and dataset (default 10)"
     )
-    p.add_argument("--subset", metavar="food|FILE", help="subset vs rest accuracy (Table 9's F / NF) for a class list")
     p.add_argument(
-        "--frequencies", metavar="FILE", help="class name -> count (CSV or JSON): Spearman rho vs per-class accuracy"
+        "--subset",
+        metavar="food|FILE",
+        help="subset vs rest accuracy (Table 9's F / NF) for a class list (default: none)",
+    )
+    p.add_argument(
+        "--frequencies",
+        metavar="FILE",
+        help="class name -> count (CSV or JSON): Spearman rho vs per-class accuracy (default: none)",
     )
     p.add_argument("--scatter", action="store_true", help="also scatter.png/.svg: general vs fine-grained average")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
-    p.add_argument("--rename", type=_rename_pair, action="append", default=[], metavar="OLD=NEW", help="rename a row")
     p.add_argument(
-        "--reference", choices=["paper"], help="add the paper's Table 2 rows and delta.md (ours minus the paper)"
+        "--rename",
+        type=_rename_pair,
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename a row (repeatable; default: none)",
+    )
+    p.add_argument(
+        "--reference",
+        choices=["paper"],
+        help="add the paper's Table 2 rows and delta.md, ours minus the paper (default: our rows only)",
     )
     p.add_argument(
         "--show",
         choices=SHOW_CHOICES,
         action="append",
-        help="add each cell's sample count (n) or 95%% interval (ci); repeat for both (table.csv: own columns)",
+        help="add each cell's sample count (n) or 95%% interval (ci); repeat for both (table.csv: own columns; "
+        "default: neither)",
     )
     p.add_argument(
         "--allow-partial",

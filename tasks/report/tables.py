@@ -249,7 +249,8 @@ def leaderboard_lines(models: list[ModelResult]) -> str:
 # Said wherever ours is set beside the paper (delta.md, README): two of the ten cells cannot match exactly.
 EXACTNESS_NOTE = (
     "Two cells cannot match the paper exactly whatever the model: GLMK (the paper's 1,655-image Google Landmarks "
-    "v2 subset is not public; without its ids `clsbench prepare gldv2` keeps every single-landmark test image) "
+    "v2 subset is not public; without its ids `clsbench prepare --datasets gldv2` keeps every single-landmark test "
+    "image) "
     "and C101 (the paper's 4,331-image Caltech-101 test split follows CoOp's seeded shuffle, which cannot be "
     "reproduced; clsbench picks each class's test images by a hash rule with the same counts)."
 )

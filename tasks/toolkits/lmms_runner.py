@@ -233,7 +233,8 @@ def data_dir_message(data_dir: str | os.PathLike, task_names: str = "") -> str |
         spec = DATASETS[key]
         if isinstance(spec.source, HubSource):
             steps.append(
-                f"  {spec.source.download_command()}\n  clsbench prepare {key} --source SNAPSHOT --data-dir {root}"
+                f"  {spec.source.download_command()}\n"
+                f"  clsbench prepare --datasets {key} --source SNAPSHOT --data-dir {root}"
             )
         else:
             steps.append("  " + missing_data_message(spec, root).split("\n", 1)[1].strip().replace("\n", "\n  "))
@@ -241,7 +242,8 @@ def data_dir_message(data_dir: str | os.PathLike, task_names: str = "") -> str |
     how = (
         ("\n".join(steps) + more)
         if steps
-        else f"  clsbench prepare DATASET --source RAW_DIR --data-dir {root}   (`clsbench list` shows each source)"
+        else f"  clsbench prepare --datasets DATASET --source RAW_DIR --data-dir {root}   "
+        "(`clsbench list` shows each source)"
     )
     return (
         f"--data-dir {root} {state}. Fill it with\n{how}\n"

@@ -42,7 +42,8 @@ class ClsbenchMCQDataset(ImageMCQDataset):
         if not path.is_file():
             key = NAME_TO_KEY.get(dataset, "DATASET")
             raise FileNotFoundError(
-                f"{dataset}: no {path}. Write it with `clsbench export-vlmeval {key} --output-dir {path.parent}` "
+                f"{dataset}: no {path}. Write it with "
+                f"`clsbench export-vlmeval --datasets {key} --output-dir {path.parent}` "
                 "(or run `clsbench vlmeval`, which exports missing TSVs)"
             )
         # Never VLMEvalKit's prepare_tsv: over 1 GiB it swaps our images for JPEG re-encodes.

@@ -1,6 +1,6 @@
 """The VLMEvalKit MCQ TSV: rows with the lmms-eval tasks' questions, its sidecar, its image files and their stamps.
 
-:func:`write_tsv` (``clsbench export-vlmeval DATASET... --output-dir DIR``) writes one TSV per dataset
+:func:`write_tsv` (``clsbench export-vlmeval --datasets DATASET... --output-dir DIR``) writes one TSV per dataset
 (``ClsBench_food101.tsv``, names from the registry): ``index`` (the sample key), ``question``, option columns
 ``A``.. (class names), ``answer`` (letter), ``category``, ``split``, ``dataset``, ``sample_key``, ``label``,
 and the image either inline (``image``: base64 of the stored bytes) or as the original file (``image_path``,
@@ -329,7 +329,7 @@ def prepare_images(tsv: Path, folder: Path) -> Path:
         if not inline and stamp:
             raise ValueError(
                 f"{tsv.name}: the image files in {folder} belong to another export (stamp {stamp.get('tsv')}, TSV "
-                f"{identity}); rewrite both with `clsbench export-vlmeval ... --output-dir {tsv.parent}`"
+                f"{identity}); rewrite both with `clsbench export-vlmeval --datasets ... --output-dir {tsv.parent}`"
             )
         if inline:
             removed = _clear_images(folder)
