@@ -160,3 +160,29 @@ def test_a_torn_samples_file_leaves_per_class_out_and_says_where(tmp_path):
     assert f"{samples}: 7 readable samples, the results file counts 8: per-class numbers for logo left out" in text
     with open(tmp_path / "out" / "per_class.csv", newline="") as handle:
         assert not [row for row in csv.DictReader(handle) if row.get("dataset") == "logo"]
+
+
+def test_user_mistakes_below_the_command_line_are_the_projects_errors(tmp_path):
+    """What the command lines used to catch as KeyError/ValueError is now a ClsbenchError (still a KeyError or
+    ValueError for callers), so narrowing the catch lost no one-line message."""
+    from clsbench.tasks.protocol.catalog import resolve_datasets
+    from clsbench.tasks.protocol.draws import build_question
+    from clsbench.tasks.protocol.registry import DATASETS, get_dataset
+    from clsbench.tasks.runtime.errors import BadSettingError, ClsbenchError, UnknownNameError
+    from clsbench.tasks.toolkits.vlmeval.export import image_file_stem
+    from clsbench.tasks.toolkits.vlmeval.run import parse_model_args, run_vlmeval
+
+    names = DATASETS["food101"].classnames
+    cases = [
+        (lambda: get_dataset("food102"), UnknownNameError),
+        (lambda: resolve_datasets("food102"), UnknownNameError),
+        (lambda: DATASETS["food101"].names("openai"), UnknownNameError),
+        (lambda: build_question("food101", "0", 1, names, n_options=27), BadSettingError),
+        (lambda: build_question("food101", "0", 1, names, seed=-1), BadSettingError),
+        (lambda: parse_model_args("model_path"), BadSettingError),
+        (lambda: run_vlmeval(["m"], ["ClsBench_food102"], work_dir=str(tmp_path)), UnknownNameError),
+        (lambda: image_file_stem("../x", "a row", tmp_path), ClsbenchError),
+    ]
+    for call, kind in cases:
+        with pytest.raises(kind):
+            call()

@@ -11,7 +11,7 @@ import pytest
 from clsbench.tasks.cli.main import main
 from clsbench.tasks.cls_mcq.task_folder import task_folder_for
 from clsbench.tasks.data.fixtures import GLDV2_FIXTURE_CLASSES
-from clsbench.tasks.data.loading import load_rows
+from clsbench.tasks.data.loading import DataError, load_rows
 from clsbench.tasks.protocol.catalog import task_name
 from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.registry import DATASETS
@@ -225,7 +225,7 @@ def test_a_files_export_refuses_image_files_of_another_export(fixture_root, tmp_
     folder = images_folder(tmp_path, vlmeval_name("logo"))
     assert prepare_images(tsv, folder) == tsv
     (folder / IMAGES_STAMP).write_text('{"tsv": "sha256:another"}\n')
-    with pytest.raises(ValueError, match="belong to another export.*clsbench export-vlmeval"):
+    with pytest.raises(DataError, match="belong to another export.*clsbench export-vlmeval"):
         prepare_images(tsv, folder)
 
 

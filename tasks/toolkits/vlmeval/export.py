@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from clsbench.tasks.data.images import decoder_changes, lossless_png
-from clsbench.tasks.data.loading import data_root, load_rows
+from clsbench.tasks.data.loading import DataError, data_root, load_rows
 from clsbench.tasks.data.samples import add_questions, open_image
 from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.questions import SampleError
@@ -150,7 +150,7 @@ def image_file_stem(index, where: str, folder: Path) -> str:
     """
     stem = str(index)
     if not stem or stem in (".", "..") or "/" in stem or "\\" in stem or "\0" in stem or os.path.isabs(stem):
-        raise ValueError(
+        raise SampleError(
             f"{where}: index {stem!r} is not a plain file name; refusing to write its image outside {folder}"
         )
     return stem
@@ -327,7 +327,7 @@ def prepare_images(tsv: Path, folder: Path) -> Path:
     stamp = _stamp(folder)
     if stamp.get("tsv") != identity:
         if not inline and stamp:
-            raise ValueError(
+            raise DataError(
                 f"{tsv.name}: the image files in {folder} belong to another export (stamp {stamp.get('tsv')}, TSV "
                 f"{identity}); rewrite both with `clsbench export-vlmeval --datasets ... --output-dir {tsv.parent}`"
             )

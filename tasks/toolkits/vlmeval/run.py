@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from clsbench.tasks.runtime.errors import BadSettingError, UnknownNameError
 from clsbench.tasks.toolkits.vlmeval.export import export_is_current, write_tsv
 from clsbench.tasks.toolkits.vlmeval.names import NAME_TO_KEY, VLMEVAL_DATASETS, lmu_data_root
 
@@ -70,7 +71,8 @@ def run_vlmeval(
     """
     unknown = [name for name in data if name not in NAME_TO_KEY]
     if unknown:
-        raise KeyError(f"unknown clsbench VLMEvalKit dataset(s) {unknown}; choose from {', '.join(NAME_TO_KEY)}")
+        choices = ", ".join(NAME_TO_KEY)
+        raise UnknownNameError(f"unknown clsbench VLMEvalKit dataset(s) {unknown}; choose from {choices}")
     root = lmu_data_root(lmu_data)
     root.mkdir(parents=True, exist_ok=True)
     os.environ["LMUData"] = str(root)
@@ -146,7 +148,7 @@ def parse_model_args(text: str | None) -> dict:
     result = {}
     for part in text.split(","):
         if "=" not in part:
-            raise ValueError(f"model args must be key=value pairs, got {part!r}")
+            raise BadSettingError(f"--model-args must be key=value pairs, got {part!r}")
         key, value = part.split("=", 1)
         result[key.strip()] = _convert(value.strip())
     return result
