@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from clsbench.clip_baselines.models import PAPER_MODELS
-from clsbench.clip_baselines.results import MODES, TEMPLATE_CHOICES
+from clsbench.clip_baselines.results import CLIP_BENCHMARK_DIR, MODES, TEMPLATE_CHOICES
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.runtime.cli_grammar import DefaultsHelpFormatter
 from clsbench.tasks.runtime.errors import BadSettingError, ClsbenchError
@@ -137,7 +137,10 @@ def cmd_clip(args: argparse.Namespace) -> int:
         raise BadSettingError("--model is required (see --list-models)")
     from accelerate import PartialState
 
+    run_dirs: list[Path] = []
+
     def report(key: str, summary: dict, run_dir: Path) -> None:
+        run_dirs[:] = [run_dir]
         print(
             f"{key}: accuracy {summary['accuracy']:.2%} on {summary['n_samples']} samples "
             f"-> {run_dir / (key + '.json')}",
@@ -174,6 +177,7 @@ def cmd_clip(args: argparse.Namespace) -> int:
             first = next(iter(summaries.values()))
             label = f"{first['model']} {first['pretrained'] or ''} ({args.mode}, {args.templates})".replace("  ", " ")
             print("\n" + markdown_table({label: table_row(accuracies(summaries))}))
+            print(f"\nCLIP_benchmark's CSV of this run: clip_benchmark build {run_dirs[0] / CLIP_BENCHMARK_DIR}")
     finally:
         if state.use_distributed:
             state.destroy_process_group()

@@ -397,6 +397,7 @@ def test_cli_writes_results_and_a_table(tiny, fixture_root, tmp_path, capsys):
     assert main(args) == 0
     output = capsys.readouterr().out
     assert "logo: accuracy" in output and "| Model | IMN |" in output
+    assert "CLIP_benchmark's CSV of this run: clip_benchmark build " in output  # its folder, not the run's (issue 26)
     written = {
         path.name for path in tmp_path.glob("*/*") if "_cache" not in path.parts and not path.name.startswith(".")
     }
