@@ -56,7 +56,7 @@ from tqdm import tqdm
 from clsbench.models.engine.answer_store import AnswerStore, answer_key
 from clsbench.models.engine.answering import DecisionLog, Query, build_answerer
 from clsbench.models.engine.hf_vlm import VisualPrompt
-from clsbench.models.engine.settings import TransformersSettings
+from clsbench.models.engine.settings import DEFAULT_MAX_NEW_TOKENS, TransformersSettings
 from clsbench.tasks.protocol.questions import SampleError, prompt_parts
 from clsbench.tasks.runtime.stores import weights_fingerprint
 
@@ -148,7 +148,8 @@ class ClsbenchHF(lmms):
             prompt=context,
             options=parts[1] if parts else None,
             question=parts[0] if parts else None,
-            max_new_tokens=self.settings.reply_limit(gen_kwargs.get("max_new_tokens")),
+            # the request's limit; the answerer applies the model args' max_new_tokens over it
+            max_new_tokens=int(gen_kwargs.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
             stop=(until,) if isinstance(until, str) else tuple(until),
             meta=meta,
         )
