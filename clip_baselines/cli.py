@@ -12,6 +12,7 @@ from pathlib import Path
 
 from clsbench.clip_baselines.models import PAPER_MODELS
 from clsbench.clip_baselines.results import CLIP_BENCHMARK_DIR, MODES, TEMPLATE_CHOICES
+from clsbench.tasks.protocol.catalog import add_class_names_argument
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.runtime.cli_grammar import DefaultsHelpFormatter
 from clsbench.tasks.runtime.errors import BadSettingError, ClsbenchError
@@ -66,12 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default="random",
         help="mcq wrong classes: random, or read from `clsbench negatives` file (as the _textsim/_cliphard tasks)",
     )
-    parser.add_argument(
-        "--class-names",
-        default="paper",
-        metavar="SET",
-        help="class-name set shown, as in the MLLM questions: paper (default) or, for imagenet, openai",
-    )
+    add_class_names_argument(parser, ", as in the MLLM questions")
     parser.add_argument(
         "--output-dir",
         default=DEFAULT_OUT,

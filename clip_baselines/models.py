@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clsbench.tasks.data.loading import is_network_error
 from clsbench.tasks.runtime.errors import ClsbenchError
 
 
@@ -242,6 +243,17 @@ def weights_identity(ref: ModelRef) -> dict:
     return {"open_clip": ref.model_name, "random_init": True}
 
 
+def _hub_repo(ref: ModelRef) -> str | None:
+    """The Hub repository the weights download from (``hf download`` takes it), or None (local or random)."""
+    if ref.schema == "hf-hub":
+        return ref.model_name.removeprefix("hf-hub:").strip("/")
+    if not ref.pretrained or _is_path(ref.pretrained) or ref.schema is not None:
+        return None
+    from open_clip.pretrained import get_pretrained_cfg
+
+    return (get_pretrained_cfg(ref.model_name, ref.pretrained).get("hf_hub") or "").strip("/") or None
+
+
 def load_model(ref: ModelRef, device="cpu", cache_dir: str | None = None) -> LoadedModel:
     """Build the model (downloading weights on first use) and move it to ``device``.
 
@@ -266,13 +278,19 @@ def load_model(ref: ModelRef, device="cpu", cache_dir: str | None = None) -> Loa
                 ref.model_name, pretrained=ref.pretrained, cache_dir=cache_dir, **kwargs
             )
         tokenizer = open_clip.get_tokenizer(ref.model_name, cache_dir=cache_dir)
-    except (RuntimeError, OSError, ValueError) as error:
-        offline = (
-            " (offline: fill the cache on a machine with access, or pass a checkpoint file)"
-            if os.environ.get("HF_HUB_OFFLINE") == "1"
-            else ""
-        )
-        raise ModelError(f"could not load {ref.model_name} pretrained={ref.pretrained}: {error}{offline}") from error
+    except Exception as error:  # open_clip raises the HTTP library's own types when the Hub is unreachable
+        repo = _hub_repo(ref)
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" and isinstance(error, (OSError, ValueError))
+        if repo and (is_network_error(error) or offline):  # no cached copy offline is the same missing download
+            raise ModelError(
+                f"could not download {ref.model_name} pretrained={ref.pretrained} from the Hugging Face Hub "
+                f"({type(error).__name__}: {str(error)[:200]}). On a machine with access run\n  hf download {repo}\n"
+                "then bring that HF cache here and set HF_HUB_OFFLINE=1 (or pass it as --model-cache-dir), or pass "
+                "a checkpoint file as --pretrained"
+            ) from error
+        if not isinstance(error, (RuntimeError, OSError, ValueError)):
+            raise
+        raise ModelError(f"could not load {ref.model_name} pretrained={ref.pretrained}: {error}") from error
     model = model.to(torch.device(device)).eval()
     return LoadedModel(ref, model, preprocess, fast_clean(tokenizer), torch.device(device))
 

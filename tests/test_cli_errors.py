@@ -186,3 +186,21 @@ def test_user_mistakes_below_the_command_line_are_the_projects_errors(tmp_path):
     for call, kind in cases:
         with pytest.raises(kind):
             call()
+
+
+def test_a_clip_weight_download_that_cannot_reach_the_hub_names_the_hf_download_line(monkeypatch):
+    """Before: open_clip's HTTP ConnectError was neither OSError nor ValueError and came out as a raw traceback."""
+    import open_clip
+
+    from clsbench.clip_baselines.models import ModelError, load_model, resolve_model
+
+    http = pytest.importorskip("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
+
+    def unreachable(*args, **kwargs):
+        raise http.ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", unreachable)
+    with pytest.raises(ModelError) as caught:
+        load_model(resolve_model("ViT-B-32", "laion2b_s34b_b79k"))
+    assert "could not download ViT-B-32 pretrained=laion2b_s34b_b79k from the Hugging Face Hub" in str(caught.value)
+    assert "hf download laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in str(caught.value)

@@ -9,8 +9,21 @@ import sys
 from pathlib import Path
 
 from clsbench.clip_baselines.cli import CLIP_MODEL_HELP, CLIP_PRETRAINED_HELP
-from clsbench.tasks.data.loading import DataError, classnames_for, data_root, find_prepared, hub_status, load_rows
-from clsbench.tasks.protocol.catalog import check_protocol_names, dataset_table, resolve_datasets
+from clsbench.tasks.data.loading import (
+    DataError,
+    classnames_for,
+    data_root,
+    find_prepared,
+    hub_status,
+    is_network_error,
+    load_rows,
+)
+from clsbench.tasks.protocol.catalog import (
+    add_class_names_argument,
+    check_protocol_names,
+    dataset_table,
+    resolve_datasets,
+)
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
 from clsbench.tasks.protocol.questions import DEFAULT_SEED, format_prompt, make_sample
 from clsbench.tasks.protocol.registry import DATASETS, HubSource, get_dataset
@@ -135,7 +148,9 @@ def cmd_negatives(args: argparse.Namespace) -> int:
     if args.method == "text-similar":
         try:
             path = negatives.text_similar(key, classnames, args.encoder, args.data_dir)
-        except (OSError, ValueError) as error:  # offline, or no such model: one line, not a traceback
+        except Exception as error:  # offline (any HTTP library's error), or no such model: one line
+            if not (is_network_error(error) or isinstance(error, (OSError, ValueError))):
+                raise
             raise DataError(
                 f"the text encoder {args.encoder} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
                 f"Download it on a machine with access (hf download {args.encoder}) and pass its folder, or set "
@@ -286,12 +301,7 @@ def add_question_settings(p: argparse.ArgumentParser, data_dir_help: str) -> Non
     for every subcommand that asks questions."""
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="question seed (default 0, the paper's protocol)")
     p.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="options per question, 2..26")
-    p.add_argument(
-        "--class-names",
-        default="paper",
-        metavar="SET",
-        help="class-name set shown: paper (default; ImageNet's first WordNet lemmas) or, for imagenet, openai",
-    )
+    add_class_names_argument(p)
     p.add_argument("--data-dir", help=data_dir_help)
 
 

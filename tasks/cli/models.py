@@ -11,7 +11,7 @@ import importlib.util
 import sys
 import time
 
-from clsbench.tasks.protocol.catalog import check_protocol_names, resolve_datasets
+from clsbench.tasks.protocol.catalog import add_class_names_argument, check_protocol_names, resolve_datasets
 from clsbench.tasks.runtime.cli_grammar import add_deprecated_option, add_legacy_positionals, require_options
 
 DATA_DIR_HELP = "root of prepared datasets (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)"
@@ -109,12 +109,7 @@ def add_commands(commands) -> None:
     )
     add_legacy_positionals(p, ("datasets*",), required=("datasets",))
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
-    p.add_argument(
-        "--class-names",
-        default="paper",
-        metavar="SET",
-        help="class-name set shown: paper (default) or, for imagenet, openai (written as ClsBench_imagenet_openai)",
-    )
+    add_class_names_argument(p, " (written as ClsBench_<dataset>_<set>, e.g. ClsBench_imagenet_openai)")
     p.add_argument(
         "--images",
         choices=("auto", "inline", "files"),

@@ -281,6 +281,24 @@ def _protocol_of_names() -> dict[str, str]:
     return suffixes
 
 
+def add_class_names_argument(parser, note: str = "") -> None:
+    """``--class-names SET``, declared once for every subcommand that shows class names; the sets from the registry.
+
+    ``parser`` is an ``argparse`` parser; ``note`` ends the help (what the command does with the set)."""
+    offered: dict[str, list[str]] = {}
+    for key, spec in DATASETS.items():
+        for name_set in spec.name_sets:
+            if name_set != DEFAULT_NAMES:
+                offered.setdefault(name_set, []).append(key)
+    others = "".join(f" or, for {', '.join(keys)}, {name_set}" for name_set, keys in offered.items())
+    parser.add_argument(
+        "--class-names",
+        default=DEFAULT_NAMES,
+        metavar="SET",
+        help=f"class-name set shown: {DEFAULT_NAMES} (default; ImageNet's first WordNet lemmas){others}{note}",
+    )
+
+
 # What each command can set of an MCQ variant: its flags, or None where the command cannot ask that protocol.
 _COMMAND_SETTINGS = {
     "options": {"n_options": "--n-options", "name_set": "--class-names"},
