@@ -162,10 +162,8 @@ def bar_chart(models: list[ModelResult], rows: dict[str, dict[str, float | None]
         axes.grid(axis="y", linewidth=0.3, color="0.88")
         axes.set_axisbelow(True)
         axes.spines[["top", "right"]].set_visible(False)
-        if marks:
-            axes.set_title(
-                "bars: our rows with 95 % intervals; marks: the paper's Table 2 rows", loc="left", color="0.3"
-            )
+        title = "bars: our rows, with 95 % Wilson intervals" + ("; marks: the paper's Table 2 rows" if marks else "")
+        axes.set_title(title, loc="left", color="0.3")
         handles = dict(zip(*reversed(axes.get_legend_handles_labels())))  # label -> handle
         order = [model.name for model, _ in ours] + ["chance"] + [model.name for model, _ in marks]
         figure.legend(
