@@ -12,7 +12,8 @@ for plugin tasks (``LMMS_EVAL_PLUGINS`` appends a plugin's tasks only after the 
 as narrowly as possible, this module wraps ``TaskManager.initialize_tasks`` to append clsbench's task folder
 (:func:`clsbench.tasks.cls_mcq.task_folder.task_folder_for`) after lmms-eval's own folder and any
 ``--include_path``: built-in task names keep priority, and ``lmms-eval --tasks cls_imagenet_mcq --model ...``
-works with no flag. Nothing else in lmms-eval is touched.
+works with no flag. The one other wrap, :func:`record_versions_in_results`, adds the installed versions to a
+results file that holds clsbench tasks. Nothing else in lmms-eval is touched.
 
 It checks what it relies on (lmms-eval 0.7.3, ``initialize_tasks(include_path=..., include_defaults=...)``);
 where that differs it warns once and leaves lmms-eval alone, so ``--include_path "$(clsbench tasks-path)"``
