@@ -204,3 +204,19 @@ def test_a_clip_weight_download_that_cannot_reach_the_hub_names_the_hf_download_
         load_model(resolve_model("ViT-B-32", "laion2b_s34b_b79k"))
     assert "could not download ViT-B-32 pretrained=laion2b_s34b_b79k from the Hugging Face Hub" in str(caught.value)
     assert "hf download laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in str(caught.value)
+
+
+def test_the_readmes_first_lmms_eval_command_names_what_exists_here():
+    """The README's headline lmms-eval line used --model llava_onevision, which dies without the LLaVA-NeXT repo:
+    the line users copy first must name a model and tasks that this install runs (the up-front check agrees)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from clsbench.tasks.toolkits.lmms_runner import lmms_request_messages
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    block = re.search(r"```bash\n(lmms-eval --tasks [^`]*?)```", readme).group(1)
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[0] == "lmms-eval"
+    assert lmms_request_messages(argv[1:]) == [], block
