@@ -12,7 +12,7 @@ from pathlib import Path
 
 from clsbench.clip_baselines.models import PAPER_MODELS
 from clsbench.clip_baselines.results import CLIP_BENCHMARK_DIR, MODES, TEMPLATE_CHOICES
-from clsbench.tasks.protocol.catalog import add_class_names_argument
+from clsbench.tasks.protocol.catalog import CLIP_HARD, NEGATIVES, RANDOM, add_class_names_argument
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.runtime.cli_grammar import DefaultsHelpFormatter
 from clsbench.tasks.runtime.errors import BadSettingError, ClsbenchError
@@ -63,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--n-options", type=int, default=MAX_OPTIONS, help="options per question (mcq), 2..26")
     parser.add_argument(
         "--negatives",
-        choices=("random", "text-similar", "clip-hard"),
-        default="random",
+        choices=NEGATIVES,
+        default=RANDOM,
         help="mcq wrong classes: random, or read from `clsbench negatives` file (as the _textsim/_cliphard tasks)",
     )
     add_class_names_argument(parser, ", as in the MLLM questions")
@@ -144,7 +144,7 @@ def cmd_clip(args: argparse.Namespace) -> int:
         )
 
     if args.templates is None:
-        args.templates = "single" if args.negatives == "clip-hard" else "ensemble"
+        args.templates = "single" if args.negatives == CLIP_HARD else "ensemble"
     state = PartialState(cpu=args.cpu)
     try:
         summaries = run_clip(

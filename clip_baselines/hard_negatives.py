@@ -24,6 +24,7 @@ from clsbench.clip_baselines.models import load_model, resolve_model, weights_id
 from clsbench.clip_baselines.zeroshot import ImageRows, autocast_for, class_embeddings, templates_for
 from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.data.negatives import rank_by_similarity, write_negatives
+from clsbench.tasks.protocol.catalog import CLIP_HARD
 
 DEFAULT_MODEL = "ViT-L-14"
 DEFAULT_PRETRAINED = "laion2b_s32b_b82k"  # OpenCLIP ViT-L/14 trained on LAION-2B
@@ -72,4 +73,4 @@ def clip_hard(
         ),  # "a photo of a {}" since clsbench 0.4 (no full stop)
         "precision": precision,
     }
-    return write_negatives(dataset, "clip-hard", name, classnames, ranked, out_root, fingerprint)
+    return write_negatives(dataset, CLIP_HARD, name, classnames, ranked, out_root, fingerprint)

@@ -54,6 +54,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from clsbench.tasks.protocol.catalog import RANDOM, Negatives
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS
 from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES
 from clsbench.tasks.report.readers import CLIP_EXPORT_MARK
@@ -80,7 +81,7 @@ class RunSettings:
     templates: str = "ensemble"
     seed: int = 0
     n_options: int = MAX_OPTIONS
-    negatives: str = "random"  # or a hard-negatives method (clsbench.tasks.data.negatives), read from its file
+    negatives: Negatives = RANDOM  # or a hard-negatives method, read from its file
     class_names: str = DEFAULT_NAMES  # the class-name set shown (registry name sets; ImageNet also has "openai")
 
     @property
@@ -94,7 +95,7 @@ class RunSettings:
             name += f"__seed{self.seed}"
         if self.n_options != MAX_OPTIONS:
             name += f"__n{self.n_options}"
-        if self.negatives != "random":
+        if self.negatives != RANDOM:
             name += f"__{self.negatives}"
         return name
 

@@ -43,7 +43,7 @@ from clsbench.clip_baselines.results import (
 from clsbench.clip_baselines.zeroshot import ImageRows, class_embeddings, pairs, predict_batches, shard, templates_for
 from clsbench.tasks.data.loading import DataError, classnames_for, find_prepared, load_rows, missing_data_message
 from clsbench.tasks.data.negatives import load_negatives
-from clsbench.tasks.protocol.catalog import check_protocol_names, resolve_datasets
+from clsbench.tasks.protocol.catalog import RANDOM, Negatives, check_protocol_names, resolve_datasets
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.questions import check_label, make_samples
 from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
@@ -82,7 +82,7 @@ def load_split(key: str, settings: RunSettings, data_dir=None) -> Split:
             check_label(key, str(index), label, len(classnames))
         return Split(key, rows, labels, classnames, None, None)
     # The same route to a question as the MLLM tasks and VLMEvalKit (make_samples checks every label).
-    ranked = None if settings.negatives == "random" else load_negatives(key, settings.negatives, classnames, data_dir)
+    ranked = None if settings.negatives == RANDOM else load_negatives(key, settings.negatives, classnames, data_dir)
     samples = make_samples(key, labels, classnames, seed=settings.seed, n_options=settings.n_options, negatives=ranked)
     options = torch.tensor([sample.option_labels for sample in samples], dtype=torch.long)
     return Split(key, rows, labels, classnames, options, [sample.answer for sample in samples])
@@ -251,7 +251,7 @@ def run_clip(
     templates: str = "ensemble",
     seed: int = 0,
     n_options: int = MAX_OPTIONS,
-    negatives: str = "random",
+    negatives: Negatives = RANDOM,
     class_names: str = DEFAULT_NAMES,
     data_dir=None,
     cache_dir=None,

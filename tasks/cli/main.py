@@ -19,6 +19,8 @@ from clsbench.tasks.data.loading import (
     load_rows,
 )
 from clsbench.tasks.protocol.catalog import (
+    HARD_NEGATIVES,
+    TEXT_SIMILAR,
     add_class_names_argument,
     check_protocol_names,
     dataset_table,
@@ -145,7 +147,7 @@ def cmd_negatives(args: argparse.Namespace) -> int:
 
     key = dataset_key(args.datasets)
     classnames = classnames_for(key, args.data_dir)
-    if args.method == "text-similar":
+    if args.method == TEXT_SIMILAR:
         try:
             path = negatives.text_similar(key, classnames, args.encoder, args.data_dir)
         except Exception as error:  # offline (any HTTP library's error), or no such model: one line
@@ -369,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         required=True,
-        choices=["text-similar", "clip-hard"],
+        choices=HARD_NEGATIVES,
         help="text-similar: nearest class names (per class); clip-hard: a CLIP model's top wrong classes (per image)",
     )
     p.add_argument(

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clsbench.tasks.data.loading import DataError, data_root
+from clsbench.tasks.protocol.catalog import CLIP_HARD, HARD_NEGATIVES, TEXT_SIMILAR
 from clsbench.tasks.runtime.errors import UnknownNameError
 
 FORMAT = "clsbench-negatives-v1"
-METHODS = ("text-similar", "clip-hard")
+METHODS = HARD_NEGATIVES
 DEFAULT_TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 KEEP = 50  # ranked entries stored per key: enough for 25 wrong options after skipping repeated names
 
@@ -41,7 +42,7 @@ def negatives_path(dataset: str, method: str, data_dir: str | os.PathLike | None
 
 def _command_hint(dataset: str, method: str) -> str:
     # clip-hard with no --model: the protocol's OpenCLIP ViT-L/14 on LAION-2B
-    model = " --encoder sentence-transformers/all-MiniLM-L6-v2" if method == "text-similar" else ""
+    model = " --encoder sentence-transformers/all-MiniLM-L6-v2" if method == TEXT_SIMILAR else ""
     return f"clsbench negatives --datasets {dataset} --method {method}{model}"
 
 
@@ -100,7 +101,7 @@ def write_negatives(
         "model": model,
         "fingerprint": fingerprint or {},  # what produced the ranking: weights, prompts, precision
         "classnames_sha256": classnames_digest(classnames),
-        "per_sample" if method == "clip-hard" else "per_class": ranked,
+        "per_sample" if method == CLIP_HARD else "per_class": ranked,
     }
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(content), "utf-8")

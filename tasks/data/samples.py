@@ -11,6 +11,7 @@ from PIL import Image
 
 from clsbench.tasks.data.images import ImageDecodeError, decode_image
 from clsbench.tasks.data.negatives import load_negatives
+from clsbench.tasks.protocol.catalog import RANDOM, Negatives
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.questions import DEFAULT_SEED, SampleError, make_samples
 from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
@@ -48,14 +49,14 @@ def add_questions(
     *,
     seed: int = DEFAULT_SEED,
     n_options: int = MAX_OPTIONS,
-    negatives: str = "random",
+    negatives: Negatives = RANDOM,
     name_set: str = DEFAULT_NAMES,
     question: str | None = None,
     data_dir: str | os.PathLike | None = None,
 ):
     """Give every row its question: columns dataset, sample_key, question, options, answer, option_labels, class_name.
 
-    ``negatives`` other than "random" reads the hard-negatives file from the data root
+    ``negatives`` other than ``random`` reads the hard-negatives file from the data root
     (see :mod:`clsbench.tasks.data.negatives`); ``name_set`` picks the class names shown (the paper's by default).
 
     Works on any ``datasets.Dataset`` from :mod:`clsbench.tasks.data.loading` (a prepared copy or the Hub
@@ -106,7 +107,7 @@ def add_questions(
     classnames = spec.names(name_set) or feature_names
     if classnames is None:
         raise DataError(f"{dataset}: no class names in the package or in the data's label feature")
-    ranked = None if negatives == "random" else load_negatives(dataset, negatives, classnames, data_dir)
+    ranked = None if negatives == RANDOM else load_negatives(dataset, negatives, classnames, data_dir)
     labels = [int(label) if label is not None else None for label in rows["label"]]
     samples = make_samples(
         dataset, labels, classnames, seed=seed, n_options=n_options, negatives=ranked, question=question

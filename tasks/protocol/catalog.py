@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Literal, get_args
 
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.registry import (
@@ -41,13 +42,22 @@ ALL_TASKS_GROUP = "cls_mcq"
 TASK_VERSION = "3.0"  # 3.0: the paper's prompt layout (instruction on its own line; clsbench 0.4)
 
 
+Negatives = Literal["random", "text-similar", "clip-hard"]
+"""How a question's wrong options are picked: at random (the papers' protocol), or ranked by the file
+``clsbench negatives`` writes (:mod:`clsbench.tasks.data.negatives`): the nearest class names in text, or a CLIP
+model's top wrong classes for the image."""
+NEGATIVES: tuple[Negatives, ...] = get_args(Negatives)
+RANDOM, TEXT_SIMILAR, CLIP_HARD = NEGATIVES
+HARD_NEGATIVES: tuple[Negatives, ...] = (TEXT_SIMILAR, CLIP_HARD)  # the methods read from a negatives file
+
+
 @dataclass(frozen=True)
 class McqVariant:
     """A protocol variant: one task per dataset, plus three groups, all named with ``suffix``."""
 
     suffix: str
     n_options: int = MAX_OPTIONS
-    negatives: str = "random"  # or a method of clsbench.tasks.data.negatives
+    negatives: Negatives = RANDOM
     name_set: str = DEFAULT_NAMES  # another class-name set: only datasets that offer it get the variant, no groups
     question: str | None = None  # one question for every sample instead of the dataset's ten wordings
     description: str = ""  # one line for the task folder's README
@@ -70,13 +80,13 @@ MCQ_VARIANTS: dict[str, McqVariant] = {
         McqVariant(
             "_textsim",
             MAX_OPTIONS,
-            "text-similar",
+            TEXT_SIMILAR,
             description="the 25 wrong classes nearest in text embedding (P1 Appendix B.3)",
         ),
         McqVariant(
             "_cliphard",
             5,
-            "clip-hard",
+            CLIP_HARD,
             question="What type of object is in this photo?",
             description="5 options, CLIP-hard negatives, one fixed question (the fine-grained-knowledge paper)",
         ),
@@ -326,7 +336,7 @@ def protocol_flags(suffix: str, command: str) -> str | None:
     wanted = {
         "n_options": (variant.n_options, MAX_OPTIONS),
         "name_set": (variant.name_set, DEFAULT_NAMES),
-        "negatives": (variant.negatives, "random"),
+        "negatives": (variant.negatives, RANDOM),
     }
     flags = []
     for field_name, (value, default) in wanted.items():

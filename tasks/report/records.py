@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clsbench.tasks.data.loading import DataError, classnames_for
+from clsbench.tasks.protocol.catalog import RANDOM
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, dataset_for_name, paper_datasets
 from clsbench.tasks.runtime.errors import ClsbenchError
@@ -88,7 +89,7 @@ class Record:
 DEFAULT_PROTOCOL = {
     "mode": "generate",
     "n_options": 26,
-    "negatives": "random",
+    "negatives": RANDOM,
     "seed": 0,
     "class_names": "paper",
     "prompt": "paper",
@@ -111,7 +112,7 @@ def protocol_label(kind: str, protocol: dict) -> str:
         parts.append(f"seed {protocol['seed']}")
     if protocol.get("n_options") not in (None, MAX_OPTIONS):
         parts.append(f"{protocol['n_options']} options")
-    if protocol.get("negatives") not in (None, "random"):
+    if protocol.get("negatives") not in (None, RANDOM):
         parts.append(f"{protocol['negatives']} negatives")
     if protocol.get("class_names") not in (None, DEFAULT_NAMES):
         parts.append(f"{protocol['class_names']} names")

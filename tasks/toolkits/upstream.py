@@ -42,6 +42,7 @@ from clsbench.tasks.protocol.catalog import (
     ALL_TASKS_GROUP,
     FREE_FORM_KINDS,
     MCQ_VARIANTS,
+    RANDOM,
     TASK_VERSION,
     McqVariant,
     group_name,
@@ -124,7 +125,7 @@ def kit_variants() -> dict[str, McqVariant]:
     return {
         suffix: variant
         for suffix, variant in MCQ_VARIANTS.items()
-        if variant.negatives == "random" and variant.question is None
+        if variant.negatives == RANDOM and variant.question is None
     }
 
 
