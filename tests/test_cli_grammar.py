@@ -151,6 +151,9 @@ def test_the_new_spellings_need_no_deprecation_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["options", "--index", "0"])
     assert "the following arguments are required: --datasets" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # an old positional of the wrong type is a usage error, not a traceback
+        main(["options", "food101", "x"])
+    assert "argument --index: invalid value: 'x'" in capsys.readouterr().err
 
 
 def test_lmms_takes_output_dir_as_output_path(monkeypatch):

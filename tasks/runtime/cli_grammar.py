@@ -118,20 +118,24 @@ def apply_legacy_positionals(args: argparse.Namespace) -> None:
     fields = args.legacy_fields
     flags = {field.rstrip("*"): "--" + field.rstrip("*").replace("_", "-") for field in fields}
     if values:
+        actions = {name: next(a for a in parser._actions if a.dest == name) for name in flags}
+        # positionals fill the fields not given as options, in order (`options --datasets food101 0`: the index)
+        open_fields = [f for f in fields if getattr(args, f.rstrip("*")) in (None, actions[f.rstrip("*")].default)]
         given: dict[str, object] = {}
-        for position, field in enumerate(fields):
+        for position, field in enumerate(open_fields):
             if position >= len(values):
                 break
             given[field.rstrip("*")] = values[position:] if field.endswith("*") else values[position]
-        if len(values) > len(fields) and not fields[-1].endswith("*"):
-            parser.error(f"unrecognized arguments: {' '.join(values[len(fields) :])}")
+        if len(values) > len(open_fields) and not (open_fields and open_fields[-1].endswith("*")):
+            parser.error(f"unrecognized arguments: {' '.join(values[len(open_fields) :])}")
         for name, value in given.items():
-            action = next(a for a in parser._actions if a.dest == name)
-            if getattr(args, name) not in (None, action.default):
-                parser.error(f"{flags[name]} given twice: as the option and positionally")
+            action = actions[name]
             converted = [value] if action.nargs in ("+", "*") and not isinstance(value, list) else value
             if action.type is not None and not isinstance(converted, list):
-                converted = action.type(converted)
+                try:
+                    converted = action.type(converted)
+                except (TypeError, ValueError):
+                    parser.error(f"argument {flags[name]}: invalid value: {value!r}")
             setattr(args, name, converted)
         old = " ".join(name.upper() for name in given)
         new = " ".join(f"{flags[name]} {name.upper()}" for name in given)
