@@ -194,21 +194,20 @@ def build(shape: str, out: Path, tokenizers: str | None = None, save_weights: bo
 def _build_llava(spec: dict, tokenizers: str | None):
     from transformers import (
         AddedToken,
-        CLIPImageProcessor,
         CLIPVisionConfig,
         GenerationConfig,
         LlamaConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
-        LlavaProcessor,
     )
 
+    from clsbench.models.fixtures.parts import tiny_llava_processor
     from clsbench.models.real_tokenizers import LLAVA_15_CHAT_TEMPLATE
 
     if spec.get("byte_level"):
-        from clsbench.models.fixtures import CHAT_TEMPLATE, _build_tokenizer
+        from clsbench.models.fixtures.parts import CHAT_TEMPLATE, byte_tokenizer
 
-        tokenizer, template = _build_tokenizer(), CHAT_TEMPLATE
+        tokenizer, template = byte_tokenizer(), CHAT_TEMPLATE
         bos, eos, pad = (tokenizer.convert_tokens_to_ids(t) for t in ("<s>", "</s>", "<pad>"))
     else:
         tokenizer, template = load_tokenizer("llama-sp", tokenizers), LLAVA_15_CHAT_TEMPLATE
@@ -238,14 +237,8 @@ def _build_llava(spec: dict, tokenizers: str | None):
     model.generation_config = GenerationConfig(
         bos_token_id=bos, eos_token_id=eos, pad_token_id=pad, suppress_tokens=[image_id], do_sample=False
     )
-    size = vision["image_size"]
-    processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}),
-        tokenizer=tokenizer,
-        patch_size=vision["patch_size"],
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        chat_template=template,
+    processor = tiny_llava_processor(
+        tokenizer, template, image_size=vision["image_size"], patch_size=vision["patch_size"]
     )
     return model, processor
 
@@ -253,13 +246,13 @@ def _build_llava(spec: dict, tokenizers: str | None):
 def _build_qwen2_vl(spec: dict, tokenizers: str | None):
     from transformers import (
         GenerationConfig,
-        Qwen2VLConfig,
         Qwen2VLForConditionalGeneration,
         Qwen2VLImageProcessor,
         Qwen2VLProcessor,
         Qwen2VLVideoProcessor,
     )
 
+    from clsbench.models.fixtures.parts import qwen2_vl_config
     from clsbench.models.real_tokenizers import QWEN2_VL_CHAT_TEMPLATE
 
     tokenizer = load_tokenizer("qwen", tokenizers)
@@ -268,21 +261,14 @@ def _build_qwen2_vl(spec: dict, tokenizers: str | None):
     ids = tokenizer.convert_tokens_to_ids
     text = dict(spec["text"])
     section = text.pop("mrope_section")
-    config = Qwen2VLConfig(
-        vision_config=dict(spec["vision"]),
-        text_config={
-            "vocab_size": len(tokenizer),
-            "max_position_embeddings": 32768,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": section},
-            "bos_token_id": 151643,
-            "eos_token_id": ids("<|im_end|>"),
-            "pad_token_id": ids("<|endoftext|>"),
-            **text,
-        },
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
+    config = qwen2_vl_config(
+        tokenizer,
+        vision=dict(spec["vision"]),
+        bos=151643,
+        rope_theta=1000000.0,
+        max_positions=32768,
+        mrope_section=section,
+        **text,
     )
     model = Qwen2VLForConditionalGeneration(config)
     model.generation_config = GenerationConfig(

@@ -156,48 +156,30 @@ HIDDEN = 64
 
 
 def _build(out_dir, seed: int, arch: str, save) -> pathlib.Path:
-    """Built once, atomically, as every fixture checkpoint (:func:`clsbench.models.fixtures._build_atomically`)."""
-    from clsbench.models.fixtures import _build_atomically
+    """Built once, atomically, as every fixture checkpoint (:func:`clsbench.models.fixtures.parts.build_atomically`)."""
+    from clsbench.models.fixtures.parts import build_atomically
 
-    return _build_atomically(out_dir, seed, arch, save)
+    return build_atomically(out_dir, seed, arch, save)
 
 
 def _save_qwen2_vl(dst: pathlib.Path, seed: int) -> None:
     import torch
     from transformers import (
         GenerationConfig,
-        Qwen2VLConfig,
         Qwen2VLForConditionalGeneration,
         Qwen2VLImageProcessor,
         Qwen2VLProcessor,
         Qwen2VLVideoProcessor,
     )
 
+    from clsbench.models.fixtures.parts import qwen2_vl_config
+
     tokenizer = load_qwen_tokenizer(QWEN2_VL_CHAT_TEMPLATE)
     tokenizer.padding_side = "left"
     ids = tokenizer.convert_tokens_to_ids
-    config = Qwen2VLConfig(
-        # Qwen2-VL's real patch geometry: 14 px patches, 2x2 merge, 2 frames per temporal patch.
-        vision_config={"depth": 2, "embed_dim": 32, "hidden_size": HIDDEN, "num_heads": 4, "mlp_ratio": 2},
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": HIDDEN,
-            "intermediate_size": 2 * HIDDEN,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 32768,
-            # head_dim 16: M-RoPE splits its rotary half (8) over time, height and width.
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
-            "bos_token_id": 151643,
-            "eos_token_id": ids("<|im_end|>"),
-            "pad_token_id": ids("<|endoftext|>"),
-        },
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
-    )
+    # Qwen2-VL's real patch geometry (14 px patches, 2x2 merge, 2 frames per temporal patch) and rope theta.
+    vision = {"depth": 2, "embed_dim": 32, "hidden_size": HIDDEN, "num_heads": 4, "mlp_ratio": 2}
+    config = qwen2_vl_config(tokenizer, vision=vision, bos=151643, rope_theta=1000000.0, max_positions=32768)
     torch.manual_seed(seed)
     model = Qwen2VLForConditionalGeneration(config).eval()
     # Qwen2-VL-Instruct's generation_config.json, greedy.
@@ -225,17 +207,9 @@ def build_tiny_qwen2_vl_real(out_dir: str | os.PathLike, seed: int = 0) -> pathl
 
 def _save_llava_mistral(dst: pathlib.Path, seed: int, template: str = MISTRAL_INST_CHAT_TEMPLATE) -> None:
     import torch
-    from transformers import (
-        AddedToken,
-        CLIPImageProcessor,
-        GenerationConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-        MistralConfig,
-    )
+    from transformers import AddedToken, GenerationConfig, LlavaConfig, LlavaForConditionalGeneration, MistralConfig
 
-    from clsbench.models.fixtures import tiny_clip_vision, tiny_text_config
+    from clsbench.models.fixtures.parts import tiny_clip_vision, tiny_llava_processor, tiny_text_config
 
     tokenizer = load_mistral_tokenizer(template)
     tokenizer.add_tokens([AddedToken("<image>", special=True, normalized=False)], special_tokens=True)
@@ -257,17 +231,7 @@ def _save_llava_mistral(dst: pathlib.Path, seed: int, template: str = MISTRAL_IN
         bos_token_id=1, eos_token_id=2, pad_token_id=0, suppress_tokens=[image_id], do_sample=False
     )
     model.save_pretrained(dst, safe_serialization=True)
-    processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(
-            size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
-        ),
-        tokenizer=tokenizer,
-        patch_size=patch,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        chat_template=template,
-    )
-    processor.save_pretrained(dst)
+    tiny_llava_processor(tokenizer, template, image_size=image_size, patch_size=patch).save_pretrained(dst)
 
 
 def build_tiny_llava_mistral(out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
