@@ -171,7 +171,10 @@ def model_messages(model: str) -> list[str]:
 
     if _lmms_eval_folder() is None or os.environ.get("LMMS_EVAL_PLUGINS"):
         return []  # no lmms-eval (its own error follows), or legacy plugins this check cannot see
-    from lmms_eval.models import MODEL_REGISTRY_V2  # the registry only: model classes load when used
+    try:
+        from lmms_eval.models import MODEL_REGISTRY_V2  # the registry only: model classes load when used
+    except ImportError:  # a broken install: `clsbench doctor`'s check, which runs next, names it
+        return []
 
     known = set(MODEL_REGISTRY_V2.list_model_names())
     if model not in known:
