@@ -56,7 +56,7 @@ def test_entry_point_registers_both_models():
     (entry,) = [
         ep for ep in importlib.metadata.entry_points(group="lmms_eval.models") if ep.value.startswith("clsbench.")
     ]
-    manifests = {manifest.model_id: manifest for manifest in entry.load()}
+    manifests = {manifest.model_id: manifest for manifest in entry.load()()}  # a callable, as lmms-eval accepts
     assert manifests["clsbench_hf"].simple_class_path == "clsbench.models.lmms.clsbench_hf.ClsbenchHF"
     assert manifests["clsbench_minicpm"].simple_class_path == "clsbench.models.lmms.minicpm.ClsbenchMiniCPM"
 
