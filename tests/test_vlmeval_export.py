@@ -248,3 +248,12 @@ def test_options_says_how_many_options_the_question_has(fixture_root, capsys):
     assert main(["options", "--datasets", "logo", "--index", "0", "--data-dir", str(fixture_root)]) == 0
     question = json.loads(capsys.readouterr().out)
     assert question["n_options"] == len(question["options"]) == len(DATASETS["logo"].classnames) == 10
+
+
+def test_a_partial_copy_is_checked_once_on_export(fixture_root, tmp_path):
+    """load_rows checks the copy's labels and size; the export does not check them again (it warned twice)."""
+    from clsbench.tasks.data.loading import PartialSplitWarning
+
+    with pytest.warns(PartialSplitWarning) as warned:
+        write_tsv("logo", tmp_path, fixture_root)
+    assert len([w for w in warned if issubclass(w.category, PartialSplitWarning)]) == 1

@@ -48,7 +48,7 @@ def question_rows(
     from clsbench.tasks.data.samples import add_questions
 
     spec = get_dataset(key)
-    docs = add_questions(load_rows(key, data_dir), key, seed=seed, n_options=n_options, name_set=name_set)
+    docs = add_questions(load_rows(key, data_dir), key, seed=seed, n_options=n_options, name_set=name_set, checked=True)
     keep = [column for column in (*COLUMNS, "source_id") if column in docs.column_names]
     docs = docs.select_columns(keep)
     count = docs.num_rows

@@ -53,6 +53,7 @@ def add_questions(
     name_set: str = DEFAULT_NAMES,
     question: str | None = None,
     data_dir: str | os.PathLike | None = None,
+    checked: bool = False,
 ):
     """Give every row its question: columns dataset, sample_key, question, options, answer, option_labels, class_name.
 
@@ -73,6 +74,8 @@ def add_questions(
         name_set: the class names shown (``paper``, or another set the dataset offers).
         question: one wording for every sample instead of the dataset's ten.
         data_dir: the data root (prepared copies, negatives files).
+        checked: the rows come from :func:`clsbench.tasks.data.loading.load_rows`, which already checked their
+            label names and size (checked once, so a partial copy warns once).
 
     Returns:
         The rows with the question columns added (images still undecoded).
@@ -96,14 +99,15 @@ def add_questions(
         # ($CLSBENCH_DATA, else ~/.cache/clsbench/data), else say how to build it.
         if find_prepared(dataset, data_dir) is None:
             raise DataError(missing_data_message(spec, data_dir))
-        rows = load_rows(dataset, data_dir)
+        rows, checked = load_rows(dataset, data_dir), True
     if "label" not in rows.column_names and not spec.is_local:
         rows = to_standard_columns(rows, spec.source)
     from_hub = "source_id" not in rows.column_names  # prepared copies carry source_id, Hub splits do not
     where = "the Hub split" if from_hub else "the prepared copy"
     feature_names = getattr(rows.features.get("label"), "names", None)
-    check_label_names(dataset, feature_names, where)
-    check_row_count(dataset, rows.num_rows, where, strict=from_hub and not spec.is_local)
+    if not checked:
+        check_label_names(dataset, feature_names, where)
+        check_row_count(dataset, rows.num_rows, where, strict=from_hub and not spec.is_local)
     classnames = spec.names(name_set) or feature_names
     if classnames is None:
         raise DataError(f"{dataset}: no class names in the package or in the data's label feature")

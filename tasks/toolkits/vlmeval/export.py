@@ -69,7 +69,7 @@ def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str 
     :func:`write_tsv` writes the image as base64 or as a file.
     """
     spec = get_dataset(key)
-    docs = add_questions(load_rows(key, data_dir), key, name_set=name_set)
+    docs = add_questions(load_rows(key, data_dir), key, name_set=name_set, checked=True)
     split = getattr(spec.source, "split", "test")
     for doc in docs:
         # Decoded once with the decoder every toolkit uses, so a bad image fails here as it would in lmms-eval
