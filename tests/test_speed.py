@@ -107,3 +107,34 @@ def test_gpu_bench_tiny_shape_runs_every_row_on_a_cpu(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     for figure in ("compiled_speedup=", "loglik_over_score=", "table2_hours_8gpu="):
         assert figure in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("arch", ["llava", "qwen2_vl"])
+def test_one_question_loglik_copies_no_kv_cache(speed_models, fixture_root, monkeypatch, arch):
+    """One question at a time (``loglik_batched=False``, batch 1) packs its options into one row over the prefix
+    cache: the context's KV cache is neither deep-copied nor repeated per option (26 copies per question made the
+    path memory-bound and sensitive to a competing process), and the numbers equal the plain path's."""
+    import copy
+
+    from transformers.cache_utils import Cache
+
+    engine = HFVisionLanguageModel(str(speed_models[arch]))
+    query = fixture_queries(fixture_root, ["food101"])[0]  # 26 options
+    prompt = VisualPrompt(query.images, query.question)
+    plain = engine.option_scores(prompt, query.options, cfg_weight=1.0, reuse_prefix=False)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the KV cache was copied per option")
+
+    monkeypatch.setattr(Cache, "batch_repeat_interleave", refused)
+    deep_copy = copy.deepcopy
+    monkeypatch.setattr(
+        copy, "deepcopy", lambda value, *a: refused() if isinstance(value, Cache) else deep_copy(value, *a)
+    )
+    reused = engine.option_scores(prompt, query.options, cfg_weight=1.0, reuse_prefix=True)
+    assert [s.n_tokens for s in reused] == [s.n_tokens for s in plain]
+    assert [s.logprob for s in reused] == pytest.approx([s.logprob for s in plain], abs=1e-4)
+    assert [s.uncond_logprob for s in reused] == pytest.approx([s.uncond_logprob for s in plain], abs=1e-4)
+    answerer = Answerer(engine, "loglik", cfg_weight=1.0)
+    answerer.loglik_batched = False
+    assert answerer.answer([query])[0].text in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -267,8 +267,13 @@ class HFVisionLanguageModel:
         With ``reuse_prefix`` (the default) image and question go through the model once and every
         continuation is scored from that KV cache (the vision tower runs once, not once per option);
         otherwise each continuation is scored with the whole context again. Both give the same numbers
-        (tested to 1e-4 on several architectures, M-RoPE included).
+        (tested to 1e-4 on several architectures, M-RoPE included). Where the model takes a packed mask
+        (:attr:`packs_options`) the options share one row over the one cache, so nothing is copied; else
+        (sliding windows, FlashAttention) each chunk of options gets its own copy of the cache per option,
+        a memory-bound step (``chunk`` bounds it).
         """
+        if reuse_prefix and self.packs_options:
+            return self.batch_continuation_scores([prompt], [continuations], with_images=with_images)[0]
         context = self.encode([prompt], with_images=with_images)
         token_lists = [self.tokenizer.encode(text, add_special_tokens=False) for text in continuations]
         for text, ids in zip(continuations, token_lists):
