@@ -45,6 +45,8 @@ from unittest import mock
 import torch
 from PIL import Image
 
+from clsbench.models.throughput import GPUS
+
 _CLIP_L_336 = dict(
     hidden_size=1024,
     intermediate_size=4096,
@@ -126,7 +128,6 @@ SHAPES = {
 }
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}  # dense bf16, the vendors' figures
 TOKENIZERS_ENV = "CLSBENCH_BENCH_TOKENIZERS"
-GPUS = 8
 
 
 # ---------------------------------------------------------------------------------------------- tokenizers
@@ -371,21 +372,14 @@ def once(function) -> float:
 
 
 def table2_hours(rate_per_gpu: float, params: float, prompt_tokens: float, image_tokens: int, extra_s: float = 0.0):
-    """Hours for the paper's Table 2 on one 8-GPU node (data parallel, every question of the ten datasets for each of
-    the ten models) from one measured rate: each model's rate scaled by parameters x prompt tokens (its image tokens
-    for a 500x375 photo from the catalog, the measured text tokens); ``extra_s``: a per-model fixed cost on every GPU
-    (the compile). Returns ``(hours, per-model hours)``."""
-    from clsbench.models.catalog import ROUTES, SIZES
-    from clsbench.tasks.protocol.registry import DATASETS
+    """Hours for the paper's Table 2 on one 8-GPU node from one measured rate, through the projection ``clsbench
+    plan`` uses (:func:`clsbench.models.throughput.project`: every question of the ten datasets for each of the ten
+    models, each model's rate scaled by parameters x prompt tokens); ``extra_s``: a per-model fixed cost on every GPU
+    (the compile). Returns ``(hours, per-model hours, questions per model)``."""
+    from clsbench.models.throughput import project
 
-    total = sum(spec.expected_size for spec in DATASETS.values() if spec.in_paper)
-    text_tokens = prompt_tokens - image_tokens
-    per_model = {}
-    for route in (route for route in ROUTES if route.in_paper):
-        billions, images = SIZES[route.checkpoint]
-        rate = rate_per_gpu * (params / 1e9 * prompt_tokens) / (billions * (text_tokens + images))
-        per_model[route.name] = (total / GPUS / rate + extra_s) / 3600
-    return sum(per_model.values()), per_model, total
+    projection = project(rate_per_gpu, params / 1e9, prompt_tokens, image_tokens, gpus=GPUS, extra_s=extra_s)
+    return projection.hours, projection.model_hours, projection.questions
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -466,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     from clsbench.tasks.cli.models import add_commands as add_mllm_commands
 
     add_mllm_commands(commands)
+    from clsbench.tasks.cli.plan import add_plan_command
+
+    add_plan_command(commands)
     return parser
 
 

@@ -1,0 +1,381 @@
+"""``clsbench plan``: a dry run of a Table 2 reproduction on one multi-GPU node, and the runbook README prints.
+
+For the chosen models (the paper's ten MLLMs and six CLIP models by default), datasets (the paper's ten) and GPU
+count it prints the questions per dataset (the registry's row counts), each dataset's download and how to get it,
+each model's estimated hours from the measured per-question costs (:mod:`clsbench.models.throughput`, every figure
+with its device, source and date), and the exact commands: data, the data-parallel launch per model, the CLIP runs
+and the final report. Nothing is run and nothing is downloaded. README's "Reproducing Table 2" section is this
+command's output with its defaults (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+from dataclasses import dataclass
+
+from clsbench.clip_baselines.models import PAPER_MODELS, PaperModel
+from clsbench.models.catalog import ROUTES, SIZES, ModelRoute
+from clsbench.models.throughput import GPUS, MEASURED, MeasuredRate, project
+from clsbench.tasks.data.sizes import DOWNLOAD_SIZES
+from clsbench.tasks.protocol.catalog import ALL_TASKS_GROUP, resolve_datasets, task_name
+from clsbench.tasks.protocol.registry import DATASETS, HubSource, LocalSource, paper_datasets
+from clsbench.tasks.runtime.errors import BadSettingError, UnknownNameError
+
+MODES = ("generate", "score")
+DEFAULT_OUTPUT_DIR = "table2"
+DEFAULT_DATA_DIR = "~/clsbench-data"
+SNAPSHOTS = "hub-snapshots"  # where `hf download` puts a Hub split before `clsbench prepare` reads it
+BYTES_PER_PARAMETER = 2  # bf16 safetensors
+# lmms-eval's own model classes (and clsbench_minicpm's chat()) answer one question at a time, by generation
+BATCH_ONE = MeasuredRate(
+    "generate",
+    2.60,
+    **{k: getattr(MEASURED["generate"], k) for k in ("params_billions", "prompt_tokens", "image_tokens")},
+    device=MEASURED["generate"].device,
+    setting="lmms-eval's built-in llava_hf at batch 1 (16 new tokens), the same LLaVA-1.5-7B shape",
+    source=MEASURED["generate"].source,
+    date=MEASURED["generate"].date,
+)
+
+
+@dataclass(frozen=True)
+class Models:
+    mllms: list[ModelRoute]
+    clips: list[PaperModel]
+
+
+def _model_names() -> dict[str, ModelRoute | PaperModel | str]:
+    """Every spelling ``--models`` accepts, lower-cased: catalog names, checkpoints and slugs; the CLIP short names,
+    titles and Table 2 rows; and the groups ``all``, ``mllm``, ``clip``."""
+    names: dict[str, ModelRoute | PaperModel | str] = {"all": "all", "mllm": "mllm", "clip": "clip"}
+    for route in ROUTES:
+        for name in (route.name, route.checkpoint, route.slug):
+            names[name.lower()] = route
+    for model in PAPER_MODELS.values():
+        for name in (model.key, model.title, model.table2_row):
+            if name:
+                names[name.lower()] = model
+    return names
+
+
+def resolve_models(items: list[str] | None) -> Models:
+    """The models named (comma- or space-separated; default: Table 2's sixteen), in the catalog's order.
+
+    Raises:
+        UnknownNameError: a name no model has, with the closest names.
+    """
+    names = _model_names()
+    chosen: set[str] = set()
+    wanted = [item for part in (items or ["all"]) for item in re.split(r"[,\s]+", part) if item]
+    for item in wanted:
+        found = names.get(item.lower())
+        if found is None:
+            spellings = [route.name for route in ROUTES] + list(PAPER_MODELS) + ["all", "mllm", "clip"]
+            close = difflib.get_close_matches(item, spellings, n=3, cutoff=0.5)
+            close += [s for s in spellings if s not in close and item.lower() in s.lower()][: 3 - len(close)]
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise UnknownNameError(
+                f"unknown model {item!r}; {hint}choose MLLMs by the names `clsbench models` prints "
+                f"({', '.join(route.name for route in ROUTES if route.in_paper)}), CLIP models by "
+                f"`clsbench clip --list-models` ({', '.join(PAPER_MODELS)}), or all, mllm, clip"
+            )
+        if found in ("all", "mllm"):
+            chosen |= {route.checkpoint for route in ROUTES if route.in_paper}
+        if found in ("all", "clip"):
+            chosen |= {model.key for model in PAPER_MODELS.values()}
+        if isinstance(found, ModelRoute):
+            chosen.add(found.checkpoint)
+        elif isinstance(found, PaperModel):
+            chosen.add(found.key)
+    return Models(
+        [route for route in ROUTES if route.checkpoint in chosen],
+        [model for model in PAPER_MODELS.values() if model.key in chosen],
+    )
+
+
+def _tasks(keys: list[str]) -> str:
+    """lmms-eval's --tasks for these datasets: the paper's group when they are its ten, else the task names."""
+    if keys == [spec.key for spec in paper_datasets()]:
+        return ALL_TASKS_GROUP
+    return ",".join(task_name(key) for key in keys)
+
+
+def _launch(gpus: int, module: str, single: str, arguments: str) -> str:
+    """The data-parallel launch line (one process per GPU), or the single-process command on one GPU."""
+    if gpus == 1:
+        return f"{single} {arguments}"
+    return f"accelerate launch --multi_gpu --num_processes {gpus} -m {module} {arguments}"
+
+
+def _figure_text(figure: MeasuredRate) -> str:
+    return f"{figure.questions_per_s} questions/s, {figure.device}, {figure.setting}; {figure.source}, {figure.date}"
+
+
+def mllm_entry(route: ModelRoute, keys: list[str], questions: int, gpus: int, mode: str, out: str) -> dict:
+    """One MLLM's command, estimated hours and the figure behind them."""
+    native = route.lmms_model == "clsbench_hf"
+    own_mode = mode if native else "generate"  # lmms-eval's own classes and clsbench_minicpm always generate
+    args = route.lmms_args.replace("mode=generate", f"mode={own_mode}")
+    figure = MEASURED[own_mode] if native else BATCH_ONE
+    projection = project(
+        figure.questions_per_s,
+        figure.params_billions,
+        figure.prompt_tokens,
+        figure.image_tokens,
+        routes=[route],
+        questions=questions,
+        gpus=gpus,
+    )
+    run = (
+        f"--model {route.lmms_model} --model_args {args} --tasks {_tasks(keys)} --batch_size {route.batch_size} "
+        f"--output_path {out}/mllm/{route.slug} --log_samples"
+    )
+    command = _launch(gpus, "lmms_eval", "clsbench lmms", run)
+    note = "" if native else "no score mode (this model class generates); "
+    return {
+        "name": route.name,
+        "checkpoint": route.checkpoint,
+        "mode": own_mode,
+        "command": command,
+        "needs": route.needs.replace("`", ""),
+        "params_billions": SIZES[route.checkpoint][0],
+        "image_tokens": SIZES[route.checkpoint][1],
+        "weights_gb": round(SIZES[route.checkpoint][0] * BYTES_PER_PARAMETER, 1),
+        "questions_per_s_per_gpu": round(projection.rates[route.name], 2),
+        "hours": round(projection.hours, 2),
+        "estimate": note + "extrapolated from " + _figure_text(figure),
+    }
+
+
+def clip_entry(model: PaperModel, keys: list[str], gpus: int, out: str, data_dir: str) -> dict:
+    run = f"--model {model.key} --datasets {' '.join(keys)} --mode mcq --output-dir {out}/clip --data-dir {data_dir}"
+    command = _launch(gpus, "clsbench.clip_baselines", "clsbench clip", run)
+    return {"name": model.title, "key": model.key, "command": command, "hours": None}
+
+
+def dataset_entry(key: str, data_dir: str) -> dict:
+    spec = DATASETS[key]
+    disk = DOWNLOAD_SIZES[key]
+    prepare = f"clsbench prepare --datasets {key} --source {{source}} --data-dir {data_dir}"
+    if isinstance(spec.source, HubSource):
+        snapshot = f"{SNAPSHOTS}/{key}"
+        source = f"{spec.source.repo_id}@{spec.source.revision} [{spec.source.split}]"
+        access = (
+            "gated: accept its terms on the Hub page, then `hf auth login` (or HF_TOKEN)"
+            if ("gated" in spec.note.lower())
+            else "open"
+        )
+        commands = [spec.source.download_command(snapshot), prepare.format(source=snapshot)]
+    else:
+        assert isinstance(spec.source, LocalSource)
+        source = f"local: {spec.source.obtain}"
+        access = f"raw files: {spec.source.raw_form}"
+        commands = [prepare.format(source="RAW_DIR")]
+    return {
+        "key": key,
+        "abbreviation": spec.abbreviation,
+        "questions": spec.expected_size,
+        "source": source,
+        "access": access,
+        "download_gb": disk.gigabytes,
+        "download": disk.what,
+        "download_source": disk.source,
+        "commands": commands,
+    }
+
+
+def build_plan(
+    models: list[str] | None = None,
+    datasets: list[str] | None = None,
+    gpus: int = GPUS,
+    mode: str = "generate",
+    output_dir: str = DEFAULT_OUTPUT_DIR,
+    data_dir: str = DEFAULT_DATA_DIR,
+) -> dict:
+    """The plan as data (what ``--json`` prints).
+
+    Raises:
+        UnknownNameError: an unknown model or dataset (with the closest names).
+        BadSettingError: a GPU count below 1 or an unknown mode.
+    """
+    if gpus < 1:
+        raise BadSettingError(f"--gpus must be 1 or more, got {gpus}")
+    if mode not in MODES:
+        raise BadSettingError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    chosen = resolve_models(models)
+    keys = resolve_datasets(datasets) if datasets else [spec.key for spec in paper_datasets()]
+    questions = sum(DATASETS[key].expected_size for key in keys)
+    mllms = [mllm_entry(route, keys, questions, gpus, mode, output_dir) for route in chosen.mllms]
+    clips = [clip_entry(model, keys, gpus, output_dir, data_dir) for model in chosen.clips]
+    data = [dataset_entry(key, data_dir) for key in keys]
+    runs = [f"{output_dir}/mllm/{route.slug}" for route in chosen.mllms] + ([f"{output_dir}/clip"] if clips else [])
+    report = f"clsbench report {' '.join(runs)} --output-dir {output_dir}/report --reference paper"
+    return {
+        "mode": mode,
+        "gpus": gpus,
+        "output_dir": output_dir,
+        "data_dir": data_dir,
+        "questions_per_model": questions,
+        "datasets": data,
+        "download_gb_known": round(sum(d["download_gb"] or 0 for d in data), 2),
+        "download_unknown": [d["key"] for d in data if d["download_gb"] is None],
+        "mllms": mllms,
+        "mllm_hours": round(sum(m["hours"] for m in mllms), 2),
+        "weights_gb": round(sum(m["weights_gb"] for m in mllms), 1),
+        "clips": clips,
+        "report": report,
+        "figures": {name: vars(figure) for name, figure in {**MEASURED, "generate, batch 1": BATCH_ONE}.items()},
+    }
+
+
+def render(plan: dict) -> str:
+    """The plan as Markdown (what ``clsbench plan`` prints, and README's runbook)."""
+    gpus, mode, out, data_dir = plan["gpus"], plan["mode"], plan["output_dir"], plan["data_dir"]
+    protocol = (
+        "`mode=generate`, the paper's protocol (a greedy reply, read by clsbench's parser)"
+        if mode == "generate"
+        else "`mode=score`, the faster alternative: **not the paper's protocol** (argmax over the option letters' "
+        "next-token logits; reported in its own rows)"
+    )
+    lines = [
+        f"Plan: {len(plan['mllms'])} MLLMs and {len(plan['clips'])} CLIP models on {len(plan['datasets'])} datasets "
+        f"({plan['questions_per_model']:,} questions per model), {gpus} GPU(s), {protocol}. "
+        f"Results under `{out}/`, prepared data under `{data_dir}`. A dry run: nothing is downloaded or run.",
+        "",
+        "### 1. Data",
+        "",
+        f"`export CLSBENCH_DATA={data_dir}` first: lmms-eval's clsbench tasks then read the prepared copies there. "
+        f"Each Hub split is mirrored at its pinned revision (only its own files), then prepared; `{SNAPSHOTS}/` can "
+        "be deleted afterwards. Download sizes are the split's files (GB = 10^9 bytes), each with its source.",
+        "",
+        "| dataset | questions | source (pinned) | access | download | size source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in plan["datasets"]:
+        size = "not recorded" if d["download_gb"] is None else f"{d['download_gb']:g} GB ({d['download']})"
+        lines.append(
+            f"| `{d['key']}` ({d['abbreviation']}) | {d['questions']:,} | {d['source']} | {d['access']} | {size} | "
+            f"{d['download_source']} |"
+        )
+    unknown = f"; not recorded: {', '.join(plan['download_unknown'])}" if plan["download_unknown"] else ""
+    lines += [
+        f"| total | {plan['questions_per_model']:,} | | | {plan['download_gb_known']:g} GB recorded{unknown} | |",
+        "",
+        "```bash",
+        f"export CLSBENCH_DATA={data_dir}",
+        *[command for d in plan["datasets"] for command in d["commands"]],
+        f"clsbench list --data-dir {data_dir}    # every dataset should say local: N rows",
+        "```",
+        "",
+    ]
+    if plan["mllms"]:
+        lines += [
+            "### 2. MLLMs",
+            "",
+            f"One model copy per GPU (data parallel over {gpus}); `clsbench lmms` with the same arguments checks "
+            "names, packages and data in about a second before a long run. Remote-code models need their own venv "
+            "(see each one's needs and `clsbench models`). Hours are estimates for the whole node, extrapolated "
+            "from one measured rate by parameters x prompt tokens (the catalog's sizes, each model's image tokens "
+            "for a 500x375 photo); the measured prompts carried ~474 byte-level text tokens where real tokenizers "
+            "make ~160-230, so prefill-bound estimates run high.",
+            "",
+            "| model | mode | params (B) | image tokens | weights (GB, bf16) | questions/s per GPU | hours |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for m in plan["mllms"]:
+            lines.append(
+                f"| {m['name']} | {m['mode']} | {m['params_billions']:g} | {m['image_tokens']:,} | "
+                f"{m['weights_gb']:g} | {m['questions_per_s_per_gpu']:g} | {m['hours']:.2f} |"
+            )
+        lines += [
+            f"| total | | | | {plan['weights_gb']:g} | | {plan['mllm_hours']:.2f} |",
+            "",
+            "```bash",
+        ]
+        for m in plan["mllms"]:
+            lines += [f"# {m['name']} ({m['mode']}): needs {m['needs']}", m["command"]]
+        lines += ["```", ""]
+        if mode == "generate":
+            lines += [
+                "Faster alternative, **not the paper's protocol**: `clsbench plan --mode score` (swap `mode=generate` "
+                "for `mode=score` in the clsbench_hf lines; `clsbench report` keeps the two modes in separate rows).",
+                "",
+            ]
+    if plan["clips"]:
+        lines += [
+            "### 3. CLIP models",
+            "",
+            "Mcq mode: each CLIP model picks among the same questions' options (the row to read beside the MLLMs). "
+            "Hours: no GPU figure has been measured for the CLIP runs (each image goes through the image encoder "
+            "once; `bench/clip_throughput.py` measures on a CPU only).",
+            "",
+            "```bash",
+            *[c["command"] for c in plan["clips"]],
+            "```",
+            "",
+        ]
+    figures = plan["figures"]
+    lines += [
+        "### 4. Report",
+        "",
+        "```bash",
+        plan["report"],
+        "```",
+        "",
+        "Measured figures behind the estimates (GPU; none is CPU-measured):",
+        "",
+        *[f"- {name}: {_figure_text(MeasuredRate(**figure))}" for name, figure in figures.items()],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plan = build_plan(args.models, args.datasets, args.gpus, args.mode, args.output_dir, args.data_dir)
+    print(json.dumps(plan, indent=1) if args.json else render(plan), end="" if not args.json else "\n")
+    return 0
+
+
+def add_plan_command(commands) -> None:
+    """Register ``clsbench plan`` on the CLI's subcommand parser."""
+    p = commands.add_parser(
+        "plan",
+        help="a dry run of Table 2 on one node: questions, downloads, estimated hours, the exact commands",
+        description=__doc__.split("\n\n")[1],
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="MODEL",
+        default=["all"],
+        help="MLLMs by `clsbench models` names (LLaVA-1.5-7B), checkpoints or slugs, CLIP models by `clsbench clip "
+        "--list-models` names, or all, mllm, clip (default: all, Table 2's ten MLLMs and six CLIP models)",
+    )
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        metavar="DATASET",
+        default=[ALL_TASKS_GROUP],
+        help=f"dataset keys, names or groups (default: {ALL_TASKS_GROUP}, the paper's ten)",
+    )
+    p.add_argument("--gpus", type=int, default=GPUS, help=f"GPUs on the node, one process each (default: {GPUS})")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="generate",
+        help="generate: the paper's protocol; score: the faster alternative, not the paper's (default: generate)",
+    )
+    p.add_argument(
+        "--output-dir",
+        default=DEFAULT_OUTPUT_DIR,
+        help=f"the folder the printed commands write results to (default: {DEFAULT_OUTPUT_DIR})",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=DEFAULT_DATA_DIR,
+        help=f"the data root the printed commands prepare into and read (default: {DEFAULT_DATA_DIR})",
+    )
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(run=cmd_plan)
