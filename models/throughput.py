@@ -32,13 +32,15 @@ class MeasuredRate:
     date: str  # when it was measured (ISO date)
 
 
-# Issue 30's run of clsbench 0.3's bench/gpu_throughput.py (also models/README "Throughput"): LLaVA-1.5-7B shapes
+# Issue 30's run of clsbench 0.3's bench/gpu_throughput.py (models/README "Throughput" has another run of the same
+# bench: score 27.8, generate 14.5): LLaVA-1.5-7B shapes
 # with random weights, bf16, sdpa, batch 16, torch 2.11, transformers 5.17. Its byte-level test tokenizer made
 # ~1,050 prompt tokens per question (576 image + ~474 text, where a real tokenizer makes ~160-230 text tokens:
 # README "Real tokenizers"), so projections from it overstate the text part of the prefill.
 _H200 = "GPU: one NVIDIA H200"
 _LLAVA_7B = dict(params_billions=SIZES["llava-hf/llava-1.5-7b-hf"][0], prompt_tokens=1050.0, image_tokens=576)
-_ISSUE_30 = "issue 30 (clsbench 0.3 bench/gpu_throughput.py, one run; models/README 'Throughput')"
+_WHEN = "run between 2026-11-30 and 2026-12-04 (clsbench 0.3; issue 30 gives no day)"
+_ISSUE_30 = "issue 30's table (clsbench 0.3's bench/gpu_throughput.py, one run)"
 MEASURED: dict[str, MeasuredRate] = {
     "score": MeasuredRate(
         "score",
@@ -48,7 +50,7 @@ MEASURED: dict[str, MeasuredRate] = {
         setting="LLaVA-1.5-7B shape, bf16, sdpa, batch 16, input pipeline on (the GPU default); "
         "26.2 with it off, the bare forward 27.7",
         source=_ISSUE_30,
-        date="2026-11-30",
+        date=_WHEN,
     ),
     "generate": MeasuredRate(
         "generate",
@@ -57,7 +59,7 @@ MEASURED: dict[str, MeasuredRate] = {
         device=_H200,
         setting="LLaVA-1.5-7B shape, bf16, sdpa, batch 16, 16 new tokens (the tasks' max_new_tokens)",
         source=_ISSUE_30,
-        date="2026-11-30",
+        date=_WHEN,
     ),
     "loglik": MeasuredRate(
         "loglik",
@@ -67,7 +69,7 @@ MEASURED: dict[str, MeasuredRate] = {
         setting="LLaVA-1.5-7B shape, bf16, sdpa, 26 options from one prefill, one question at a time (0.4's "
         "batched loglik not yet measured on a GPU: an upper bound on its time)",
         source=_ISSUE_30,
-        date="2026-11-30",
+        date=_WHEN,
     ),
 }
 

@@ -249,7 +249,9 @@ def render(plan: dict) -> str:
         "",
         f"`export CLSBENCH_DATA={data_dir}` first: lmms-eval's clsbench tasks then read the prepared copies there. "
         f"Each Hub split is mirrored at its pinned revision (only its own files), then prepared; `{SNAPSHOTS}/` can "
-        "be deleted afterwards. Download sizes are the split's files (GB = 10^9 bytes), each with its source.",
+        "be deleted afterwards. Download sizes are the split's files (GB = 10^9 bytes), each with its source; a "
+        "prepared copy keeps the images' original bytes in parquet shards, so it takes about the split's size again "
+        "(gldv2 and logo keep only their test images).",
         "",
         "| dataset | questions | source (pinned) | access | download | size source |",
         "|---|---|---|---|---|---|",
@@ -329,7 +331,23 @@ def render(plan: dict) -> str:
         "",
         *[f"- {name}: {_figure_text(MeasuredRate(**figure))}" for name, figure in figures.items()],
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_wrap_prose(lines)) + "\n"
+
+
+def _wrap_prose(lines: list[str], width: int = 110) -> list[str]:
+    """Prose lines wrapped at ``width`` (as README's own); tables and code blocks stay one line per row."""
+    import textwrap
+
+    wrapped, in_code = [], False
+    for line in lines:
+        if line.startswith("```"):
+            in_code = not in_code
+        if in_code or line.startswith(("|", "```")) or len(line) <= width:
+            wrapped.append(line)
+            continue
+        indent = "  " if line.startswith("- ") else ""
+        wrapped += textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    return wrapped
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
