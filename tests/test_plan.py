@@ -98,3 +98,9 @@ def test_readme_runbook_is_the_plan_output(capsys):
     assert found, "README lacks the runbook's markers"
     assert main(["plan"]) == 0
     assert found.group(1) == capsys.readouterr().out, "README's runbook is stale: paste `clsbench plan`'s output"
+
+
+def test_a_variants_task_name_is_refused_not_planned_as_the_papers_protocol(capsys):
+    assert main(["plan", "--datasets", "cls_food101_mcq_4opt"]) == 2
+    error = capsys.readouterr().err
+    assert "'cls_food101_mcq_4opt' is the 4opt protocol" in error and "--tasks cls_food101_mcq_4opt" in error

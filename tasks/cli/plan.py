@@ -20,7 +20,7 @@ from clsbench.clip_baselines.models import PAPER_MODELS, PaperModel
 from clsbench.models.catalog import ROUTES, SIZES, ModelRoute
 from clsbench.models.throughput import GPUS, MEASURED, MeasuredRate, project
 from clsbench.tasks.data.sizes import DOWNLOAD_SIZES
-from clsbench.tasks.protocol.catalog import ALL_TASKS_GROUP, resolve_datasets, task_name
+from clsbench.tasks.protocol.catalog import ALL_TASKS_GROUP, check_protocol_names, resolve_datasets, task_name
 from clsbench.tasks.protocol.registry import DATASETS, HubSource, LocalSource, paper_datasets
 from clsbench.tasks.runtime.errors import BadSettingError, UnknownNameError
 
@@ -206,6 +206,8 @@ def build_plan(
     if mode not in MODES:
         raise BadSettingError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     chosen = resolve_models(models)
+    if datasets:
+        check_protocol_names(datasets, "plan")  # a variant's name would be planned as the paper's protocol
     keys = resolve_datasets(datasets) if datasets else [spec.key for spec in paper_datasets()]
     questions = sum(DATASETS[key].expected_size for key in keys)
     mllms = [mllm_entry(route, keys, questions, gpus, mode, output_dir) for route in chosen.mllms]

@@ -316,6 +316,7 @@ _COMMAND_SETTINGS = {
     "clip": {"n_options": "--n-options", "name_set": "--class-names", "negatives": "--negatives"},
     "export-vlmeval": {"name_set": "--class-names"},
     "vlmeval": {},
+    "plan": {},  # Table 2's runbook: the paper's protocol only
 }
 
 
