@@ -147,6 +147,7 @@ def mllm_entry(route: ModelRoute, keys: list[str], questions: int, gpus: int, mo
         "questions_per_s_per_gpu": round(projection.rates[route.name], 2),
         "hours": round(projection.hours, 2),
         "estimate": note + "extrapolated from " + _figure_text(figure),
+        "one_at_a_time": not native,
     }
 
 
@@ -297,6 +298,16 @@ def render(plan: dict) -> str:
         lines += [
             f"| total | | | | {plan['weights_gb']:g} | | {plan['mllm_hours']:.2f} |",
             "",
+        ]
+        single = sum(m["hours"] for m in plan["mllms"] if m["one_at_a_time"])
+        if single:
+            lines += [
+                f"{single:.2f} of the {plan['mllm_hours']:.2f} hours are the rows through lmms-eval's own model "
+                "classes or clsbench_minicpm, which answer one question at a time (estimated from lmms-eval's "
+                "llava_hf at batch 1); the clsbench_hf rows batch.",
+                "",
+            ]
+        lines += [
             "```bash",
         ]
         for m in plan["mllms"]:
