@@ -26,6 +26,7 @@ MODEL_ROOMS = (
     "clsbench.models.lmms",  # lmms-eval adapters
     "clsbench.models.vlmeval",  # the VLMEvalKit adapter and its model registration
     "clsbench.models.catalog",  # the model list
+    "clsbench.models.throughput",  # measured GPU throughput and the hours a run takes (clsbench plan, benches)
     "clsbench.models.throughput",  # measured per-question costs, the run-time projection
     "clsbench.models.fixtures",  # tiny random-weight models for tests and the demo
     "clsbench.models.real_tokenizers",  # tiny models on real tokenizers (tests and benches)

@@ -1040,6 +1040,7 @@ import time; time.sleep(120)
 
 def test_lmms_takes_the_store_lock_before_loading_per_task(tiny_llava, tmp_path, monkeypatch):
     """Issue 25, item 10: a second run was refused only after loading the model, and even for another task."""
+    from clsbench.models.engine import answering
     from clsbench.models.lmms import clsbench_hf
     from clsbench.tasks.runtime.stores import OutputLocked
 
@@ -1054,7 +1055,7 @@ def test_lmms_takes_the_store_lock_before_loading_per_task(tiny_llava, tmp_path,
         def never(*args, **kwargs):
             raise AssertionError("the model was loaded before the lock was taken")
 
-        monkeypatch.setattr(clsbench_hf, "HFVisionLanguageModel", never)
+        monkeypatch.setattr(answering, "HFVisionLanguageModel", never)  # what build_answerer loads
         monkeypatch.setattr(sys, "argv", ["lmms_eval", "--tasks", "cls_logo_mcq"])
         with pytest.raises(OutputLocked, match=rf"another clsbench run \(pid {holder.pid} "):
             clsbench_hf.ClsbenchHF(pretrained=str(tiny_llava), log_dir="none", answer_store=str(store))
