@@ -220,3 +220,34 @@ def test_the_readmes_first_lmms_eval_command_names_what_exists_here():
     argv = shlex.split(block.replace("\\\n", " "))
     assert argv[0] == "lmms-eval"
     assert lmms_request_messages(argv[1:]) == [], block
+
+
+def test_export_vlmeval_shows_progress_and_warns_once_per_dataset(fixture_root, tmp_path, capsys):
+    """Before: no progress bar, and two PartialSplitWarnings per dataset (load_rows, then add_questions)."""
+    import warnings
+
+    from clsbench.tasks.data.loading import PartialSplitWarning
+
+    argv = ["export-vlmeval", "--datasets", "logo", "cub200", "--output-dir", str(tmp_path / "out")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*argv, "--data-dir", str(fixture_root)]) == 0
+    partial = [str(w.message) for w in caught if issubclass(w.category, PartialSplitWarning)]
+    assert sorted(message.split(":")[0] for message in partial) == ["cub200", "logo"], partial
+    err = capsys.readouterr().err
+    assert "export ClsBench_logo" in err and "6/6" in err  # tqdm's bar, per dataset
+    assert main([*argv, "--data-dir", str(fixture_root), "--no-progress"]) == 0
+    assert "export ClsBench_logo" not in capsys.readouterr().err
+
+
+def test_a_failed_export_leaves_no_folder_it_created(tmp_path, capsys):
+    """Before: --output-dir was created first, so a failed export left an empty folder behind."""
+    out = tmp_path / "new" / "tsv"
+    argv = ["export-vlmeval", "--datasets", "logo", "--output-dir", str(out), "--data-dir", str(tmp_path / "empty")]
+    assert main(argv) == 2
+    assert "clsbench prepare --datasets logo" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists() and not (tmp_path / "empty").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main([*argv[:3], "--output-dir", str(kept), *argv[5:]]) == 2
+    assert kept.is_dir() and not any(kept.iterdir())  # a folder that was there stays

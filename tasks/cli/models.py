@@ -40,7 +40,9 @@ def cmd_export_vlmeval(args: argparse.Namespace) -> int:
         args.datasets, "export-vlmeval", example="--datasets {datasets} --output-dir " + args.output_dir
     )
     for key in dataset_keys(args.datasets):
-        path = write_tsv(key, args.output_dir, args.data_dir, args.class_names, args.images)
+        path = write_tsv(
+            key, args.output_dir, args.data_dir, args.class_names, args.images, progress=not args.no_progress
+        )
         print(f"{key}: {path}")
     write_versions(args.output_dir)
     return 0
@@ -117,6 +119,7 @@ def add_commands(commands) -> None:
         help="inline: base64 in the TSV; files: the original image files in <output-dir>/images/<name>/ "
         "(VLMEvalKit re-encodes inline TSVs over 1 GiB as JPEG); auto (default): files when the TSV would pass 1 GiB",
     )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one per dataset by default)")
     p.set_defaults(run=cmd_export_vlmeval)
 
     p = commands.add_parser(

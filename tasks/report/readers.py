@@ -70,7 +70,7 @@ def _read_jsonl(path: Path, notes: list[str] | None = None) -> Iterator[dict]:
     """The records of a JSONL file; a torn line (a run still writing, or killed) is skipped and, with ``notes``,
     named there by file and line, so what is computed from the rest says it is computed from part of the file."""
     with path.open(encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             try:
                 record = json.loads(line)
             except ValueError as error:

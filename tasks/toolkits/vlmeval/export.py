@@ -24,6 +24,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from clsbench.tasks.data.images import decoder_changes, lossless_png
 from clsbench.tasks.data.loading import DataError, data_root, load_rows
 from clsbench.tasks.data.samples import add_questions, open_image
@@ -59,19 +61,26 @@ def tsv_columns(n_options: int, images: str = "inline") -> list[str]:
     ]
 
 
-def tsv_rows(key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES) -> Iterator[dict]:
+def question_docs(key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES):
+    """The dataset's questions (the same docs the lmms-eval task builds), loaded and checked once."""
+    return add_questions(load_rows(key, data_dir), key, name_set=name_set, checked=True)
+
+
+def tsv_rows(
+    key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES, docs=None
+) -> Iterator[dict]:
     """The dataset's questions as VLMEvalKit MCQ rows (the same docs the lmms-eval task builds).
 
     ``image`` holds the stored image's original bytes, unless the one decoder would change them (16-bit,
     EXIF orientation, CMYK, palette: :func:`clsbench.tasks.data.images.decoder_changes`): then the decoded
     pixels as PNG, and ``decoded`` says why (VLMEvalKit's own models open the file with a plain
     ``convert("RGB")``, which would show a 16-bit image white and a rotated photo sideways).
-    :func:`write_tsv` writes the image as base64 or as a file.
+    :func:`write_tsv` writes the image as base64 or as a file. ``docs`` (an iterable of
+    :func:`question_docs`' rows, a progress bar over them, say) saves loading them again.
     """
     spec = get_dataset(key)
-    docs = add_questions(load_rows(key, data_dir), key, name_set=name_set, checked=True)
     split = getattr(spec.source, "split", "test")
-    for doc in docs:
+    for doc in question_docs(key, data_dir, name_set) if docs is None else docs:
         # Decoded once with the decoder every toolkit uses, so a bad image fails here as it would in lmms-eval
         # and the CLIP baselines; the TSV keeps the original bytes unless the decoder changes them.
         decoded = open_image(doc["image"], dataset=key, sample_key=doc["sample_key"], source_id=doc.get("source_id"))
@@ -189,6 +198,7 @@ def write_tsv(
     data_dir: str | os.PathLike | None = None,
     name_set: str = DEFAULT_NAMES,
     images: str = "auto",
+    progress: bool = True,
 ) -> Path:
     """Write ``<out_dir>/<VLMEvalKit name>.tsv``, streaming (ImageNet's is several GB), and its sidecar.
 
@@ -202,7 +212,9 @@ def write_tsv(
         name_set: the class names shown (``paper``, or ``openai`` for ImageNet).
         images: ``inline`` (base64 in the TSV, self-contained), ``files`` (the original image files in
             ``<out_dir>/images/<name>/``, an ``image_path`` column in the TSV), or ``auto``: files when the
-            inline TSV would pass VLMEvalKit's 1 GiB threshold (estimated from the first rows).
+            inline TSV would pass VLMEvalKit's 1 GiB threshold (estimated from the first rows and the copy's
+            own row count).
+        progress: a tqdm bar per dataset on stderr.
 
     Returns:
         The TSV's path (written to a partial file first, so a killed export leaves no half TSV).
@@ -210,18 +222,20 @@ def write_tsv(
     if images not in IMAGE_MODES:
         raise ValueError(f"images must be one of {IMAGE_MODES}, got {images!r}")
     out = Path(out_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
     spec = get_dataset(key)
     name = spec.vlmeval_name_for(name_set)
     target = out / f"{name}.tsv"
     partial = target.with_name(f".{target.name}.partial")
-    rows = tsv_rows(key, data_dir, name_set)
+    docs = question_docs(key, data_dir, name_set)  # before any folder is made: a failed load leaves none
+    bar = tqdm(docs, total=len(docs), desc=f"export {name}", unit="q", disable=not progress, leave=progress)
+    rows = tsv_rows(key, data_dir, name_set, docs=bar)
     head = list(itertools.islice(rows, 64))
     if not head:
         raise SampleError(f"{key}: the split has no rows")
-    if images == "auto":
+    if images == "auto":  # the actual copy's row count, not the registry's (a partial copy stays inline)
         mean = sum(len(row["image"]) for row in head) / len(head) * 4 / 3  # base64
-        images = "files" if mean * spec.expected_size > 0.9 * INLINE_LIMIT_BYTES else "inline"
+        images = "files" if mean * len(docs) > 0.9 * INLINE_LIMIT_BYTES else "inline"
+    out.mkdir(parents=True, exist_ok=True)
     n_options = sum(letter in head[0] for letter in LETTERS)
     folder = images_folder(out, name)
     previous = read_sidecar(target) if target.is_file() else None
@@ -253,6 +267,7 @@ def write_tsv(
                 count += 1
         partial.replace(target)
     finally:
+        bar.close()
         partial.unlink(missing_ok=True)
     stat = target.stat()
     sidecar = {
