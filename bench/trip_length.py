@@ -6,7 +6,8 @@ and return; only frames of clsbench's own files count (lmms-eval, transformers a
 stepped over). The question's trip is every clsbench frame lmms-eval's evaluator enters for it: the task's
 hooks (``process_docs``, ``doc_to_visual``, ``doc_to_text``, ``process_results``, the aggregations) and the
 model's ``generate_until``; start-up (indexing the task folder, loading the model) happens before the
-profiler starts.
+profiler starts. lmms-eval runs ``process_results`` (the score) in a worker thread: the profiler is set for
+every thread (``threading.setprofile``), each thread with its own stack.
 
 * files: clsbench files entered;
 * functions: distinct clsbench functions called;
@@ -22,6 +23,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -45,9 +47,7 @@ class Trip:
         self.functions: set[tuple[str, str]] = set()
         self.hops: list[tuple[str, str]] = []
         self.returns = 0
-        self.stack: list[str] = []  # files of the clsbench frames in the trip, innermost last
-        self.depth = 0  # how many clsbench frames are open
-        self.importing = 0  # > 0 inside a clsbench module's import (its module code and what that calls)
+        self.threads = threading.local()  # per thread: its stack of clsbench frames, and whether it is importing
 
     def __call__(self, frame, event, arg) -> None:
         if event not in ("call", "return"):
@@ -55,21 +55,23 @@ class Trip:
         code = frame.f_code
         if not _ours(code.co_filename):
             return
-        if code.co_name == "<module>" or self.importing:  # a module run on import: start-up, not the trip
-            self.importing += 1 if event == "call" else -1
+        state = self.threads
+        if not hasattr(state, "stack"):
+            state.stack = []  # files of the clsbench frames open in this thread, innermost last
+            state.importing = 0  # > 0 inside a clsbench module's import (its module code and what that calls)
+        if code.co_name == "<module>" or state.importing:  # a module run on import: start-up, not the trip
+            state.importing += 1 if event == "call" else -1
             return
-        if event == "call":
-            self.depth += 1  # entered from lmms-eval (a hook or the model) or from our own frames
+        if event == "call":  # entered from lmms-eval (a hook or the model) or from our own frames
             where = _short(code.co_filename)
-            if self.stack and self.stack[-1] != where:
-                self.hops.append((self.stack[-1], where))
-            self.stack.append(where)
+            if state.stack and state.stack[-1] != where:
+                self.hops.append((state.stack[-1], where))
+            state.stack.append(where)
             self.files[where] += 1
             self.functions.add((where, code.co_qualname if hasattr(code, "co_qualname") else code.co_name))
-        elif self.depth:
-            self.depth -= 1
-            where = self.stack.pop()
-            if self.stack and self.stack[-1] != where:
+        elif state.stack:
+            where = state.stack.pop()
+            if state.stack and state.stack[-1] != where:
                 self.returns += 1
 
 
@@ -100,11 +102,13 @@ def measure(work: Path) -> Trip:
         pretrained=str(build_tiny_llava(work / "llava")), mode="score", log_dir="off", answer_store="off"
     )
     trip = Trip()
+    threading.setprofile(trip)  # threads started from here on (lmms-eval's process_results workers)
     sys.setprofile(trip)
     try:
         simple_evaluate(model=model, tasks=["cls_imagenet_mcq"], task_manager=manager, batch_size=1)
     finally:
         sys.setprofile(None)
+        threading.setprofile(None)
     return trip
 
 
