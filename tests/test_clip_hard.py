@@ -13,7 +13,7 @@ from clsbench.clip_baselines.fixtures import build_tiny_clip, tiny_model_name
 from clsbench.clip_baselines.models import load_model, resolve_model
 from clsbench.clip_baselines.run import run_clip
 from clsbench.clip_baselines.zeroshot import class_embeddings, templates_for
-from clsbench.tasks.cls_mcq.hooks import questions_for
+from clsbench.tasks.cls_mcq.utils import questions_for
 from clsbench.tasks.data.fixtures import write_fixture_dataset
 from clsbench.tasks.data.loading import load_rows
 from clsbench.tasks.data.negatives import negatives_path

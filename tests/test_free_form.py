@@ -179,7 +179,7 @@ def test_describe_then_text_only(fixture_root, tmp_path):
 
 
 def test_text_only_without_descriptions_names_the_command(fixture_root):
-    from clsbench.tasks.cls_mcq.hooks import questions_for
+    from clsbench.tasks.cls_mcq.utils import questions_for
     from clsbench.tasks.data.loading import DataError, load_rows
 
     with pytest.raises(DataError, match="clsbench descriptions"):

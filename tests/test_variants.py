@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from clsbench.tasks.cls_mcq.hooks import questions_for
 from clsbench.tasks.cls_mcq.task_folder import PACKAGE_TASK_FOLDER, task_folder_for
+from clsbench.tasks.cls_mcq.utils import questions_for
 from clsbench.tasks.data.loading import DataError, load_rows
 from clsbench.tasks.data.negatives import load_negatives, negatives_path, rank_by_similarity
 from clsbench.tasks.data.samples import add_questions

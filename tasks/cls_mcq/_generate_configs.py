@@ -67,7 +67,7 @@ def variant_utils(suffix: str, pairs: list[tuple[str, str]]) -> str:
     return (
         f'{GENERATED_HEADER}"""process_docs hooks of the ``{suffix}`` tasks: each gives rows their questions."""\n\n'
         "from pathlib import Path\n\n"
-        "from clsbench.tasks.cls_mcq.hooks import data_dir_of, questions_for, said_first\n\n"
+        "from clsbench.tasks.cls_mcq.utils import data_dir_of, questions_for, said_first\n\n"
         "_DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)\n\n\n" + hook_defs(pairs)
     )
 

@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from clsbench.tasks.cls_mcq.hooks import DATA_ROOT_MARKER
 from clsbench.tasks.cls_mcq.yamls import source_file, source_yaml
 from clsbench.tasks.data.loading import data_root, find_prepared
 from clsbench.tasks.protocol.registry import DATASETS
 
 PACKAGE_TASK_FOLDER = Path(__file__).parent
+DATA_ROOT_MARKER = "clsbench_data_root.txt"  # in a copy: the data root it was made for (utils.data_dir_of)
 
 
 def task_folder_for(data_dir: str | os.PathLike | None = None) -> Path:

@@ -1,16 +1,32 @@
 """lmms-eval hooks for the clsbench classification tasks (cls_<dataset>_mcq and its variants).
 
-The protocol itself (options, prompt, answer parsing) lives in ``clsbench.tasks`` so that
-VLMEvalKit and the CLIP baselines ask byte-identical questions; these hooks only adapt it.
+One ``utils.py`` per task folder, as lmms-eval's own tasks have it: the hooks the YAMLs name with
+``!function utils.…``, explicit defs, and (below the marker line) each dataset's generated ``process_docs``.
+Each variant folder's generated ``utils.py`` imports :func:`questions_for`, :func:`said_first` and
+:func:`data_dir_of` from here. The protocol itself (options, prompt, answer parsing) lives in
+``clsbench.tasks`` so that VLMEvalKit and the CLIP baselines ask byte-identical questions; these hooks only
+adapt it.
 """
 
+import functools
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from clsbench.tasks.cls_mcq.hooks import data_dir_of, questions_for, said_first
-from clsbench.tasks.data.loading import classnames_for
-from clsbench.tasks.data.samples import image_id, open_image
-from clsbench.tasks.protocol.questions import INSTRUCTION, MCQ_SEPARATOR, TEXTONLY_SEPARATOR, format_prompt, score_reply
-from clsbench.tasks.variants.descriptions import DESCRIBE_PROMPT, TEXTONLY_QUESTION
+from clsbench.tasks.cls_mcq.task_folder import DATA_ROOT_MARKER
+from clsbench.tasks.data.loading import DataError, classnames_for
+from clsbench.tasks.data.samples import add_questions, image_id, open_image
+from clsbench.tasks.protocol.catalog import FREE_FORM_KINDS, MCQ_VARIANTS
+from clsbench.tasks.protocol.questions import (
+    INSTRUCTION,
+    MCQ_SEPARATOR,
+    TEXTONLY_SEPARATOR,
+    SampleError,
+    format_prompt,
+    score_reply,
+)
+from clsbench.tasks.variants.descriptions import DESCRIBE_PROMPT, TEXTONLY_QUESTION, add_descriptions
 from clsbench.tasks.variants.open_world import (
     OPEN_PROMPT,
     closed_world_prompt,
@@ -20,8 +36,54 @@ from clsbench.tasks.variants.open_world import (
     p2_closed_world_prompt,
 )
 
+
+def data_dir_of(folder: Path) -> str | None:
+    """The data root a materialized task folder was made for (its marker file), else None: $CLSBENCH_DATA applies."""
+    marker = Path(folder) / DATA_ROOT_MARKER
+    return marker.read_text("utf-8").strip() if marker.is_file() else None
+
+
 # A copy made by `clsbench tasks-path --data-dir DIR` records DIR beside this file (prepared data, negatives files).
 _DATA_DIR = data_dir_of(Path(__file__).resolve().parent)
+
+
+def said_first(hook: Callable) -> Callable:
+    """A hook that, when it fails with clsbench's own error, prints the message as one clear line to stderr first:
+    lmms-eval otherwise shows it only inside its traceback."""
+
+    @functools.wraps(hook)
+    def run(*args, **kwargs):
+        try:
+            return hook(*args, **kwargs)
+        except (DataError, SampleError) as error:
+            print(f"\nclsbench: error: {error}\n", file=sys.stderr, flush=True)
+            raise
+
+    return run
+
+
+def questions_for(rows, key: str, suffix: str, data_dir: str | os.PathLike | None = None):
+    """The rows of ``cls_<key>…<suffix>`` with their questions, under the variant's settings from the catalog.
+
+    What every generated ``process_docs`` (here and in each variant folder's ``utils.py``) calls."""
+    if suffix in MCQ_VARIANTS:
+        variant = MCQ_VARIANTS[suffix]
+        return add_questions(
+            rows,
+            key,
+            n_options=variant.n_options,
+            negatives=variant.negatives,
+            name_set=variant.name_set,
+            question=variant.question,
+            data_dir=data_dir,
+        )
+    if suffix == "_textonly":
+        return add_descriptions(rows, key, data_dir=data_dir)
+    if suffix in FREE_FORM_KINDS:
+        return add_questions(rows, key, data_dir=data_dir)
+    raise KeyError(
+        f"no clsbench variant with suffix {suffix!r} (known: {', '.join(map(repr, [*MCQ_VARIANTS, *FREE_FORM_KINDS]))})"
+    )
 
 
 @said_first

@@ -3,7 +3,7 @@
 
 from pathlib import Path
 
-from clsbench.tasks.cls_mcq.hooks import data_dir_of, questions_for, said_first
+from clsbench.tasks.cls_mcq.utils import data_dir_of, questions_for, said_first
 
 _DATA_DIR = data_dir_of(Path(__file__).resolve().parent.parent)
 
