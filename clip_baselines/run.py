@@ -74,8 +74,8 @@ class Split:
 def load_split(key: str, settings: RunSettings, data_dir=None) -> Split:
     """Rows, labels and (mcq) the questions every clsbench toolkit asks for these settings."""
     spec = get_dataset(key)
-    classnames = classnames_for(spec.key, data_dir, settings.class_names)
-    rows = load_rows(spec.key, data_dir)
+    classnames = classnames_for(spec, data_dir, settings.class_names)
+    rows = load_rows(spec, data_dir)
     labels = list(rows["label"])
     if settings.mode == "full":
         for index, label in enumerate(labels):
@@ -83,7 +83,7 @@ def load_split(key: str, settings: RunSettings, data_dir=None) -> Split:
         return Split(key, rows, labels, classnames, None, None)
     # The same route to a question as the MLLM tasks and VLMEvalKit (make_samples checks every label).
     ranked = None if settings.negatives == RANDOM else load_negatives(key, settings.negatives, classnames, data_dir)
-    samples = make_samples(key, labels, classnames, seed=settings.seed, n_options=settings.n_options, negatives=ranked)
+    samples = make_samples(spec, labels, classnames, seed=settings.seed, n_options=settings.n_options, negatives=ranked)
     options = torch.tensor([sample.option_labels for sample in samples], dtype=torch.long)
     return Split(key, rows, labels, classnames, options, [sample.answer for sample in samples])
 
@@ -91,7 +91,7 @@ def load_split(key: str, settings: RunSettings, data_dir=None) -> Split:
 def check_data(key: str, data_dir=None) -> None:
     """Fail before any model download when a dataset that only exists locally has not been prepared."""
     spec = get_dataset(key)
-    if spec.is_local and find_prepared(key, data_dir) is None:
+    if spec.is_local and find_prepared(spec, data_dir) is None:
         raise DataError(missing_data_message(spec, data_dir))
 
 

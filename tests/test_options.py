@@ -274,3 +274,48 @@ def test_models_read_back_exactly_the_question_and_options_from_the_prompt():
                     assert options == sample.options
                     assert question == f"{pre}{sample.question}"
     assert prompt_parts("What is this? Answer in one word.") is None
+
+
+def _lookups(run) -> int:
+    """How many times ``run()`` enters the registry's ``get_dataset`` (a dataset key looked up)."""
+    from clsbench.tasks.protocol import registry
+
+    code, count = registry.get_dataset.__code__, 0
+
+    def profile(frame, event, arg):
+        nonlocal count
+        count += event == "call" and frame.f_code is code
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+def test_a_spec_passed_down_is_never_looked_up_again(fixture_root):
+    """Issue 27: a key travelled as a string and was looked up at each step (``load_rows`` + ``add_questions`` on
+    6 fixture rows entered ``get_dataset`` 11 times: 5 along the way, then once a sample). A spec passed below the
+    command line is not looked up at all; a key once per entry point; the questions are the same either way."""
+    import warnings
+
+    from clsbench.tasks.data.loading import PartialSplitWarning, load_rows
+    from clsbench.tasks.data.samples import add_questions
+    from clsbench.tasks.protocol.questions import make_samples
+
+    spec, docs = DATASETS["cub200"], {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialSplitWarning)
+        for name, dataset, lookups in (("spec", spec, 0), ("key", "cub200", 2)):
+
+            def run(dataset=dataset, name=name):
+                rows = load_rows(dataset, fixture_root)
+                docs[name] = add_questions(rows, dataset, data_dir=fixture_root, checked=True)
+
+            assert _lookups(run) == lookups, name
+        rows = load_rows(spec, fixture_root)
+        assert _lookups(lambda: add_questions(rows, "cub200", data_dir=fixture_root)) == 1  # lmms-eval's rows
+    columns = ["sample_key", "question", "options", "answer", "option_labels", "class_name"]
+    assert docs["spec"].select_columns(columns).to_list() == docs["key"].select_columns(columns).to_list()
+    assert _lookups(lambda: make_samples("logo", [index % 10 for index in range(50)], DATASETS["logo"].classnames)) == 1

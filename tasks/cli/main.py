@@ -90,11 +90,11 @@ def cmd_options(args: argparse.Namespace) -> int:
     spec = get_dataset(dataset_key(args.datasets))
     if args.index < 0:
         raise BadSettingError(f"index must be a row of the split (0 or more), got {args.index}")
-    classnames = classnames_for(spec.key, args.data_dir, args.class_names)
+    classnames = classnames_for(spec, args.data_dir, args.class_names)
     if args.label is not None:
         label = args.label
     else:
-        rows = load_rows(spec.key, args.data_dir)
+        rows = load_rows(spec, args.data_dir)
         if not 0 <= args.index < len(rows):
             raise DataError(f"{spec.key}: index {args.index} is outside the split (0..{len(rows) - 1})")
         label = int(rows[args.index]["label"])

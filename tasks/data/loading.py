@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from clsbench.tasks.protocol.registry import DEFAULT_NAMES, DatasetSpec, HubSource, get_dataset
+from clsbench.tasks.protocol.registry import DEFAULT_NAMES, DatasetSpec, HubSource, as_spec
 from clsbench.tasks.runtime.errors import ClsbenchError
 
 META_FILE = "clsbench.json"
@@ -64,8 +64,9 @@ class PreparedData:
         return str(self.root / "data" / "test-*.parquet")
 
 
-def find_prepared(key: str, data_dir: str | os.PathLike | None = None) -> PreparedData | None:
-    """The prepared copy of ``key`` under the data root, if there is one, checked before anyone reads it.
+def find_prepared(dataset: str | DatasetSpec, data_dir: str | os.PathLike | None = None) -> PreparedData | None:
+    """The prepared copy of ``dataset`` (a spec or its key) under the data root, if there is one, checked before
+    anyone reads it.
 
     Every consumer (lmms-eval task folders, the CLIP baselines, the VLMEvalKit export) finds copies
     here, so a malformed copy fails the same way everywhere, with the dataset, the file and the cause:
@@ -73,6 +74,8 @@ def find_prepared(key: str, data_dir: str | os.PathLike | None = None) -> Prepar
     labels, a row count other than recorded, or class lists that disagree between ``clsbench.json``,
     the parquet files' label feature and the registry.
     """
+    spec = as_spec(dataset)
+    key = spec.key
     folder = data_root(data_dir) / key
     meta_path = folder / META_FILE
     if not meta_path.is_file():
@@ -91,11 +94,11 @@ def find_prepared(key: str, data_dir: str | os.PathLike | None = None) -> Prepar
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise DataError(f"{meta_path} has schema version {meta.get('schema_version')}; {redo}")
     prepared = PreparedData(folder, meta)
-    _check_prepared_files(prepared, redo)
+    _check_prepared_files(prepared, spec, redo)
     return prepared
 
 
-def _check_prepared_files(prepared: PreparedData, redo: str) -> None:
+def _check_prepared_files(prepared: PreparedData, spec: DatasetSpec, redo: str) -> None:
     import pyarrow.parquet as pq
 
     key = prepared.key
@@ -135,13 +138,12 @@ def _check_prepared_files(prepared: PreparedData, redo: str) -> None:
             f"{key}: the parquet files at {prepared.root} hold {rows} rows, "
             f"{META_FILE} says {prepared.meta['rows']}; {redo}"
         )
-    spec = get_dataset(key)
     if spec.classnames is not None and len(prepared.classnames) != len(spec.classnames):
         raise DataError(
             f"{key}: the prepared copy at {prepared.root} has {len(prepared.classnames)} classes, the registry "
             f"{len(spec.classnames)}; {redo}"
         )
-    check_label_names(key, prepared.classnames, f"{prepared.root / META_FILE}")
+    check_label_names(spec, prepared.classnames, f"{prepared.root / META_FILE}")
 
 
 def _parquet_label_names(schema) -> list[str] | None:
@@ -212,14 +214,14 @@ def hub_load_kwargs(source: HubSource) -> dict:
     return {"path": source.builder, "data_files": {source.split: source.data_url}}
 
 
-def load_rows(key: str, data_dir: str | os.PathLike | None = None):
+def load_rows(dataset: str | DatasetSpec, data_dir: str | os.PathLike | None = None):
     """The dataset's evaluation split as a ``datasets.Dataset`` with columns image, label (and source_id).
 
     Reads the prepared copy when there is one, else the pinned Hub split; raises DataError with
     the command to run when neither is reachable.
 
     Args:
-        key: the registry key.
+        dataset: the spec, or its registry key (looked up once).
         data_dir: the data root (default ``$CLSBENCH_DATA``, else ``~/.cache/clsbench/data``).
 
     Returns:
@@ -227,12 +229,12 @@ def load_rows(key: str, data_dir: str | os.PathLike | None = None):
     """
     import datasets
 
-    spec = get_dataset(key)
-    prepared = find_prepared(key, data_dir)
+    spec = as_spec(dataset)
+    prepared = find_prepared(spec, data_dir)
     if prepared is not None:
         rows = datasets.load_dataset("parquet", data_files={"test": prepared.parquet_glob}, split="test")
         # find_prepared already checked the copy's label names against the parquet files and the registry
-        check_row_count(key, rows.num_rows, f"the prepared copy {prepared.root}", strict=False)
+        check_row_count(spec, rows.num_rows, f"the prepared copy {prepared.root}", strict=False)
         return rows
     if spec.is_local:
         raise DataError(missing_data_message(spec, data_dir))
@@ -246,8 +248,8 @@ def load_rows(key: str, data_dir: str | os.PathLike | None = None):
             raise
         raise DataError(hub_offline_message(spec, error)) from error
     rows = to_standard_columns(rows, source)
-    check_label_names(key, getattr(rows.features["label"], "names", None), f"{source.repo_id}@{source.revision[:7]}")
-    check_row_count(key, rows.num_rows, f"{source.repo_id}@{source.revision[:7]} [{source.split}]", strict=True)
+    check_label_names(spec, getattr(rows.features["label"], "names", None), f"{source.repo_id}@{source.revision[:7]}")
+    check_row_count(spec, rows.num_rows, f"{source.repo_id}@{source.revision[:7]} [{source.split}]", strict=True)
     return rows
 
 
@@ -256,7 +258,7 @@ def _comparable(name: str) -> str:
     return " ".join(name.replace("_", " ").replace("-", " ").split()).casefold()
 
 
-def check_label_names(key: str, feature_names, where: str) -> None:
+def check_label_names(dataset: str | DatasetSpec, feature_names, where: str) -> None:
     """Fail when a split's ClassLabel names do not match, index for index, the names clsbench records for it.
 
     A split's names are accepted when each equals (case, ``_``/``-`` and spacing aside) either the Hub's
@@ -266,7 +268,8 @@ def check_label_names(key: str, feature_names, where: str) -> None:
     """
     if feature_names is None:
         return
-    spec = get_dataset(key)
+    spec = as_spec(dataset)
+    key = spec.key
     hub = spec.hub_labels or {}
     accepted: list[list[str]] = [list(hub["names"])] if hub.get("names") else []
     accepted += [list(names) for names in (spec.names(name_set) for name_set in spec.name_sets) if names is not None]
@@ -305,12 +308,13 @@ def evidenced_indices(record: dict) -> set[int]:
     return set().union(*(parse_indices(entry["indices"]) for entry in record.get("evidence") or []))
 
 
-def check_row_count(key: str, rows: int, where: str, *, strict: bool) -> None:
+def check_row_count(dataset: str | DatasetSpec, rows: int, where: str, *, strict: bool) -> None:
     """A split whose size is not the registry's says so: an error for a pinned Hub split, a warning otherwise."""
-    expected = get_dataset(key).expected_size
+    spec = as_spec(dataset)
+    expected = spec.expected_size
     if rows == expected:
         return
-    message = f"{key}: {where} has {rows:,} rows, the paper's split {expected:,}"
+    message = f"{spec.key}: {where} has {rows:,} rows, the paper's split {expected:,}"
     if strict:
         raise DataError(message + "; the pinned revision should never change size (corrupt download?)")
     import warnings
@@ -384,14 +388,14 @@ def to_standard_columns(rows, source: HubSource):
 
 
 def classnames_for(
-    key: str, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES
+    dataset: str | DatasetSpec, data_dir: str | os.PathLike | None = None, name_set: str = DEFAULT_NAMES
 ) -> tuple[str, ...]:
     """Class names in label order: package data, or the prepared copy's list where the package has none."""
-    spec = get_dataset(key)
+    spec = as_spec(dataset)
     names = spec.names(name_set)
     if names is not None:
         return names
-    prepared = find_prepared(key, data_dir)
+    prepared = find_prepared(spec, data_dir)
     if prepared is None:
         raise DataError(missing_data_message(spec, data_dir))
     return prepared.classnames

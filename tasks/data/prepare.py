@@ -383,7 +383,7 @@ def _hub_snapshot(spec: DatasetSpec, src: Path, cache_dir: Path) -> RawData:
     rows = to_standard_columns(rows, hub).select_columns(["image", "label"])
     rows = rows.cast_column("image", datasets.Image(decode=False))
     classnames = _classnames(spec)
-    check_label_names(spec.key, getattr(rows.features["label"], "names", None), f"the snapshot {src}")
+    check_label_names(spec, getattr(rows.features["label"], "names", None), f"the snapshot {src}")
 
     def records() -> Iterator[Record]:
         index = 0

@@ -14,7 +14,7 @@ from clsbench.tasks.data.negatives import load_negatives
 from clsbench.tasks.protocol.catalog import RANDOM, Negatives
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.questions import DEFAULT_SEED, SampleError, make_samples
-from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
+from clsbench.tasks.protocol.registry import DEFAULT_NAMES, DatasetSpec, as_spec
 
 
 def image_id(doc: dict) -> str | None:
@@ -45,7 +45,7 @@ def open_image(value, *, dataset: str, sample_key: str, source_id: str | None = 
 
 def add_questions(
     rows,
-    dataset: str,
+    dataset: str | DatasetSpec,
     *,
     seed: int = DEFAULT_SEED,
     n_options: int = MAX_OPTIONS,
@@ -68,7 +68,7 @@ def add_questions(
 
     Args:
         rows: the split (``datasets.Dataset``), or the sentinel of a local-only dataset.
-        dataset: the registry key.
+        dataset: the spec, or its registry key (looked up once; the spec goes down to every check).
         seed, n_options: as for :func:`clsbench.tasks.protocol.draws.build_question`.
         negatives: ``random`` or a hard-negatives method whose file is in the data root.
         name_set: the class names shown (``paper``, or another set the dataset offers).
@@ -93,28 +93,29 @@ def add_questions(
         to_standard_columns,
     )
 
-    spec = get_dataset(dataset)
+    spec = as_spec(dataset)
+    key = spec.key
     if MISSING_DATA_COLUMN in rows.column_names:
         # The task points at the sentinel (a local-only dataset): read the prepared copy from the data root
         # ($CLSBENCH_DATA, else ~/.cache/clsbench/data), else say how to build it.
-        if find_prepared(dataset, data_dir) is None:
+        if find_prepared(spec, data_dir) is None:
             raise DataError(missing_data_message(spec, data_dir))
-        rows, checked = load_rows(dataset, data_dir), True
+        rows, checked = load_rows(spec, data_dir), True
     if "label" not in rows.column_names and not spec.is_local:
         rows = to_standard_columns(rows, spec.source)
     from_hub = "source_id" not in rows.column_names  # prepared copies carry source_id, Hub splits do not
     where = "the Hub split" if from_hub else "the prepared copy"
     feature_names = getattr(rows.features.get("label"), "names", None)
     if not checked:
-        check_label_names(dataset, feature_names, where)
-        check_row_count(dataset, rows.num_rows, where, strict=from_hub and not spec.is_local)
+        check_label_names(spec, feature_names, where)
+        check_row_count(spec, rows.num_rows, where, strict=from_hub and not spec.is_local)
     classnames = spec.names(name_set) or feature_names
     if classnames is None:
-        raise DataError(f"{dataset}: no class names in the package or in the data's label feature")
-    ranked = None if negatives == RANDOM else load_negatives(dataset, negatives, classnames, data_dir)
+        raise DataError(f"{key}: no class names in the package or in the data's label feature")
+    ranked = None if negatives == RANDOM else load_negatives(key, negatives, classnames, data_dir)
     labels = [int(label) if label is not None else None for label in rows["label"]]
     samples = make_samples(
-        dataset, labels, classnames, seed=seed, n_options=n_options, negatives=ranked, question=question
+        spec, labels, classnames, seed=seed, n_options=n_options, negatives=ranked, question=question
     )
     rows = rows.cast_column("image", datasets.Image(decode=False))
     for column in ("dataset", "sample_key", "question", "options", "answer", "option_labels"):

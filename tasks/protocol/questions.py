@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS, build_question
 from clsbench.tasks.protocol.parsing import parse_answer
-from clsbench.tasks.protocol.registry import get_dataset
+from clsbench.tasks.protocol.registry import DatasetSpec, as_spec, get_dataset
 from clsbench.tasks.runtime.errors import ClsbenchError
 
 DEFAULT_SEED = 0
@@ -65,6 +65,7 @@ def make_sample(
     n_options: int = MAX_OPTIONS,
     ranked_negatives: Sequence[int] | None = None,
     question: str | None = None,
+    wordings: Sequence[str] | None = None,
 ) -> McqSample:
     """The question for one sample (options from :func:`clsbench.tasks.protocol.draws.build_question`).
 
@@ -75,6 +76,7 @@ def make_sample(
         classnames: the class names shown.
         seed, n_options, ranked_negatives: as for ``build_question``.
         question: replaces the drawn wording (the 5-way protocol asks every sample the same question).
+        wordings: the dataset's ten question wordings (its spec's ``questions``); looked up by key when not given.
 
     Returns:
         The :class:`McqSample`: question, option names (A first), answer letter and option class indices.
@@ -88,7 +90,7 @@ def make_sample(
         dataset=dataset,
         sample_key=sample_key,
         label=label,
-        question=wording if wording is not None else get_dataset(dataset).questions[drawn.wording_index],
+        question=wording if wording is not None else (wordings or get_dataset(dataset).questions)[drawn.wording_index],
         options=tuple(classnames[index] for index in drawn.options),
         answer=drawn.answer_letter,
         option_labels=drawn.options,
@@ -96,7 +98,7 @@ def make_sample(
 
 
 def make_samples(
-    dataset: str,
+    dataset: str | DatasetSpec,
     labels: Iterable[int],
     classnames: Sequence[str],
     *,
@@ -105,13 +107,15 @@ def make_samples(
     negatives=None,  # a data.negatives.Negatives: anything with for_sample(sample_key, label) -> ranked classes
     question: str | None = None,
 ) -> list[McqSample]:
-    """Questions for a whole split; the sample key of row ``i`` is ``str(i)``."""
+    """Questions for a whole split; the sample key of row ``i`` is ``str(i)``. ``dataset``: the spec, or its key
+    (looked up once for the split, not once a sample)."""
+    spec = as_spec(dataset)
     samples = []
     for index, label in enumerate(labels):
         ranked = negatives.for_sample(str(index), label) if negatives is not None and label is not None else None
         samples.append(
             make_sample(
-                dataset,
+                spec.key,
                 str(index),
                 label,
                 classnames,
@@ -119,6 +123,7 @@ def make_samples(
                 n_options=n_options,
                 ranked_negatives=ranked,
                 question=question,
+                wordings=spec.questions,
             )
         )
     return samples

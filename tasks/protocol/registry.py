@@ -461,6 +461,12 @@ def get_dataset(key: str) -> DatasetSpec:
     return DATASETS[found]
 
 
+def as_spec(dataset: str | DatasetSpec) -> DatasetSpec:
+    """``dataset`` itself when it is a spec (passed down from the command line), else the spec :func:`get_dataset`
+    finds for the name: the functions below the command line take either and look a name up once."""
+    return dataset if isinstance(dataset, DatasetSpec) else get_dataset(dataset)
+
+
 def dataset_for_name(name: object) -> str | None:
     """The dataset key a name means: a key, a paper abbreviation, a VLMEvalKit name or another tool's alias
     (CLIP_benchmark's ``cars``, ``imagenet1k``, ``flowers``); None when it is none of them."""
