@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import datasets
 import pandas as pd
@@ -257,3 +258,250 @@ def test_a_partial_copy_is_checked_once_on_export(fixture_root, tmp_path):
     with pytest.warns(PartialSplitWarning) as warned:
         write_tsv("logo", tmp_path, fixture_root)
     assert len([w for w in warned if issubclass(w.category, PartialSplitWarning)]) == 1
+
+
+# --- issue 28: state keyed by content, predictions that cannot mix data, one export per torchrun, variant names ---
+
+
+def _logo_copy(root, count):
+    """A logo copy at ``root`` (rebuilt in place when called again): other images and labels per count."""
+    from clsbench.tasks.data.fixtures import write_fixture_dataset
+
+    write_fixture_dataset(root, "logo", count=count)
+    return root
+
+
+def test_a_copy_rebuilt_in_place_makes_its_tsv_stale_and_is_re_exported(tmp_path, capsys):
+    """8 rows rebuilt as 6 under the same --data-dir: the old TSV (same root, same names) is no longer current."""
+    from clsbench.tasks.toolkits.vlmeval.export import export_is_current, read_sidecar
+
+    data, lmu = _logo_copy(tmp_path / "data", 8), tmp_path / "LMUData"
+    tsv = write_tsv("logo", lmu, data)
+    assert export_is_current(tsv, data, "paper") is None
+    _logo_copy(data, 6)
+    assert "was exported from other data" in (export_is_current(tsv, data, "paper") or "current: the old rows")
+    assert read_sidecar(tsv)["data"].startswith("copy:sha256:")
+    from clsbench.tasks.toolkits.vlmeval.run import export_and_check
+
+    export_and_check([vlmeval_name("logo")], lmu, str(data), tmp_path / "work")  # what `clsbench vlmeval` does first
+    assert "exporting ClsBench_logo.tsv" in capsys.readouterr().err
+    assert len(pd.read_csv(tsv, sep="\t")) == 6 and export_is_current(tsv, data, "paper") is None
+
+
+def test_questions_of_another_protocol_version_make_the_tsv_stale(fixture_root, tmp_path, monkeypatch):
+    from clsbench.tasks.protocol.catalog import PROTOCOL_VERSION
+    from clsbench.tasks.toolkits.vlmeval.export import export_is_current, read_sidecar, sidecar_path
+
+    tsv = write_tsv("logo", tmp_path, fixture_root)
+    assert read_sidecar(tsv)["protocol_version"] == PROTOCOL_VERSION == "clsbench-v1/3.0"
+    monkeypatch.setattr(export, "PROTOCOL_VERSION", "clsbench-v2/4.0")  # a clsbench that asks other questions
+    assert "protocol version clsbench-v1/3.0, this clsbench asks clsbench-v2/4.0" in export_is_current(
+        tsv, fixture_root, "paper"
+    )
+    monkeypatch.undo()
+    old = read_sidecar(tsv)  # a sidecar from before the fingerprint (format v1): stale, its TSV still identified
+    for field in ("data", "protocol_version"):
+        old.pop(field)
+    sidecar_path(tsv).write_text(json.dumps({**old, "format": "clsbench-vlmeval-tsv-v1"}))
+    assert "protocol version unrecorded" in export_is_current(tsv, fixture_root, "paper")
+    assert export.tsv_identity(tsv) == f"sha256:{old['sha256']}"
+
+
+# VLMEvalKit's run directory for a model, as run.py writes it (commit e8e78f0): <work_dir>/<model>/<eval_id>/ with
+# eval_id "T%Y%m%d-%H%M%S" (build_eval_id, vlmeval/smp/file.py:453-454; run.py:668-669), the predictions
+# <model>_<data>.<PRED_FORMAT> (get_pred_file_path, file.py:208-216), the inference checkpoint and per-rank pickles
+# (get_infer_aux_file_names, file.py:586-607), the scoring files <model>_<data>_* (our evaluate: _clsbench_result,
+# _acc.csv), status.json, and run.py's links to them in <work_dir>/<model>/ (run.py, after evaluate: link_addr).
+def _vlmeval_run_dir(work, model, name, eval_id="T20261205-071500", world_size=2):
+    run = work / model / eval_id
+    run.mkdir(parents=True, exist_ok=True)
+    files = [
+        f"{model}_{name}.tsv",
+        f"{model}_{name}_checkpoint.pkl",
+        *(f"{rank}{world_size}_{name}.pkl" for rank in range(world_size)),
+        f"{model}_{name}_clsbench_result.tsv",
+        f"{model}_{name}_acc.csv",
+    ]
+    for file in files:
+        (run / file).write_text("old\n")
+    (run / "status.json").write_text("{}\n")
+    (work / model / f"{model}_{name}_acc.csv").symlink_to(run / f"{model}_{name}_acc.csv")
+    return run, files
+
+
+def test_prediction_files_are_the_ones_vlmevalkits_reuse_reads_and_no_other_datasets(tmp_path):
+    from clsbench.tasks.toolkits.vlmeval.run import prediction_files
+
+    run, files = _vlmeval_run_dir(tmp_path, "tiny", "ClsBench_imagenet")
+    _, others = _vlmeval_run_dir(tmp_path, "tiny", "ClsBench_imagenet_openai")  # its name starts with the other
+    (tmp_path / "tiny" / "T20261205-071500" / "tiny_ClsBench_logo.xlsx").write_text("another dataset\n")
+    (tmp_path / "tiny" / "not-a-run").mkdir()
+    (tmp_path / "tiny" / "not-a-run" / "tiny_ClsBench_imagenet.tsv").write_text("--reuse never reads here\n")
+    found = prediction_files(tmp_path / "tiny", "ClsBench_imagenet")
+    assert sorted(path.name for path in found) == sorted([*files, "tiny_ClsBench_imagenet_acc.csv"])
+    assert sorted(p.name for p in prediction_files(tmp_path / "tiny", "ClsBench_imagenet_openai")) == sorted(
+        [*others, "tiny_ClsBench_imagenet_openai_acc.csv"]
+    )
+
+
+def test_a_re_export_moves_vlmevalkits_earlier_predictions_aside(tmp_path, capsys):
+    """`-- --reuse` after a re-export must not match the old replies to the new rows by index: they are moved to
+    <work_dir>/<model>/clsbench_stale/, for every model, and said so; another dataset's stay."""
+    from clsbench.tasks.toolkits.vlmeval.run import PREDICTIONS_RECORD, STALE_FOLDER, export_and_check
+
+    data, lmu, work = _logo_copy(tmp_path / "data", 8), tmp_path / "LMUData", tmp_path / "work"
+    name = vlmeval_name("logo")
+    export_and_check([name], lmu, str(data), work)  # the first run: the work dir records the export
+    assert name in json.loads((work / PREDICTIONS_RECORD).read_text())
+    runs = {model: _vlmeval_run_dir(work, model, name) for model in ("tiny", "other-model")}
+    _, kept = _vlmeval_run_dir(work, "tiny", vlmeval_name("food101"), eval_id="T20261205-071501")
+    export_and_check([name], lmu, str(data), work)  # nothing changed: the predictions stay for --reuse
+    assert all((run / file).is_file() for run, files in runs.values() for file in files)
+    capsys.readouterr()
+    _logo_copy(data, 6)  # rebuilt in place
+    export_and_check([name], lmu, str(data), work)
+    err = capsys.readouterr().err
+    assert (
+        "exporting ClsBench_logo.tsv" in err and "moved 14 earlier prediction files of it aside" in err
+    )  # 7 per model
+    for model, (run, files) in runs.items():
+        assert not any((run / file).exists() for file in files), model
+        assert not (work / model / f"{model}_{name}_acc.csv").is_symlink()
+        (stale,) = (work / model / STALE_FOLDER).iterdir()
+        assert sorted(path.name for path in (stale / run.name).iterdir()) == sorted(files)
+        assert str(stale) in err
+    assert all((work / "tiny" / "T20261205-071501" / file).is_file() for file in kept)
+
+
+def test_a_work_dir_that_never_recorded_its_export_keeps_no_predictions(tmp_path, capsys):
+    """Predictions from before the record (direct run.py, an older clsbench) cannot be matched to an export."""
+    from clsbench.tasks.toolkits.vlmeval.run import export_and_check
+
+    data, lmu, work = _logo_copy(tmp_path / "data", 8), tmp_path / "LMUData", tmp_path / "work"
+    run, files = _vlmeval_run_dir(work, "tiny", vlmeval_name("logo"))
+    export_and_check([vlmeval_name("logo")], lmu, str(data), work)
+    assert "does not record which export" in capsys.readouterr().err
+    assert not any((run / file).exists() for file in files)
+
+
+_CONCURRENT_EXPORT = """
+import os, sys, time
+from pathlib import Path
+from clsbench.tasks.toolkits.vlmeval import export
+write_image = export._write_image
+def slow_write_image(*args, **kwargs):  # a copy big enough that the exports overlap (the issue's took seconds)
+    time.sleep(0.1)
+    return write_image(*args, **kwargs)
+export._write_image = slow_write_image
+go = Path(sys.argv[4])
+while not go.exists():
+    time.sleep(0.001)
+if sys.argv[5] == "write_tsv":  # `clsbench export-vlmeval` run twice at once
+    from clsbench.tasks.toolkits.vlmeval.export import write_tsv
+    write_tsv("logo", sys.argv[1], sys.argv[2], progress=False)
+else:  # every rank of `torchrun ... clsbench vlmeval` before run.py
+    from clsbench.tasks.toolkits.vlmeval.run import export_and_check
+    export_and_check(["ClsBench_logo"], Path(sys.argv[1]), sys.argv[2], sys.argv[3])
+"""
+
+
+@pytest.mark.parametrize("entry", ["export_and_check", "write_tsv"])
+def test_concurrent_exports_write_one_consistent_tsv(tmp_path, entry):
+    """Four processes (torchrun's RANK/WORLD_SIZE/LOCAL_RANK set) export one missing TSV with image files at once:
+    all succeed, one exports (torchrun's ranks), and the TSV, its sidecar and its image files agree."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from clsbench.tasks.toolkits.vlmeval.export import export_is_current, read_sidecar, tsv_identity
+
+    data, lmu, work, go = _logo_copy(tmp_path / "data", 8), tmp_path / "LMUData", tmp_path / "work", tmp_path / "go"
+    script = tmp_path / "export.py"
+    script.write_text(_CONCURRENT_EXPORT)
+    world = 4
+    env = {**os.environ, "WORLD_SIZE": str(world), "CLSBENCH_VLMEVAL_INLINE_LIMIT": "1000"}  # auto: image files
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(lmu), str(data), str(work), str(go), entry],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(world)
+    ]
+    time.sleep(8)  # every process imported and waiting, so they start within a millisecond
+    go.touch()
+    results = [rank.communicate(timeout=300) for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [0] * world, [err[-2000:] for _, err in results]
+    if entry == "export_and_check":
+        assert sum("exporting ClsBench_logo.tsv" in err for _, err in results) == 1, [e[-600:] for _, e in results]
+    tsv = lmu / "ClsBench_logo.tsv"
+    sidecar = read_sidecar(tsv)
+    assert export_is_current(tsv, data, "paper") is None and tsv_identity(tsv) == f"sha256:{sidecar['sha256']}"
+    table = pd.read_csv(tsv, sep="\t")
+    folder = images_folder(lmu, "ClsBench_logo")
+    assert sidecar["images"] == "files" and len(table) == sidecar["rows"] == 8
+    assert [(folder / path).read_bytes() for path in table["image_path"]] == _stored_bytes("logo", data)
+    assert not list(lmu.glob(".*partial"))
+
+
+def test_variant_names_keep_their_variant(fixture_root, tmp_path, capsys):
+    from clsbench.tasks.cli.models import vlmeval_names
+    from clsbench.tasks.protocol.catalog import ProtocolNameError
+    from clsbench.tasks.toolkits.vlmeval.export import read_sidecar
+    from clsbench.tasks.toolkits.vlmeval.names import export_command
+
+    assert vlmeval_names(["cls_imagenet_mcq_openai"]) == ["ClsBench_imagenet_openai"]
+    assert vlmeval_names(["ClsBench_imagenet_openai,imagenet", "cls_imagenet_mcq"]) == [
+        "ClsBench_imagenet_openai",
+        "ClsBench_imagenet",
+    ]
+    with pytest.raises(ProtocolNameError, match="--tasks cls_food101_mcq_4opt"):
+        vlmeval_names(["cls_food101_mcq_4opt"])
+    out = ["--output-dir", str(tmp_path), "--data-dir", str(fixture_root), "--no-progress"]
+    assert main(["export-vlmeval", "--datasets", "ClsBench_imagenet_openai", *out]) == 0
+    assert [path.name for path in tmp_path.glob("*.tsv")] == ["ClsBench_imagenet_openai.tsv"]
+    assert read_sidecar(tmp_path / "ClsBench_imagenet_openai.tsv")["class_names"] == "openai"
+    capsys.readouterr()
+    assert main(["export-vlmeval", "--datasets", "cls_food101_mcq_4opt", *out]) == 2
+    assert "--tasks cls_food101_mcq_4opt" in capsys.readouterr().err
+    assert not (tmp_path / "ClsBench_food101.tsv").exists()
+    assert export_command("ClsBench_imagenet_openai", "/L") == (
+        "clsbench export-vlmeval --datasets imagenet --output-dir /L --class-names openai"
+    )
+    assert export_command("ClsBench_imagenet", "/L") == "clsbench export-vlmeval --datasets imagenet --output-dir /L"
+
+
+def test_run_py_is_told_that_no_judge_scores_our_datasets():
+    from clsbench.tasks.toolkits.vlmeval.run import run_py_argv
+
+    argv = run_py_argv("run.py", ["m"], ["ClsBench_logo"], "out", ["--mode", "infer"])
+    assert argv == [
+        "run.py",
+        *("--model", "m", "--data", "ClsBench_logo", "--work-dir", "out"),
+        *("--judge", "exact_matching", "--mode", "infer"),
+    ]
+    assert run_py_argv("run.py", ["m"], ["d"], "out", ["--judge=gpt-4o"])[-1] == "--judge=gpt-4o"  # the user's
+
+
+def test_infer_mode_says_inference_only_and_where_the_predictions_are(tmp_path, capsys):
+    from clsbench.tasks.toolkits.vlmeval.run import print_predictions
+
+    run, _ = _vlmeval_run_dir(tmp_path, "tiny", "ClsBench_logo")
+    print_predictions(str(tmp_path), ["tiny"], ["ClsBench_logo"])
+    out = capsys.readouterr().out
+    assert "inference only (no scores)" in out and str(run / "tiny_ClsBench_logo.tsv") in out
+    assert "|" not in out  # no table of empty cells
+
+
+def test_auto_image_mode_counts_the_copys_rows_not_the_registrys(fixture_root, tmp_path, monkeypatch):
+    """An 8-row copy of a 2,000-image dataset: inline while 8 rows fit under the threshold, whatever the full size."""
+    docs = list(export.tsv_rows("logo", fixture_root))
+    mean = sum(len(row["image"]) for row in docs) / len(docs) * 4 / 3  # base64, as write_tsv estimates it
+    assert DATASETS["logo"].expected_size > 20 * len(docs)
+    monkeypatch.setattr(export, "INLINE_LIMIT_BYTES", int(mean * len(docs) * 2))  # 8 rows fit, the registry's not
+    assert export.read_sidecar(write_tsv("logo", tmp_path / "a", fixture_root))["images"] == "inline"
+    monkeypatch.setattr(export, "INLINE_LIMIT_BYTES", int(mean * len(docs) / 2))
+    assert export.read_sidecar(write_tsv("logo", tmp_path / "b", fixture_root))["images"] == "files"

@@ -32,6 +32,26 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_targets(items: list[str], class_names: str) -> list[tuple[str, str]]:
+    """(dataset key, class-name set) per TSV to write: a VLMEvalKit name keeps its own set
+    (``ClsBench_imagenet_openai``); plain names take ``--class-names``."""
+    from clsbench.tasks.protocol.registry import DEFAULT_NAMES
+    from clsbench.tasks.runtime.errors import BadSettingError
+    from clsbench.tasks.toolkits.vlmeval.names import VLMEVAL_DATASETS
+
+    targets: list[tuple[str, str]] = []
+    for item in (item for text in items for item in text.replace(",", " ").split()):
+        if item in VLMEVAL_DATASETS and VLMEVAL_DATASETS[item][1] != DEFAULT_NAMES:
+            key, name_set = VLMEVAL_DATASETS[item]
+            if class_names not in (DEFAULT_NAMES, name_set):
+                raise BadSettingError(f"{item} shows {name_set} class names, but --class-names is {class_names}")
+            found = [(key, name_set)]
+        else:
+            found = [(key, class_names) for key in dataset_keys([item])]
+        targets += [target for target in found if target not in targets]
+    return targets
+
+
 def cmd_export_vlmeval(args: argparse.Namespace) -> int:
     from clsbench.tasks.runtime.environment import write_versions
     from clsbench.tasks.toolkits.vlmeval.export import write_tsv
@@ -39,13 +59,31 @@ def cmd_export_vlmeval(args: argparse.Namespace) -> int:
     check_protocol_names(
         args.datasets, "export-vlmeval", example="--datasets {datasets} --output-dir " + args.output_dir
     )
-    for key in dataset_keys(args.datasets):
-        path = write_tsv(
-            key, args.output_dir, args.data_dir, args.class_names, args.images, progress=not args.no_progress
-        )
+    for key, name_set in export_targets(args.datasets, args.class_names):
+        path = write_tsv(key, args.output_dir, args.data_dir, name_set, args.images, progress=not args.no_progress)
         print(f"{key}: {path}")
     write_versions(args.output_dir)
     return 0
+
+
+def vlmeval_names(datasets: list[str]) -> list[str]:
+    """The VLMEvalKit dataset names ``clsbench vlmeval --datasets`` runs, in order, once each.
+
+    An exact VLMEvalKit name keeps its class-name set (``ClsBench_imagenet_openai``), and so does the lmms-eval name
+    of that variant (``cls_imagenet_mcq_openai``); any other variant's name is refused, naming the lmms-eval line
+    that runs it (``check_protocol_names``); keys, aliases and groups give the paper's protocol.
+    """
+    from clsbench.tasks.toolkits.vlmeval.names import NAME_SET_TASKS, VLMEVAL_DATASETS, vlmeval_name
+
+    names: list[str] = []
+    for item in (item for text in datasets for item in text.replace(",", " ").split()):
+        if item in VLMEVAL_DATASETS or item in NAME_SET_TASKS:
+            found = [NAME_SET_TASKS.get(item, item)]
+        else:
+            check_protocol_names(item, "vlmeval", example="--models MODEL --datasets {datasets}")
+            found = [vlmeval_name(key) for key in dataset_keys([item])]
+        names += [name for name in found if name not in names]
+    return names
 
 
 def cmd_vlmeval(args: argparse.Namespace) -> int:
@@ -57,16 +95,15 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
         )
         return 2
     from clsbench.models.vlmeval.registration import register_models
-    from clsbench.tasks.toolkits.vlmeval.names import VLMEVAL_DATASETS, vlmeval_name
-    from clsbench.tasks.toolkits.vlmeval.run import parse_model_args, print_table, run_vlmeval
+    from clsbench.tasks.toolkits.vlmeval.run import (
+        mode_of,
+        parse_model_args,
+        print_predictions,
+        print_table,
+        run_vlmeval,
+    )
 
-    names: list[str] = []
-    items = [item for text in args.datasets for item in text.replace(",", " ").split()]
-    for item in items:  # an exact VLMEvalKit name keeps its class-name set (ClsBench_imagenet_openai)
-        if item not in VLMEVAL_DATASETS:
-            check_protocol_names(item, "vlmeval", example="--models MODEL --datasets {datasets}")
-        found = [item] if item in VLMEVAL_DATASETS else [vlmeval_name(key) for key in dataset_keys([item])]
-        names += [name for name in found if name not in names]
+    names = vlmeval_names(args.datasets)
     extra = [arg for arg in args.passthrough if arg != "--"]
     started = time.time()
     try:
@@ -84,7 +121,9 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         print(f"clsbench vlmeval: error: {error}", file=sys.stderr)
         return 2
-    if code == 0:
+    if code == 0 and mode_of(extra) == "infer":  # no scores: say so, and where the predictions are
+        print_predictions(args.output_dir, args.models, names, newer_than=started)
+    elif code == 0:
         print_table(args.output_dir, args.models, names, newer_than=started)
     else:  # what failed was printed; an earlier run's scores in the same work dir are not this run's
         print("clsbench vlmeval: no table: the run failed (see above)", file=sys.stderr)

@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clsbench.tasks.protocol.catalog import TASK_VERSION
-from clsbench.tasks.protocol.draws import DERIVATION_VERSION, MAX_OPTIONS
+from clsbench.tasks.protocol.catalog import PROTOCOL_VERSION
+from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.questions import DEFAULT_SEED
 from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
 
-PROTOCOL_VERSION = f"{DERIVATION_VERSION}/{TASK_VERSION}"
 COLUMNS = (
     "dataset",
     "sample_key",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal, get_args
 
-from clsbench.tasks.protocol.draws import MAX_OPTIONS
+from clsbench.tasks.protocol.draws import DERIVATION_VERSION, MAX_OPTIONS
 from clsbench.tasks.protocol.registry import (
     DATASETS,
     DEFAULT_NAMES,
@@ -40,6 +40,11 @@ ALL_TASKS_GROUP = "cls_mcq"
 # Bumped whenever a question, prompt or score changes (2.0: Food-101 label order fixed, ImageNet shows the
 # paper's WordNet names, the papers' verbatim free-form prompts).
 TASK_VERSION = "3.0"  # 3.0: the paper's prompt layout (instruction on its own line; clsbench 0.4)
+
+# The version of the questions as a whole: how options are drawn and how the task asks them. Every record of
+# questions made outside lmms-eval carries it (``clsbench questions`` tables, VLMEvalKit TSV sidecars), so
+# questions from another clsbench protocol are never taken for this one's.
+PROTOCOL_VERSION = f"{DERIVATION_VERSION}/{TASK_VERSION}"
 
 
 Negatives = Literal["random", "text-similar", "clip-hard"]

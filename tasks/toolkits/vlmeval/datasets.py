@@ -25,7 +25,7 @@ from vlmeval.smp import LMUDataRoot, dump, get_intermediate_file_path, load, rea
 
 from clsbench.tasks.data.samples import open_image
 from clsbench.tasks.toolkits.vlmeval.export import image_file_stem, prepare_images
-from clsbench.tasks.toolkits.vlmeval.names import NAME_TO_KEY, RESULT_SUFFIX, VLMEVAL_DATASETS
+from clsbench.tasks.toolkits.vlmeval.names import RESULT_SUFFIX, VLMEVAL_DATASETS, export_command
 from clsbench.tasks.toolkits.vlmeval.rows import prompt_message, score_rows
 
 
@@ -40,10 +40,8 @@ class ClsbenchMCQDataset(ImageMCQDataset):
     def load_data(self, dataset):
         path = Path(LMUDataRoot()) / f"{dataset}.tsv"
         if not path.is_file():
-            key = NAME_TO_KEY.get(dataset, "DATASET")
             raise FileNotFoundError(
-                f"{dataset}: no {path}. Write it with "
-                f"`clsbench export-vlmeval --datasets {key} --output-dir {path.parent}` "
+                f"{dataset}: no {path}. Write it with `{export_command(dataset, path.parent)}` "
                 "(or run `clsbench vlmeval`, which exports missing TSVs)"
             )
         # Never VLMEvalKit's prepare_tsv: over 1 GiB it swaps our images for JPEG re-encodes.

@@ -4,11 +4,14 @@
 (``ClsBench_food101.tsv``, names from the registry): ``index`` (the sample key), ``question``, option columns
 ``A``.. (class names), ``answer`` (letter), ``category``, ``split``, ``dataset``, ``sample_key``, ``label``,
 and the image either inline (``image``: base64 of the stored bytes) or as the original file (``image_path``,
-under ``$LMUData/images/<name>/``), plus a sidecar (``<name>.clsbench.json``: data root, class names,
-sha256, decoded images). An image the one decoder changes (16-bit, EXIF orientation, CMYK, palette) is
-exported as its decoded pixels in PNG instead. Rows come from :func:`clsbench.tasks.data.samples.add_questions`,
-so the questions are the lmms-eval tasks' own. :func:`prepare_images` keeps VLMEvalKit's image folder in
-step with the TSV it reads (never VLMEvalKit's lossy localization, never a stale decoded image).
+under ``$LMUData/images/<name>/``), plus a sidecar (``<name>.clsbench.json``: data root, the copy's content
+fingerprint, the protocol version of the questions, class names, sha256, decoded images). An image the one
+decoder changes (16-bit, EXIF orientation, CMYK, palette) is exported as its decoded pixels in PNG instead.
+Rows come from :func:`clsbench.tasks.data.samples.add_questions`, so the questions are the lmms-eval tasks' own.
+:func:`prepare_images` keeps VLMEvalKit's image folder in step with the TSV it reads (never VLMEvalKit's lossy
+localization, never a stale decoded image).
+An export holds ``<out_dir>/.<name>.tsv.lock`` (a file lock), so concurrent exports of one dataset (every rank of
+a ``torchrun``) write it once: :func:`ensure_exported` checks again once it holds the lock.
 """
 
 from __future__ import annotations
@@ -24,15 +27,17 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from clsbench.tasks.data.images import decoder_changes, lossless_png
-from clsbench.tasks.data.loading import DataError, data_root, load_rows
+from clsbench.tasks.data.loading import DataError, copy_fingerprint, data_root, load_rows
 from clsbench.tasks.data.samples import add_questions, open_image
+from clsbench.tasks.protocol.catalog import PROTOCOL_VERSION
 from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.questions import SampleError
 from clsbench.tasks.protocol.registry import DEFAULT_NAMES, get_dataset
-from clsbench.tasks.toolkits.vlmeval.names import images_folder
+from clsbench.tasks.toolkits.vlmeval.names import NAME_TO_KEY, images_folder
 
 
 def _image_bytes(image: dict, key: str, sample_key: str) -> bytes:
@@ -111,7 +116,10 @@ INLINE_LIMIT_BYTES = int(os.environ.get("CLSBENCH_VLMEVAL_INLINE_LIMIT", 1 << 30
 IMAGE_MODES = ("auto", "inline", "files")
 
 
-SIDECAR_FORMAT = "clsbench-vlmeval-tsv-v1"
+# v2: the copy's content fingerprint ("data") and the questions' protocol version ("protocol_version"); a v1
+# sidecar still identifies its TSV (sha256), but its export is stale: it says neither.
+SIDECAR_FORMAT = "clsbench-vlmeval-tsv-v2"
+SIDECAR_FORMATS = ("clsbench-vlmeval-tsv-v1", SIDECAR_FORMAT)
 
 
 IMAGES_STAMP = ".clsbench_tsv.json"  # in $LMUData/images/<name>/: which TSV the images there belong to
@@ -127,7 +135,7 @@ def read_sidecar(tsv: Path) -> dict | None:
         content = json.loads(sidecar_path(tsv).read_text("utf-8"))
     except (OSError, ValueError):
         return None
-    return content if isinstance(content, dict) and content.get("format") == SIDECAR_FORMAT else None
+    return content if isinstance(content, dict) and content.get("format") in SIDECAR_FORMATS else None
 
 
 def _describes(sidecar: dict, stat: os.stat_result) -> bool:
@@ -192,7 +200,71 @@ def _clear_images(folder: Path) -> int:
     return removed
 
 
+def export_lock(out_dir: str | os.PathLike, name: str) -> FileLock:
+    """The file lock an export of ``name`` into ``out_dir`` holds (an OS lock: a killed export releases it)."""
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(out / f".{name}.tsv.lock"))
+
+
+def _locked(lock: FileLock, name: str):
+    """``lock``, acquired; says on stderr when another process holds it (another rank exporting ``name``)."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(
+            f"clsbench: {name}.tsv: waiting for another process to finish exporting it ({lock.lock_file})",
+            file=sys.stderr,
+        )
+        lock.acquire()
+    return lock
+
+
 def write_tsv(
+    key: str,
+    out_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    name_set: str = DEFAULT_NAMES,
+    images: str = "auto",
+    progress: bool = True,
+) -> Path:
+    """Write ``<out_dir>/<VLMEvalKit name>.tsv`` and its sidecar, holding the dataset's export lock (see
+    :func:`_write_tsv`, which documents the arguments)."""
+    name = get_dataset(key).vlmeval_name_for(name_set)
+    lock = _locked(export_lock(out_dir, name), name)
+    try:
+        return _write_tsv(key, out_dir, data_dir, name_set, images, progress)
+    finally:
+        lock.release()
+
+
+def ensure_exported(
+    key: str,
+    out_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    name_set: str = DEFAULT_NAMES,
+    images: str = "auto",
+    progress: bool = True,
+) -> str | None:
+    """Export the dataset's TSV unless a current one is there (:func:`export_is_current`), checked while holding
+    its export lock: of several processes (the ranks of a ``torchrun``), the first exports and the others wait,
+    then find it current. Returns why it was exported, or None."""
+    name = get_dataset(key).vlmeval_name_for(name_set)
+    tsv = Path(out_dir).expanduser().resolve() / f"{name}.tsv"
+    lock = _locked(export_lock(out_dir, name), name)
+    try:
+        stale = export_is_current(tsv, data_dir, name_set) if tsv.is_file() else f"no {tsv}"
+        if stale:
+            print(f"clsbench vlmeval: exporting {name}.tsv to {tsv.parent} ({stale})", file=sys.stderr)
+            _write_tsv(key, out_dir, data_dir, name_set, images, progress)
+        return stale
+    finally:
+        lock.release()
+
+
+def _write_tsv(
     key: str,
     out_dir: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
@@ -227,6 +299,7 @@ def write_tsv(
     target = out / f"{name}.tsv"
     partial = target.with_name(f".{target.name}.partial")
     docs = question_docs(key, data_dir, name_set)  # before any folder is made: a failed load leaves none
+    fingerprint = copy_fingerprint(key, data_dir)  # the rows just read (cached file hashes: read once per copy)
     bar = tqdm(docs, total=len(docs), desc=f"export {name}", unit="q", disable=not progress, leave=progress)
     rows = tsv_rows(key, data_dir, name_set, docs=bar)
     head = list(itertools.islice(rows, 64))
@@ -276,6 +349,8 @@ def write_tsv(
         "dataset": key,
         "class_names": name_set,
         "data_root": str(data_root(data_dir)),
+        "data": fingerprint,  # the prepared copy's content digest, or the pinned Hub split
+        "protocol_version": PROTOCOL_VERSION,  # how the questions were drawn and asked
         "rows": count,
         "images": images,
         # Images the one decoder changes (16-bit, EXIF orientation, CMYK, palette) are written as its decoded
@@ -305,7 +380,8 @@ class _Hashing:
 
 
 def export_is_current(tsv: Path, data_dir: str | os.PathLike | None, name_set: str) -> str | None:
-    """None when ``tsv`` was exported from ``data_dir``'s data with ``name_set``'s names; else why it is not."""
+    """None when ``tsv`` holds this clsbench's questions (its protocol version) about the data ``data_dir`` holds
+    now (the copy's content fingerprint, not only its folder) with ``name_set``'s names; else why it does not."""
     sidecar = read_sidecar(tsv)
     if sidecar is None:
         return f"{tsv} has no clsbench sidecar ({sidecar_path(tsv).name}), so its source is unknown"
@@ -316,7 +392,23 @@ def export_is_current(tsv: Path, data_dir: str | os.PathLike | None, name_set: s
         return f"{tsv} shows {sidecar.get('class_names')} class names, not {name_set}"
     if not _describes(sidecar, tsv.stat()):
         return f"{tsv} changed after clsbench exported it"
+    if sidecar.get("protocol_version") != PROTOCOL_VERSION:
+        return (
+            f"{tsv} holds questions of protocol version {sidecar.get('protocol_version') or 'unrecorded'}, "
+            f"this clsbench asks {PROTOCOL_VERSION}"
+        )
+    key = NAME_TO_KEY.get(tsv.stem) or sidecar.get("dataset")
+    current = copy_fingerprint(key, data_dir)
+    if sidecar.get("data") != current:
+        return f"{tsv} was exported from other data ({sidecar.get('data') or 'unrecorded'}; the copy is now {current})"
     return None
+
+
+def export_identity(tsv: Path) -> str:
+    """What a model was asked when it answered ``tsv``'s rows: the TSV's identity, plus the data's fingerprint and
+    the protocol version its sidecar records (image files beside the TSV are covered by the data's fingerprint)."""
+    sidecar = read_sidecar(tsv) or {}
+    return f"{tsv_identity(tsv)}|data={sidecar.get('data')}|protocol={sidecar.get('protocol_version')}"
 
 
 def _stamp(folder: Path) -> dict:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clsbench.tasks.protocol.registry import DATASETS, get_dataset
+from clsbench.tasks.protocol.catalog import MCQ_VARIANTS, RANDOM, task_name
+from clsbench.tasks.protocol.draws import MAX_OPTIONS
+from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, get_dataset
 
 RESULT_SUFFIX = "_clsbench_result"
 
@@ -22,6 +24,25 @@ VLMEVAL_DATASETS: dict[str, tuple[str, str]] = {
 
 
 NAME_TO_KEY = {name: key for name, (key, _) in VLMEVAL_DATASETS.items()}
+
+
+# lmms-eval task names of the variants that differ from the paper's protocol only in the class names shown
+# (``cls_imagenet_mcq_openai``): each is one VLMEvalKit dataset (``ClsBench_imagenet_openai``).
+NAME_SET_TASKS: dict[str, str] = {
+    task_name(key, suffix): spec.vlmeval_name_for(variant.name_set)
+    for suffix, variant in MCQ_VARIANTS.items()
+    if variant.name_set != DEFAULT_NAMES
+    and (variant.n_options, variant.negatives, variant.question) == (MAX_OPTIONS, RANDOM, None)
+    for key, spec in DATASETS.items()
+    if variant.applies_to(spec)
+}
+
+
+def export_command(name: str, out_dir: str | os.PathLike) -> str:
+    """The command that writes VLMEvalKit dataset ``name``'s TSV into ``out_dir``, class-name set included."""
+    key, name_set = VLMEVAL_DATASETS.get(name, ("DATASET", DEFAULT_NAMES))
+    names = "" if name_set == DEFAULT_NAMES else f" --class-names {name_set}"
+    return f"clsbench export-vlmeval --datasets {key} --output-dir {out_dir}{names}"
 
 
 def lmu_data_root(explicit: str | os.PathLike | None = None) -> Path:
