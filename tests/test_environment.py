@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from clsbench.tasks.runtime.environment import (
     VERSIONS_FILE,
+    VLMEVALKIT_REQUIREMENTS,
+    Finding,
     diagnose,
     package_versions,
     torch_pair_finding,
+    vlmevalkit_findings,
+    vlmevalkit_requirements,
     write_versions,
 )
 
@@ -181,3 +188,111 @@ def test_doctor_imports_sentencepiece_model_pb2_and_names_the_version_error(tmp_
     assert run.returncode == 1, run.stdout
     assert "sentencepiece_model_pb2` fails (VersionError" in run.stdout
     assert "pip install 'sentencepiece<0.2.3'" in run.stdout and "1 known-bad combination(s) found." in run.stdout
+
+
+# The VLMEvalKit install check (issue 28 item 6). VLMEvalKit is not installed here: these test clsbench's logic
+# on real installed metadata plus one planted distribution; tests/test_vlmeval_run.py runs doctor in a real
+# VLMEvalKit venv built from the requirements file.
+
+
+def test_doctor_without_vlmeval_says_how_to_install_it():
+    infos = [f.message for f in diagnose(GOOD, import_checks=False) if f.level == "info"]
+    (line,) = [m for m in infos if m.startswith("VLMEvalKit (vlmeval): not installed")]
+    assert "git clone https://github.com/open-compass/VLMEvalKit" in line and "checkout e8e78f0" in line
+    assert "pip install --no-deps -e VLMEvalKit" in line
+    assert f"pip install -r {VLMEVALKIT_REQUIREMENTS}" in line and VLMEVALKIT_REQUIREMENTS.is_file()
+
+
+def test_the_vlmevalkit_requirements_file_is_exactly_pinned_and_packaged():
+    requirements = vlmevalkit_requirements()
+    names = {canonicalize_name(r.name): r for r in requirements}
+    assert len(names) == len(requirements)  # no distribution twice
+    for requirement in requirements:  # every line pinned (the tested set), so the recipe cannot drift
+        assert [spec.operator for spec in requirement.specifier] == ["=="], requirement
+    # The three that an earlier recipe missed: rouge-score (VLMEvalKit's requirements omit it), antlr4 4.11.1
+    # (latex2sympy2_extended refuses constraints.txt's 4.7.2), xlsxwriter (run.py's default .xlsx output).
+    assert str(names["rouge-score"].specifier) == "==0.1.2"
+    assert str(names["antlr4-python3-runtime"].specifier) == "==4.11.1"
+    assert "xlsxwriter" in names
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text("utf-8")
+    assert '"clsbench.tasks.runtime" = ["requirements-vlmevalkit.txt"]' in pyproject  # doctor reads it installed
+
+
+def test_a_requirements_line_that_is_not_a_requirement_is_named(tmp_path):
+    path = tmp_path / "r.txt"
+    path.write_text("# comment\n\ntermcolor==3.3.0  # why\nnot a requirement!\n")
+    with pytest.raises(ValueError, match=r"r\.txt:4: not a requirement line"):
+        vlmevalkit_requirements(path)
+
+
+def test_vlmevalkit_check_names_what_is_missing_and_the_fix(tmp_path):
+    # pyyaml is installed here (clsbench needs it); xlsxwriter is not, as in the first recipe's venv.
+    path = tmp_path / "requirements.txt"
+    path.write_text(f"pyyaml=={metadata.version('pyyaml')}\nxlsxwriter==3.3.1\n")
+    findings = vlmevalkit_findings(path)
+    assert [(f.level, f.toolkit) for f in findings] == [("error", "vlmeval")]
+    assert "not installed: xlsxwriter==3.3.1" in findings[0].message
+    assert f"Fix: pip install -r {path}" in findings[0].message and "pyyaml" not in findings[0].message
+
+
+def test_vlmevalkit_check_flags_an_installed_module_that_does_not_import(tmp_path, monkeypatch):
+    path = tmp_path / "requirements.txt"
+    path.write_text(f"pyyaml=={metadata.version('pyyaml')}\n")
+    assert vlmevalkit_findings(path) == []
+    real = importlib.util.find_spec
+    gone = {"yaml", "_yaml"}  # pyyaml's two top-level modules, as its installed RECORD lists them
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in gone else real(name, *a))
+    (finding,) = vlmevalkit_findings(path)
+    assert (
+        finding.level == "error" and "not importable" in finding.message and "pyyaml (_yaml, yaml)" in finding.message
+    )
+
+
+def test_vlmevalkit_check_flags_antlr4_4_7_2_beside_latex2sympy2_extended(tmp_path, monkeypatch):
+    """constraints.txt's antlr4 4.7.2 (installed here) beside latex2sympy2_extended 1.11.0, whose Requires-Dist line
+    below is copied from its wheel's METADATA (PyPI, latex2sympy2_extended-1.11.0-py3-none-any.whl)."""
+    assert metadata.version("antlr4-python3-runtime") == "4.7.2"
+    site = tmp_path / "site"
+    (site / "latex2sympy2_extended").mkdir(parents=True)
+    (site / "latex2sympy2_extended" / "__init__.py").write_text("")
+    info = site / "latex2sympy2_extended-1.11.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: latex2sympy2_extended\nVersion: 1.11.0\nRequires-Dist: sympy\n"
+        "Requires-Dist: antlr4-python3-runtime<=4.13.2,>=4.9.3\n"
+        'Requires-Dist: antlr4-python3-runtime==4.9.3; extra == "antlr4-9-3"\n'
+    )
+    (info / "top_level.txt").write_text("latex2sympy2_extended\n")
+    monkeypatch.syspath_prepend(str(site))
+    path = tmp_path / "requirements.txt"
+    path.write_text("latex2sympy2_extended==1.11.0\nantlr4-python3-runtime==4.11.1\n")
+    findings = vlmevalkit_findings(path)
+    errors_found = [f.message for f in findings if f.level == "error"]
+    warnings = [f.message for f in findings if f.level == "warning"]
+    assert errors_found == [
+        "VLMEvalKit's run.py will fail on these versions: latex2sympy2_extended needs "
+        "antlr4-python3-runtime<=4.13.2,>=4.9.3, but antlr4-python3-runtime 4.7.2 is installed. "
+        f"Fix: pip install -r {path}"
+    ]
+    assert warnings == [
+        "VLMEvalKit's run.py was tested with other versions of: antlr4-python3-runtime 4.7.2 (tested: ==4.11.1). "
+        f"To get the tested set: pip install -r {path}"
+    ]
+
+
+def test_a_broken_vlmevalkit_install_does_not_stop_lmms_runs(monkeypatch):
+    from clsbench.tasks.runtime import environment
+
+    found = [Finding("error", "run.py will fail", "vlmeval"), Finding("error", "filelock 4")]
+    monkeypatch.setattr(environment, "diagnose", lambda *a, **k: found)
+    assert environment.environment_errors() == ["filelock 4"]
+
+
+def test_clsbench_vlmeval_without_vlmeval_names_the_tested_recipe():
+    run = subprocess.run([*CLSBENCH, "vlmeval", "--models", "m", "--datasets", "logo"], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert (
+        "pip install --no-deps -e VLMEvalKit" in run.stderr
+        and f"pip install -r {VLMEVALKIT_REQUIREMENTS}" in run.stderr
+    )
+    assert "rouge-score" not in run.stderr  # the earlier hint, which does not resolve beside constraints.txt

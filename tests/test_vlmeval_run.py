@@ -304,3 +304,12 @@ def test_a_reply_with_control_characters_scores_the_same_in_both_toolkits(
     assert escaped < 1.0, "the .xlsx route no longer escapes control characters; the tsv default may be moot"
     for answer in answers.values():  # lmms-eval's process_results scores with score_reply
         assert score_reply(answer + "\x0b", ["x"] * 10, answer)["correct"] == 1
+
+
+def test_doctor_passes_in_this_vlmevalkit_install():
+    """In a venv made by the README recipe (tasks/runtime/requirements-vlmevalkit.txt), doctor finds nothing for
+    VLMEvalKit: every line installed at its pin, importable, its own dependencies met (antlr4 4.11.1, not 4.7.2)."""
+    run = subprocess.run([*CLSBENCH, "doctor"], capture_output=True, text=True, timeout=300)
+    assert "VLMEvalKit (vlmeval): installed" in run.stdout, run.stdout
+    assert "VLMEvalKit's run.py" not in run.stdout and "not importable" not in run.stdout, run.stdout
+    assert run.returncode == 0, run.stdout

@@ -88,9 +88,10 @@ def vlmeval_names(datasets: list[str]) -> list[str]:
 
 def cmd_vlmeval(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("vlmeval") is None:
+        from clsbench.tasks.runtime.environment import VLMEVALKIT_INSTALL  # the one recipe (README "VLMEvalKit")
+
         print(
-            "clsbench vlmeval: error: VLMEvalKit is not installed (it is not on PyPI): git clone "
-            "https://github.com/open-compass/VLMEvalKit && pip install -e VLMEvalKit rouge-score",
+            f"clsbench vlmeval: error: VLMEvalKit is not installed (it is not on PyPI): {VLMEVALKIT_INSTALL}",
             file=sys.stderr,
         )
         return 2

@@ -20,7 +20,10 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 VERSIONS_FILE = "clsbench_versions.json"
@@ -92,8 +95,9 @@ KNOWN_BAD: tuple[KnownBad, ...] = (
 
 @dataclass(frozen=True)
 class Finding:
-    level: str  # "error" stops clsbench lmms/demo; "warning" and "info" only print
+    level: str  # "error" stops clsbench lmms/demo (unless `toolkit` names another); "warning" and "info" only print
     message: str
+    toolkit: str | None = None  # "vlmeval": concerns only VLMEvalKit's run.py, so it never stops lmms-eval runs
 
 
 def installed_version(distribution: str) -> str | None:
@@ -177,6 +181,115 @@ def sentencepiece_import_finding() -> Finding | None:
     return None
 
 
+# What VLMEvalKit's run.py needs beside clsbench when VLMEvalKit is installed with --no-deps (package data; the
+# file says how each line was found). VLMEvalKit's own requirements.txt does not resolve against constraints.txt.
+VLMEVALKIT_REQUIREMENTS = Path(__file__).with_name("requirements-vlmevalkit.txt")
+VLMEVALKIT_COMMIT = "e8e78f0"  # the VLMEvalKit commit the requirements file and the end-to-end tests were checked at
+VLMEVALKIT_INSTALL = (
+    f"git clone https://github.com/open-compass/VLMEvalKit && git -C VLMEvalKit checkout {VLMEVALKIT_COMMIT} && "
+    f"pip install --no-deps -e VLMEvalKit && pip install -r {VLMEVALKIT_REQUIREMENTS}"
+)
+
+
+def vlmevalkit_requirements(path: str | Path = VLMEVALKIT_REQUIREMENTS) -> list[Requirement]:
+    """The requirement lines of the VLMEvalKit requirements file (comments and blank lines skipped)."""
+    requirements = []
+    for number, raw in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            requirements.append(Requirement(line))
+        except InvalidRequirement as error:
+            raise ValueError(f"{path}:{number}: not a requirement line: {raw!r} ({error})") from error
+    return requirements
+
+
+def _modules_by_distribution() -> dict[str, list[str]]:
+    """Installed distribution (canonical name) -> the top-level modules it provides (from the installed metadata)."""
+    provided: dict[str, list[str]] = {}
+    for module, owners in metadata.packages_distributions().items():
+        if module.isidentifier():
+            for owner in owners:
+                provided.setdefault(canonicalize_name(owner), []).append(module)
+    return {name: sorted(set(modules)) for name, modules in provided.items()}
+
+
+def _unmet_dependencies(distribution: str) -> list[str]:
+    """``distribution``'s own requirements (no extras) that the installed versions do not meet."""
+    unmet = []
+    environment = {**default_environment(), "extra": ""}
+    for text in metadata.requires(distribution) or []:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate(environment):
+            continue
+        have = installed_version(requirement.name)
+        if have is None:
+            unmet.append(f"{distribution} needs {requirement}, which is not installed")
+        elif requirement.specifier and not requirement.specifier.contains(have, prereleases=True):
+            unmet.append(f"{distribution} needs {requirement}, but {requirement.name} {have} is installed")
+    return unmet
+
+
+def vlmevalkit_findings(path: str | Path = VLMEVALKIT_REQUIREMENTS) -> list[Finding]:
+    """Check this environment against the VLMEvalKit requirements file: what run.py will fail on, and the fix.
+
+    Each line's distribution must be installed, provide an importable module, and have its own dependencies met
+    (latex2sympy2_extended refuses antlr4-python3-runtime 4.7.2, constraints.txt's pin); a version other than the
+    file's pin is only a warning (untested, not known to fail).
+    """
+    fix = f"pip install -r {path}"
+    missing, unimportable, unmet, other = [], [], [], []
+    provided = _modules_by_distribution()
+    for requirement in vlmevalkit_requirements(path):
+        have = installed_version(requirement.name)
+        if have is None:
+            missing.append(str(requirement))
+            continue
+        if not requirement.specifier.contains(have, prereleases=True):
+            other.append(f"{requirement.name} {have} (tested: {requirement.specifier})")
+        modules = provided.get(canonicalize_name(requirement.name), [])
+        if not modules or all(importlib.util.find_spec(module) is None for module in modules):
+            unimportable.append(f"{requirement.name} ({', '.join(modules) or 'no module found'})")
+        unmet += _unmet_dependencies(requirement.name)
+    findings = []
+    if missing:
+        findings.append(
+            Finding(
+                "error",
+                f"VLMEvalKit's run.py needs packages that are not installed: {', '.join(missing)}. Fix: {fix}",
+                "vlmeval",
+            )
+        )
+    if unimportable:
+        findings.append(
+            Finding(
+                "error",
+                f"installed but not importable, so VLMEvalKit's run.py will fail: {', '.join(unimportable)}. "
+                f"Fix: pip install --force-reinstall -r {path}",
+                "vlmeval",
+            )
+        )
+    if unmet:
+        findings.append(
+            Finding(
+                "error",
+                f"VLMEvalKit's run.py will fail on these versions: {'; '.join(unmet)}. Fix: {fix}",
+                "vlmeval",
+            )
+        )
+    if other:
+        findings.append(
+            Finding(
+                "warning",
+                f"VLMEvalKit's run.py was tested with other versions of: {', '.join(other)}. To get the tested set: "
+                f"{fix}",
+                "vlmeval",
+            )
+        )
+    return findings
+
+
 def diagnose(versions: dict[str, str | None] | None = None, *, import_checks: bool = True) -> list[Finding]:
     """Every known-bad combination in ``versions`` (default: this environment), most serious first."""
     versions = package_versions() if versions is None else versions
@@ -249,17 +362,18 @@ def diagnose(versions: dict[str, str | None] | None = None, *, import_checks: bo
                 ),
             )
         )
-    findings.append(
-        Finding(
-            "info",
-            "VLMEvalKit (vlmeval): "
-            + (
-                f"installed, {versions['vlmeval']}"
-                if versions.get("vlmeval")
-                else "not installed (not on PyPI; only `clsbench vlmeval` needs it)"
-            ),
+    if versions.get("vlmeval"):
+        findings.append(Finding("info", f"VLMEvalKit (vlmeval): installed, {versions['vlmeval']}", "vlmeval"))
+        findings += vlmevalkit_findings()
+    else:
+        findings.append(
+            Finding(
+                "info",
+                "VLMEvalKit (vlmeval): not installed (not on PyPI; only `clsbench vlmeval` needs it). Install it "
+                f"beside clsbench: {VLMEVALKIT_INSTALL}",
+                "vlmeval",
+            )
         )
-    )
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(findings, key=lambda finding: order[finding.level])
 
@@ -284,8 +398,11 @@ def doctor_report(versions: dict[str, str | None] | None = None) -> tuple[str, b
 
 
 def environment_errors() -> list[str]:
-    """The error-level findings for this environment (what stops ``clsbench lmms`` and ``demo``)."""
-    return [finding.message for finding in diagnose() if finding.level == "error"]
+    """The error-level findings for this environment (what stops ``clsbench lmms`` and ``demo``).
+
+    A broken VLMEvalKit install is left out: it stops nothing that runs through lmms-eval (doctor still names it).
+    """
+    return [finding.message for finding in diagnose() if finding.level == "error" and finding.toolkit != "vlmeval"]
 
 
 def versions_record(extra: dict | None = None) -> dict:
