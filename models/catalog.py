@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clsbench.tasks.protocol.catalog import ALL_TASKS_GROUP
+from clsbench.tasks.protocol.catalog import (
+    ALL_TASKS_GROUP,
+    VLMEVAL_MODE_SUFFIXES,
+    checkpoint_slug,
+    vlmeval_model_name,
+)
 
 TINY_LLAVA = (
     "tiny LLaVA-1.5 (same `LlavaForConditionalGeneration` code path): generate, score, loglik through lmms-eval "
@@ -59,7 +64,7 @@ class ModelRoute:
 
     @property
     def slug(self) -> str:
-        return self.checkpoint.split("/")[-1].lower()
+        return checkpoint_slug(self.checkpoint)
 
     def lmms_command(self, tasks: str = ALL_TASKS_GROUP) -> str:
         return (
@@ -78,13 +83,13 @@ def _native(
     in_paper: bool = True,
     needs: str = "base install",
 ) -> ModelRoute:
-    slug = checkpoint.split("/")[-1].lower()
     return ModelRoute(
         name=name,
         checkpoint=checkpoint,
         lmms_model="clsbench_hf",
         lmms_args=f"pretrained={checkpoint},mode=generate",  # the paper's protocol; mode=score is the faster one
-        vlmeval_model=f"clsbench_{slug}" + (f" (or VLMEvalKit's `{vlmeval_own}`)" if vlmeval_own else ""),
+        vlmeval_model=vlmeval_model_name(checkpoint, "generate")
+        + (f" (or VLMEvalKit's `{vlmeval_own}`)" if vlmeval_own else ""),
         needs=needs,
         verified=verified,
         architecture=architecture,
@@ -180,8 +185,8 @@ def vlmeval_models() -> dict[str, dict]:
     for route in ROUTES:
         if route.architecture is None:
             continue
-        entries[f"clsbench_{route.slug}"] = {"model_path": route.checkpoint, "mode": "generate"}
-        entries[f"clsbench_{route.slug}-score"] = {"model_path": route.checkpoint, "mode": "score"}
+        for mode in VLMEVAL_MODE_SUFFIXES:  # the name grammar's modes: generate (the paper's) and score
+            entries[vlmeval_model_name(route.checkpoint, mode)] = {"model_path": route.checkpoint, "mode": mode}
     return entries
 
 

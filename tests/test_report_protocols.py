@@ -432,3 +432,91 @@ def test_scatter_numbers_do_not_overlap_and_keep_each_rows_colour(tmp_path):
     by_name = {collection.get_label().split("  ", 1)[1]: collection for collection in axes.collections}
     for model, style in zip(models, _series_styles(models)):  # the bars' colour for every row
         assert to_hex(by_name[model.name].get_facecolor()[0]) == style["color"].lower()
+
+
+def vlmeval_run(work: Path, model: str, data: str, overall: float, stamp: str = "T20260105-101010") -> Path:
+    """A VLMEvalKit work dir as run.py (commit e8e78f0) leaves it: ``<work>/<model>/T<%Y%m%d-%H%M%S>/`` holding
+    ``<model>_<data>_acc.csv`` (run folder: build_eval_id, vlmeval/smp/file.py:453-454, and run.py:669; file name:
+    get_intermediate_file_path, vlmeval/smp/file.py:687, from the predictions' ``<model>_<data>.<fmt>`` of
+    get_pred_file_path, vlmeval/smp/file.py:208-219), linked into ``<work>/<model>/`` (run.py:995-1010)."""
+    run = work / model / stamp
+    run.mkdir(parents=True, exist_ok=True)
+    acc = run / f"{model}_{data}_acc.csv"
+    acc.write_text(f"split,Overall,unparseable_rate\nnone,{overall},0.0\n", "utf-8")
+    link = work / model / acc.name
+    link.unlink(missing_ok=True)
+    link.symlink_to(acc)
+    return acc
+
+
+def test_the_openai_name_set_from_vlmeval_is_its_own_row(tmp_path):
+    """``ClsBench_imagenet_openai`` results were ignored ("no ... results for our datasets", issue 28)."""
+    vlmeval_run(tmp_path / "work", "clsbench_qwen2-vl-7b-instruct", "ClsBench_imagenet_openai", 0.75)
+    vlmeval_run(tmp_path / "work", "clsbench_qwen2-vl-7b-instruct", "ClsBench_imagenet", 0.5)
+    table, echo = report([tmp_path / "work"], tmp_path)
+    assert row(table, "clsbench_qwen2-vl-7b-instruct [openai names]")[0] == "75.0"
+    assert row(table, "clsbench_qwen2-vl-7b-instruct")[0] == "50.0"
+    records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["protocol"]["class_names"] for r in records) == ["openai", "paper"]
+
+
+def test_vlmeval_rows_take_their_mode_from_our_model_names_and_meet_the_paper_row(tmp_path):
+    """``clsbench_<slug>-score`` is the score protocol, not the paper's; ``clsbench_<slug>`` is matched to Table 2
+    (only VLMEvalKit's own ``Qwen2-VL-7B-Instruct`` name was, issue 28)."""
+    work = tmp_path / "work"
+    vlmeval_run(work, "clsbench_qwen2-vl-7b-instruct", "ClsBench_imagenet", 0.9)
+    vlmeval_run(work, "clsbench_qwen2-vl-7b-instruct-score", "ClsBench_imagenet", 0.8)
+    table, _ = report([work], tmp_path, reference="paper")
+    assert row(table, "clsbench_qwen2-vl-7b-instruct [score]")[0] == "80.0"
+    delta = (tmp_path / "out" / "delta.md").read_text()
+    paper_part, other = delta.split("## Another protocol: score", 1)
+    assert "| clsbench_qwen2-vl-7b-instruct | Qwen2-VL | -7.4" in paper_part
+    assert "[score]" not in paper_part and "| clsbench_qwen2-vl-7b-instruct [score] | Qwen2-VL | -17.4" in other
+
+
+def test_one_model_through_lmms_eval_and_vlmeval_is_one_row_per_protocol_naming_the_toolkits(tmp_path):
+    hub = "pretrained=Qwen/Qwen2-VL-7B-Instruct"
+    lmms_results(tmp_path / "runs" / "m", "20260101_000000", hub + ",mode=score", {"imagenet": 0.8, "logo": 0.5})
+    lmms_results(tmp_path / "runs" / "m", "20260102_000000", hub + ",mode=generate", {"imagenet": 0.9})
+    work = tmp_path / "work"
+    vlmeval_run(work, "clsbench_qwen2-vl-7b-instruct-score", "ClsBench_imagenet", 0.8)  # agrees with lmms-eval
+    vlmeval_run(work, "clsbench_qwen2-vl-7b-instruct-score", "ClsBench_food101", 0.7)  # only through VLMEvalKit
+    vlmeval_run(work, "clsbench_qwen2-vl-7b-instruct", "ClsBench_imagenet", 0.9)
+    vlmeval_run(work, "Qwen2-VL-7B-Instruct", "ClsBench_imagenet", 0.85)  # VLMEvalKit's own wrapper: another model
+    table, echo = report([tmp_path / "runs", work], tmp_path, reference="paper")
+    ours = [line.split("|")[1].strip() for line in table.splitlines() if "Qwen2-VL-7B-Instruct" in line]
+    assert sorted(ours) == [
+        "Qwen2-VL-7B-Instruct",
+        "clsbench_hf (Qwen/Qwen2-VL-7B-Instruct) [lmms-eval + vlmeval]",
+        "clsbench_hf (Qwen/Qwen2-VL-7B-Instruct) [score] [lmms-eval + vlmeval]",
+    ]
+    score = row(table, "clsbench_hf (Qwen/Qwen2-VL-7B-Instruct) [score] [lmms-eval + vlmeval]")
+    columns = [c.strip() for c in next(x for x in table.splitlines() if x.startswith("| Model |")).split("|")[2:-1]]
+    assert score[columns.index("IMN")] == "80.0" and score[columns.index("Food")] == "70.0"
+    assert score[columns.index("Logo")] == "50.0" and "conflict" not in echo
+    toolkits = {
+        line.split(",")[0]: line.split(",")[2] for line in (tmp_path / "out" / "table.csv").read_text().splitlines()
+    }
+    assert toolkits["clsbench_hf (Qwen/Qwen2-VL-7B-Instruct) [score] [lmms-eval + vlmeval]"] == "lmms-eval + vlmeval"
+    records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    food = next(r for r in records if r["dataset"] == "food101")
+    assert food["toolkit"] == "vlmeval" and food["model_id"] == "clsbench_hf:Qwen/Qwen2-VL-7B-Instruct"
+    delta = (tmp_path / "out" / "delta.md").read_text()
+    assert "| clsbench_hf (Qwen/Qwen2-VL-7B-Instruct) [lmms-eval + vlmeval] | Qwen2-VL | -7.4" in delta
+    # Two toolkits that disagree on one cell of one protocol: a conflict, both files named.
+    vlmeval_run(work, "clsbench_qwen2-vl-7b-instruct", "ClsBench_imagenet", 0.6, stamp="T20260106-101010")
+    _, echo = report([tmp_path / "runs", work], tmp_path, out="again")
+    assert "conflict: clsbench_hf (Qwen/Qwen2-VL-7B-Instruct) [lmms-eval + vlmeval] on IMN" in echo
+
+
+def test_the_report_reads_modes_by_the_grammar_our_vlmeval_models_are_registered_with():
+    from clsbench.models.catalog import vlmeval_models
+    from clsbench.tasks.protocol.catalog import checkpoint_slug, parse_vlmeval_model_name
+
+    registered = vlmeval_models()
+    assert {kwargs["mode"] for kwargs in registered.values()} == {"generate", "score"}
+    for name, kwargs in registered.items():
+        assert parse_vlmeval_model_name(name) == (checkpoint_slug(kwargs["model_path"]), kwargs["mode"]), name
+    assert parse_vlmeval_model_name("Qwen2-VL-7B-Instruct") is None  # VLMEvalKit's own wrapper
+    assert mllm_row("clsbench_llava-onevision-qwen2-7b-ov-hf-score") == "LLaVA-OV"
+    assert mllm_row("clsbench_qwen3-vl-2b-instruct") is None  # not in the paper

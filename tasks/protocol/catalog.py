@@ -6,7 +6,10 @@
   names and folders the task YAMLs are generated with (``cls_mcq/_generate_configs.py``);
 * :func:`resolve_datasets`: the one grammar for naming datasets on every command line (keys, aliases,
   VLMEvalKit names, groups, lmms-eval task and group names);
-* :func:`dataset_table`: the README's dataset table.
+* :func:`dataset_table`: the README's dataset table;
+* :func:`vlmeval_model_name`, :func:`parse_vlmeval_model_name`: the grammar of clsbench's VLMEvalKit model names
+  (``clsbench_<checkpoint slug>`` generates, ``...-score`` scores): ``clsbench.models.catalog`` registers by it and
+  ``clsbench report`` reads a row's answer mode back from it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,35 @@ GROUP_TASKS = {"general": "cls_general_mcq", "fine-grained": "cls_finegrained_mc
 
 
 ALL_TASKS_GROUP = "cls_mcq"
+
+
+# clsbench's VLMEvalKit model names: answer mode -> the suffix after ``clsbench_<slug>`` (VLMEvalKit's --model takes
+# a name, not arguments, so the mode is in the name). Only the two modes ``clsbench.models.catalog`` registers.
+VLMEVAL_MODEL_PREFIX = "clsbench_"
+VLMEVAL_MODE_SUFFIXES = {"generate": "", "score": "-score"}
+
+
+def checkpoint_slug(checkpoint: str) -> str:
+    """A Hub id's last part, lower-case (``Qwen/Qwen2-VL-7B-Instruct`` -> ``qwen2-vl-7b-instruct``)."""
+    return checkpoint.rstrip("/").split("/")[-1].lower()
+
+
+def vlmeval_model_name(checkpoint: str, mode: str) -> str:
+    """The VLMEvalKit model name clsbench registers for a checkpoint in an answer mode
+    (``clsbench_qwen2-vl-7b-instruct``, ``clsbench_qwen2-vl-7b-instruct-score``)."""
+    return f"{VLMEVAL_MODEL_PREFIX}{checkpoint_slug(checkpoint)}{VLMEVAL_MODE_SUFFIXES[mode]}"
+
+
+def parse_vlmeval_model_name(name: str) -> tuple[str, str] | None:
+    """(checkpoint slug, answer mode) of a name in :func:`vlmeval_model_name`'s grammar; None for any other name
+    (VLMEvalKit's own wrappers, such as ``Qwen2-VL-7B-Instruct``, which always generate)."""
+    if not name.startswith(VLMEVAL_MODEL_PREFIX) or len(name) == len(VLMEVAL_MODEL_PREFIX):
+        return None
+    stem = name[len(VLMEVAL_MODEL_PREFIX) :]
+    for mode, suffix in sorted(VLMEVAL_MODE_SUFFIXES.items(), key=lambda item: -len(item[1])):
+        if suffix and stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)], mode
+    return stem, "generate"
 
 
 # Bumped whenever a question, prompt or score changes (2.0: Food-101 label order fixed, ImageNet shows the

@@ -14,6 +14,7 @@ import io
 from functools import cache
 from importlib import resources
 
+from clsbench.tasks.protocol.catalog import checkpoint_slug, parse_vlmeval_model_name
 from clsbench.tasks.protocol.registry import DATASETS
 
 # Hub id or VLMEvalKit model name -> Table 2 row. The paper names the model, not the checkpoint; these are
@@ -51,9 +52,19 @@ _LOWER = {name.casefold(): row for name, row in MLLM_ROWS.items()}
 PRINTED_AVERAGES = {"general": "general_avg", "fine-grained": "finegrained_avg"}
 
 
+# clsbench's own VLMEvalKit names carry the checkpoint's slug (``clsbench_qwen2-vl-7b-instruct[-score]``): the rows
+# by the slugs of the Hub ids above (two ids with one slug, as DeepSeek-VL's, name one row).
+_BY_SLUG: dict[str, str] = {checkpoint_slug(name): row for name, row in MLLM_ROWS.items() if "/" in name}
+
+
 def mllm_row(model: str | None) -> str | None:
-    """The Table 2 row of a checkpoint (Hub id, case-insensitive) or VLMEvalKit model name, if it is one."""
-    return _LOWER.get(str(model or "").casefold())
+    """The Table 2 row of a checkpoint (Hub id, case-insensitive), a VLMEvalKit model name or clsbench's VLMEvalKit
+    name of a checkpoint (any answer mode: the row is the model; which protocol it ran is the report's to say)."""
+    text = str(model or "")
+    if text.casefold() in _LOWER:
+        return _LOWER[text.casefold()]
+    parsed = parse_vlmeval_model_name(text)
+    return _BY_SLUG.get(parsed[0]) if parsed else None
 
 
 @cache

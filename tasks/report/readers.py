@@ -13,7 +13,12 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from clsbench.tasks.protocol.catalog import task_name
+from clsbench.tasks.protocol.catalog import (
+    checkpoint_slug,
+    parse_vlmeval_model_name,
+    task_name,
+    vlmeval_model_name,
+)
 from clsbench.tasks.protocol.draws import LETTERS
 from clsbench.tasks.protocol.paper import mllm_row, table2
 from clsbench.tasks.protocol.parsing import parse_answer
@@ -47,9 +52,19 @@ LMMS_DATE = "%Y%m%d_%H%M%S"
 VLMEVAL_RUN_DIR = re.compile(r"T(\d{8}-\d{6})")
 
 
-# <model>_<dataset>{_acc.csv,.xlsx,.tsv}, the dataset named ClsBench_<key> (registry) or cls_<key>_mcq
+# The files VLMEvalKit's run.py (commit e8e78f0) writes per model and dataset: predictions
+# ``<work_dir>/<model>/T<%Y%m%d-%H%M%S>/<model>_<data>.xlsx|.tsv`` (vlmeval/smp/file.py:208-219 get_pred_file_path,
+# the run folder from build_eval_id at vlmeval/smp/file.py:453-454 and run.py:669), scores ``<model>_<data>_acc.csv``
+# beside them (our ClsbenchMCQDataset.evaluate, via get_intermediate_file_path at vlmeval/smp/file.py:687), and
+# links to the newest run's files in ``<work_dir>/<model>/`` (run.py:995-1010). ``<data>`` is any of our VLMEvalKit
+# names (the registry's, with the class-name set: ClsBench_imagenet, ClsBench_imagenet_openai) or cls_<key>_mcq.
+VLMEVAL_DATA_NAMES: dict[str, tuple[str, str]] = {
+    spec.vlmeval_name_for(name_set): (key, name_set) for key, spec in DATASETS.items() for name_set in spec.name_sets
+}
 VLMEVAL_FILE = re.compile(
-    r"(?P<model>.+)_(?:ClsBench_(?P<key>[a-z0-9]+)|cls_(?P<task_key>[a-z0-9]+)_mcq)(?P<kind>_acc\.csv|\.xlsx|\.tsv)"
+    r"(?P<model>.+)_(?:(?P<data>"
+    + "|".join(re.escape(name) for name in sorted(VLMEVAL_DATA_NAMES, key=len, reverse=True))
+    + r")|cls_(?P<task_key>[a-z0-9]+)_mcq)(?P<kind>_acc\.csv|\.xlsx|\.tsv)"
 )
 
 
@@ -126,6 +141,7 @@ def model_identity(model: str, args: dict[str, str]) -> str:
 # lmms-eval model -> the model arg that selects the answer mode (clsbench's wrappers); others always generate.
 # clsbench_vllm takes the same three modes as clsbench_hf (a loglik run labelled generate was clsbench 0.3's bug).
 _MODE_ARG = {"clsbench_hf": "mode", "clsbench_vllm": "mode"}
+LMMS_ENGINE = "clsbench_hf"  # the lmms-eval model that runs the engine clsbench's VLMEvalKit models wrap
 
 
 _DEFAULT_PROMPT = {
@@ -400,22 +416,35 @@ def read_vlmeval(root: Path, notes: list[str] | None = None) -> Iterator[Record]
     current: set[tuple[Path, str, str]] = set()  # run.py links its newest run's files into the model folder
     for path in root.rglob("*_*"):
         match = VLMEVAL_FILE.fullmatch(path.name)
-        key = match and (match["key"] or match["task_key"])
-        if key in DATASETS and path.is_file():
-            real = path.resolve()
-            groups[(real.parent, match["model"], key)][match["kind"]] = real
-            if not VLMEVAL_RUN_DIR.fullmatch(path.parent.name):
-                current.add((real.parent, match["model"], key))
-    linked = {(model, key) for _, model, key in current}
-    for (folder, model, key), files in sorted(groups.items()):
-        if (model, key) in linked and (folder, model, key) not in current:
+        if not match or (match["data"] is None and match["task_key"] not in DATASETS) or not path.is_file():
+            continue
+        data, real = match["data"] or f"cls_{match['task_key']}_mcq", path.resolve()
+        groups[(real.parent, match["model"], data)][match["kind"]] = real
+        if not VLMEVAL_RUN_DIR.fullmatch(path.parent.name):
+            current.add((real.parent, match["model"], data))
+    linked = {(model, data) for _, model, data in current}
+    for (folder, model, data), files in sorted(groups.items()):
+        if (model, data) in linked and (folder, model, data) not in current:
             continue  # an older run VLMEvalKit itself no longer points at
-        record = _vlmeval_record(folder, model, key, files, notes if notes is not None else [])
+        key, name_set = VLMEVAL_DATA_NAMES.get(data) or (data.removeprefix("cls_").removesuffix("_mcq"), DEFAULT_NAMES)
+        record = _vlmeval_record(folder, model, key, name_set, files, notes if notes is not None else [])
         if record is not None:
             yield record
 
 
-def _vlmeval_record(folder: Path, model: str, key: str, files: dict[str, Path], skipped: list[str]) -> Record | None:
+def vlmeval_protocol(model: str, name_set: str) -> dict:
+    """The protocol of a VLMEvalKit row: the class-name set from the dataset name, the answer mode from the model
+    name (clsbench's ``clsbench_<slug>`` / ``clsbench_<slug>-score``, :func:`parse_vlmeval_model_name`; every other
+    model, VLMEvalKit's own wrappers included, replies freely and is read by clsbench's parser: ``generate``). The
+    questions are the paper's (26 options, random negatives, seed 0, the paper's prompt): the export writes no
+    other."""
+    parsed = parse_vlmeval_model_name(model)
+    return {**DEFAULT_PROTOCOL, "mode": parsed[1] if parsed else "generate", "class_names": name_set}
+
+
+def _vlmeval_record(
+    folder: Path, model: str, key: str, name_set: str, files: dict[str, Path], skipped: list[str]
+) -> Record | None:
     """Accuracy from the acc.csv (else from the predictions), per-class numbers from the predictions; an unreadable
     file is named in ``skipped`` and left out."""
     notes: list[str] = []
@@ -445,8 +474,10 @@ def _vlmeval_record(folder: Path, model: str, key: str, files: dict[str, Path], 
     stamp = _stamp(run_dir[1] if run_dir else None, "%Y%m%d-%H%M%S", acc_file or predictions)
     value = scored if accuracy is None else accuracy
     n = sum(s.n or 0 for s in per_class.values()) or None
+    parsed = parse_vlmeval_model_name(model)
+    shown = vlmeval_model_name(parsed[0], "generate") if parsed else model  # the mode is the protocol's label
     return Record(
-        model,
+        shown,
         MLLM,
         "vlmeval",
         key,
@@ -455,7 +486,8 @@ def _vlmeval_record(folder: Path, model: str, key: str, files: dict[str, Path], 
         acc_file or predictions,
         per_class,
         notes,
-        model_id=f"vlmeval:{model}",
+        model_id=f"vlmeval:{shown}",
+        protocol=vlmeval_protocol(model, name_set),
         n=n,
         n_expected=n,
         paper_row=mllm_row(model),
@@ -523,6 +555,7 @@ def collect(
         if not found:
             notes.append(f"{run}: no lmms-eval, VLMEvalKit, clsbench clip or CLIP_benchmark results for our datasets")
         records += found
+    _join_vlmeval_to_lmms(records)
     if reference == "paper":
         records += paper_records()
     elif reference is not None:
@@ -530,6 +563,30 @@ def collect(
     models = _merge(records, notes)
     notes += [note for model in models for record in model.records() for note in record.notes]
     return models
+
+
+def _join_vlmeval_to_lmms(records: list[Record]) -> None:
+    """clsbench's VLMEvalKit models (``clsbench_<slug>[-score]``) run the engine that ``clsbench_hf`` runs in
+    lmms-eval, on the same questions: where the report also holds lmms-eval results of ``clsbench_hf`` on one Hub
+    checkpoint with that slug (no revision pinned, not a local path), the VLMEvalKit records take that model's
+    identity and name, so each protocol is one row whatever the toolkit (the row says which)."""
+    by_slug: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for record in records:
+        checkpoint = record.model_id.removeprefix(LMMS_ENGINE + ":")
+        if (
+            record.toolkit == "lmms-eval"
+            and record.model_id.startswith(LMMS_ENGINE + ":")
+            and "@" not in checkpoint
+            and checkpoint.count("/") == 1
+            and not checkpoint.startswith((".", "/", "~"))
+        ):
+            by_slug[checkpoint_slug(checkpoint)].add((record.model_id, record.model))
+    for record in records:
+        parsed = parse_vlmeval_model_name(record.model_id.removeprefix("vlmeval:"))
+        if record.toolkit == "vlmeval" and record.model_id.startswith("vlmeval:") and parsed:
+            found = by_slug.get(parsed[0], set())
+            if len(found) == 1:
+                record.model_id, record.model = next(iter(found))
 
 
 def paper_records() -> list[Record]:
@@ -554,26 +611,27 @@ def paper_records() -> list[Record]:
 
 
 def _merge(records: list[Record], notes: list[str]) -> list[ModelResult]:
-    """Rows by (model identity, toolkit, protocol); per cell a complete result wins over a partial one, and two
-    complete results that differ are a reported conflict, never resolved by file time."""
+    """Rows by (model identity, protocol), whichever toolkit produced them (the row names its toolkits when the
+    model was read from more than one); per cell a complete result wins over a partial one, and two complete results
+    that differ (from one toolkit or two) are a reported conflict, never resolved by file time."""
     by_row: dict[tuple, list[Record]] = defaultdict(list)
     for record in records:
         by_row[record.row_key].append(record)
     identities: dict[str, set[str]] = defaultdict(set)  # row name -> model identities using it
-    toolkits: dict[tuple[str, str], set[str]] = defaultdict(set)  # (row name, identity) -> toolkits
-    for model_id, toolkit, _ in by_row:
-        first = by_row[(model_id, toolkit, _)][0]
-        identities[first.row_name].add(model_id)
-        toolkits[(first.row_name, model_id)].add(toolkit)
+    toolkits: dict[str, set[str]] = defaultdict(set)  # identity -> toolkits its results were read from
+    for (model_id, _), rows in by_row.items():
+        identities[rows[0].row_name].add(model_id)
+        toolkits[model_id].update(record.toolkit for record in rows)
     models = []
     for key, rows in by_row.items():
         first = rows[0]
         name = first.row_name
         if len(identities[first.row_name]) > 1:  # two checkpoints with one short name: tell them apart
             name += f" #{hashlib.sha256(key[0].encode()).hexdigest()[:4]}"
-        if len(toolkits[(first.row_name, key[0])]) > 1:  # one model read from two toolkits' outputs
-            name += f" [{first.toolkit}]"
-        model = ModelResult(name, first.kind, first.toolkit, {})
+        row_toolkits = " + ".join(sorted({record.toolkit for record in rows}))
+        if len(toolkits[key[0]]) > 1:  # one model read from two toolkits' outputs: say which this row's cells are
+            name += f" [{row_toolkits}]"
+        model = ModelResult(name, first.kind, row_toolkits, {})
         for dataset in DATASETS:
             cell = [r for r in rows if r.dataset == dataset]
             complete = [r for r in cell if not r.partial]

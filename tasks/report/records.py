@@ -65,8 +65,10 @@ class Record:
         return self.n is not None and self.n_expected is not None and self.n < self.n_expected
 
     @property
-    def row_key(self) -> tuple[str, str, str]:
-        return (self.model_id or self.model, self.toolkit, json.dumps(self.protocol, sort_keys=True))
+    def row_key(self) -> tuple[str, str]:
+        """A row is a (model, protocol); the toolkit is not part of it (the same model and protocol through
+        lmms-eval and VLMEvalKit is one row, each cell saying which toolkit it came from)."""
+        return (self.model_id or self.model, json.dumps(self.protocol, sort_keys=True))
 
     @property
     def row_name(self) -> str:
