@@ -132,7 +132,14 @@ def reference(letter_llava, fixture_root):
 
 
 def run_clsbench_vlmeval(
-    model_args: str, lmu_data: Path, data_root: Path, work_dir: Path, env=None, model="tiny-letters"
+    model_args: str,
+    lmu_data: Path,
+    data_root: Path,
+    work_dir: Path,
+    env=None,
+    model="tiny-letters",
+    datasets=("logo", "food101"),
+    run_py_args=(),
 ):
     import os
 
@@ -143,8 +150,7 @@ def run_clsbench_vlmeval(
             "--models",
             model,
             "--datasets",
-            "logo",
-            "food101",
+            *datasets,
             "--model-args",
             model_args,
             "--lmu-data",
@@ -153,6 +159,7 @@ def run_clsbench_vlmeval(
             str(data_root),
             "--output-dir",
             str(work_dir),
+            *(["--", *run_py_args] if run_py_args else []),
         ],
         check=False,
         capture_output=True,
@@ -313,3 +320,69 @@ def test_doctor_passes_in_this_vlmevalkit_install():
     assert "VLMEvalKit (vlmeval): installed" in run.stdout, run.stdout
     assert "VLMEvalKit's run.py" not in run.stdout and "not importable" not in run.stdout, run.stdout
     assert run.returncode == 0, run.stdout
+
+
+# --- issue 28 through VLMEvalKit's own run.py ---
+
+
+def test_reuse_after_the_data_is_rebuilt_never_scores_the_old_replies(letter_llava, tmp_path):
+    """The copy rebuilt in place (8 rows -> 6) under the same --data-dir, then `-- --reuse`: the TSVs are
+    re-exported (the copy's fingerprint changed) and the earlier predictions set aside, so the letters and scores
+    are lmms-eval's on the new rows (before: the old TSV was scored, or the old replies reused by row index)."""
+    from clsbench.tasks.data.fixtures import write_fixture_dataset
+
+    data, lmu, out = tmp_path / "data", tmp_path / "LMUData", tmp_path / "out"
+    for key in ("logo", "food101"):
+        write_fixture_dataset(data, key, count=8)
+    args = f"model_path={letter_llava},mode=score,log_dir=none"
+    first = run_clsbench_vlmeval(args, lmu, data, out)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    for key in ("logo", "food101"):
+        write_fixture_dataset(data, key, count=6)  # rebuilt in place: other rows under the same sample keys
+    again = run_clsbench_vlmeval(args, lmu, data, out, run_py_args=["--reuse"])
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    for key in ("logo", "food101"):
+        name = vlmeval_name(key)
+        assert f"exporting {name}.tsv" in again.stderr and "was exported from other data" in again.stderr
+        assert f"{name}: its TSV is not the export" in again.stderr and "moved aside" not in again.stdout
+    assert_same_as_lmms_eval(out, lmms_letters(letter_llava, data))  # only this run's files are left in T*/
+    other = tmp_path / "other-data"  # the issue's case: "exporting..." (another --data-dir), then --reuse
+    for key in ("logo", "food101"):
+        write_fixture_dataset(other, key, count=7)
+    third = run_clsbench_vlmeval(args, lmu, other, out, run_py_args=["--reuse"])
+    assert third.returncode == 0, (third.stdout + third.stderr)[-3000:]
+    for key in ("logo", "food101"):
+        assert f"{vlmeval_name(key)}.tsv was exported from {data}, but the data root is {other}" in third.stderr
+        assert f"{vlmeval_name(key)}: its TSV is not the export" in third.stderr, third.stderr[-3000:]
+    assert_same_as_lmms_eval(out, lmms_letters(letter_llava, other))
+
+
+def test_infer_mode_runs_the_openai_variant_without_a_judge(letter_llava, fixture_root, tmp_path):
+    """`--datasets cls_imagenet_mcq_openai -- --mode infer`: ClsBench_imagenet_openai (OpenAI's class names) is
+    exported and run, the command says inference only and where the predictions are (no table of empty cells),
+    and status.json names no LLM judge ("exact_matching", VLMEvalKit's name for none; it said gpt-4o-mini)."""
+    import pandas as pd
+
+    from clsbench.tasks.protocol.registry import DATASETS
+
+    lmu, out = tmp_path / "LMUData", tmp_path / "out"
+    args = f"model_path={letter_llava},mode=score,log_dir=none"
+    run = run_clsbench_vlmeval(
+        args, lmu, fixture_root, out, datasets=["cls_imagenet_mcq_openai"], run_py_args=["--mode", "infer"]
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert [path.name for path in lmu.glob("*.tsv")] == ["ClsBench_imagenet_openai.tsv"]
+    (prediction,) = (out / "tiny-letters").glob("T*/tiny-letters_ClsBench_imagenet_openai.tsv")
+    assert "inference only (no scores)" in run.stdout and str(prediction) in run.stdout
+    assert "| tiny-letters |" not in run.stdout and not list(out.glob("tiny-letters/T*/*_acc.csv"))
+    shown = set(pd.read_csv(prediction, sep="\t")[list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")].stack())
+    assert shown <= set(DATASETS["imagenet"].names("openai")) and not shown <= set(DATASETS["imagenet"].classnames)
+    (status,) = (out / "tiny-letters").glob("T*/status.json")
+    judge = json.loads(status.read_text())["datasets"]["ClsBench_imagenet_openai"].get("judge_model")
+    assert judge == "exact_matching", judge
+
+
+def test_a_missing_variant_tsv_names_its_class_names(registered, tmp_path, monkeypatch):
+    monkeypatch.setenv("LMUData", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="--datasets imagenet --output-dir .* --class-names openai"):
+        ClsbenchMCQDataset("ClsBench_imagenet_openai")
