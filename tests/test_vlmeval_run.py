@@ -386,3 +386,38 @@ def test_a_missing_variant_tsv_names_its_class_names(registered, tmp_path, monke
     monkeypatch.setenv("LMUData", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="--datasets imagenet --output-dir .* --class-names openai"):
         ClsbenchMCQDataset("ClsBench_imagenet_openai")
+
+
+def test_the_report_reads_a_real_work_dir_with_the_openai_variant_and_a_score_name(
+    letter_llava, fixture_root, tmp_path
+):
+    """run.py's own file names (ClsBench_imagenet_openai; a model named in our grammar, ``clsbench_<slug>-score``)
+    become rows of their protocol in `clsbench report`: the openai names row was dropped, and a score-mode name was
+    shown as the paper's protocol (issue 28 item 5)."""
+    import pandas as pd
+
+    out = tmp_path / "out"
+    run = run_clsbench_vlmeval(
+        f"model_path={letter_llava},mode=score,log_dir=none",
+        tmp_path / "LMUData",
+        fixture_root,
+        out,
+        model="clsbench_tiny-score",
+        datasets=["imagenet", "cls_imagenet_mcq_openai"],
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    report = subprocess.run(
+        [*CLSBENCH, "report", str(out), "--output-dir", str(tmp_path / "report"), "--no-figures"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stderr
+    for name, data in (
+        ("clsbench_tiny [score]", "ClsBench_imagenet"),
+        ("clsbench_tiny [score, openai names]", "ClsBench_imagenet_openai"),
+    ):
+        (acc,) = (out / "clsbench_tiny-score").glob(f"T*/clsbench_tiny-score_{data}_acc.csv")
+        overall = float(pd.read_csv(acc)["Overall"].iloc[0])
+        line = next(line for line in report.stdout.splitlines() if line.startswith(f"| {name} |"))
+        assert line.split("|")[2].strip() == f"{100 * overall:.1f}", (name, line)
