@@ -373,6 +373,18 @@ def test_a_re_export_moves_vlmevalkits_earlier_predictions_aside(tmp_path, capsy
     assert all((work / "tiny" / "T20261205-071501" / file).is_file() for file in kept)
 
 
+def test_export_vlmeval_says_when_it_replaced_a_tsv(tmp_path, capsys):
+    data, out = _logo_copy(tmp_path / "data", 8), tmp_path / "LMUData"
+    argv = ["export-vlmeval", "--datasets", "logo", "--output-dir", str(out), "--data-dir", str(data)]
+    assert main(argv) == 0 and main(argv) == 0  # the same export twice: nothing to say
+    assert "changed: predictions VLMEvalKit made" not in capsys.readouterr().err
+    _logo_copy(data, 6)
+    assert main(argv) == 0
+    assert "ClsBench_logo.tsv changed: predictions VLMEvalKit made from the earlier one are stale" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_work_dir_that_never_recorded_its_export_keeps_no_predictions(tmp_path, capsys):
     """Predictions from before the record (direct run.py, an older clsbench) cannot be matched to an export."""
     from clsbench.tasks.toolkits.vlmeval.run import export_and_check

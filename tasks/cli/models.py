@@ -59,9 +59,24 @@ def cmd_export_vlmeval(args: argparse.Namespace) -> int:
     check_protocol_names(
         args.datasets, "export-vlmeval", example="--datasets {datasets} --output-dir " + args.output_dir
     )
+    from pathlib import Path
+
+    from clsbench.tasks.protocol.registry import get_dataset
+    from clsbench.tasks.toolkits.vlmeval.export import export_identity
+
     for key, name_set in export_targets(args.datasets, args.class_names):
+        name = get_dataset(key).vlmeval_name_for(name_set)
+        earlier = Path(args.output_dir).expanduser() / f"{name}.tsv"
+        before = export_identity(earlier) if earlier.is_file() else None
         path = write_tsv(key, args.output_dir, args.data_dir, name_set, args.images, progress=not args.no_progress)
         print(f"{key}: {path}")
+        if before is not None and before != export_identity(path):
+            print(
+                f"clsbench export-vlmeval: {name}.tsv changed: predictions VLMEvalKit made from the earlier one are "
+                "stale, and its --reuse would match them to these rows by index; `clsbench vlmeval` moves them "
+                "aside (with run.py directly, do not pass --reuse for this dataset)",
+                file=sys.stderr,
+            )
     write_versions(args.output_dir)
     return 0
 
