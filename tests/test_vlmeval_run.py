@@ -380,6 +380,11 @@ def test_infer_mode_runs_the_openai_variant_without_a_judge(letter_llava, fixtur
     (status,) = (out / "tiny-letters").glob("T*/status.json")
     judge = json.loads(status.read_text())["datasets"]["ClsBench_imagenet_openai"].get("judge_model")
     assert judge == "exact_matching", judge
+    scored = run_clsbench_vlmeval(  # the same export: the predictions stay, and --mode eval scores them
+        args, lmu, fixture_root, out, datasets=["ClsBench_imagenet_openai"], run_py_args=["--mode", "eval"]
+    )
+    assert scored.returncode == 0, (scored.stdout + scored.stderr)[-3000:]
+    assert "| tiny-letters |" in scored.stdout and "moved" not in scored.stderr
 
 
 def test_a_missing_variant_tsv_names_its_class_names(registered, tmp_path, monkeypatch):
