@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from clsbench.tasks.protocol.draws import LETTERS, MAX_OPTIONS, build_question
 from clsbench.tasks.protocol.parsing import parse_answer
-from clsbench.tasks.protocol.registry import DatasetSpec, as_spec, get_dataset
+from clsbench.tasks.protocol.registry import DatasetSpec, get_dataset
 from clsbench.tasks.runtime.errors import ClsbenchError
 
 DEFAULT_SEED = 0
@@ -109,7 +109,7 @@ def make_samples(
 ) -> list[McqSample]:
     """Questions for a whole split; the sample key of row ``i`` is ``str(i)``. ``dataset``: the spec, or its key
     (looked up once for the split, not once a sample)."""
-    spec = as_spec(dataset)
+    spec = get_dataset(dataset) if isinstance(dataset, str) else dataset  # a spec passed down: no lookup
     samples = []
     for index, label in enumerate(labels):
         ranked = negatives.for_sample(str(index), label) if negatives is not None and label is not None else None

@@ -38,6 +38,9 @@ class KitDataset:
         return tuple(names) if names is not None else None
 
 
+DatasetSpec = KitDataset  # the name the question builder's annotations use (questions.py is a copy of clsbench's)
+
+
 @cache
 def kit_data() -> dict:
     return json.loads(DATA_FILE.read_text("utf-8"))
