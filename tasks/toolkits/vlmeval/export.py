@@ -23,6 +23,7 @@ import io
 import itertools
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,9 +234,13 @@ def write_tsv(
     """Write ``<out_dir>/<VLMEvalKit name>.tsv`` and its sidecar, holding the dataset's export lock (see
     :func:`_write_tsv`, which documents the arguments)."""
     name = get_dataset(key).vlmeval_name_for(name_set)
+    created = _first_missing(out_dir)
     lock = _locked(export_lock(out_dir, name), name)
     try:
         return _write_tsv(key, out_dir, data_dir, name_set, images, progress)
+    except BaseException:
+        _clean_after_failure(lock, created)
+        raise
     finally:
         lock.release()
 
@@ -253,6 +258,7 @@ def ensure_exported(
     then find it current. Returns why it was exported, or None."""
     name = get_dataset(key).vlmeval_name_for(name_set)
     tsv = Path(out_dir).expanduser().resolve() / f"{name}.tsv"
+    created = _first_missing(out_dir)
     lock = _locked(export_lock(out_dir, name), name)
     try:
         stale = export_is_current(tsv, data_dir, name_set) if tsv.is_file() else f"no {tsv}"
@@ -260,8 +266,33 @@ def ensure_exported(
             print(f"clsbench vlmeval: exporting {name}.tsv to {tsv.parent} ({stale})", file=sys.stderr)
             _write_tsv(key, out_dir, data_dir, name_set, images, progress)
         return stale
+    except BaseException:
+        _clean_after_failure(lock, created)
+        raise
     finally:
         lock.release()
+
+
+def _first_missing(folder: str | os.PathLike) -> Path | None:
+    """The outermost folder of ``folder``'s path that does not exist yet (what an export would create), or None."""
+    path, missing = Path(folder).expanduser().resolve(), None
+    while not path.exists():
+        path, missing = path.parent, path
+    return missing
+
+
+def _clean_after_failure(lock: FileLock, created: Path | None) -> None:
+    """A failed export leaves nothing behind: its lock file goes, and so does ``created`` (the folder it made) when
+    that holds nothing but export locks; a folder that was there, or holds anything else, stays. (A rank that was
+    waiting on the removed lock file may then export beside another: each writes its own partial file and
+    replaces the TSV atomically, so the TSV is whole either way.)"""
+    lock.release()
+    Path(lock.lock_file).unlink(missing_ok=True)
+    if created is None or not created.is_dir():
+        return
+    files = [path for path in created.rglob("*") if not path.is_dir()]
+    if all(path.name.endswith(".tsv.lock") for path in files):
+        shutil.rmtree(created, ignore_errors=True)
 
 
 def _write_tsv(
@@ -297,7 +328,7 @@ def _write_tsv(
     spec = get_dataset(key)
     name = spec.vlmeval_name_for(name_set)
     target = out / f"{name}.tsv"
-    partial = target.with_name(f".{target.name}.partial")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")  # this process's own
     docs = question_docs(key, data_dir, name_set)  # before any folder is made: a failed load leaves none
     fingerprint = copy_fingerprint(key, data_dir)  # the rows just read (cached file hashes: read once per copy)
     bar = tqdm(docs, total=len(docs), desc=f"export {name}", unit="q", disable=not progress, leave=progress)
