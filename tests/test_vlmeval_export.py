@@ -517,3 +517,19 @@ def test_auto_image_mode_counts_the_copys_rows_not_the_registrys(fixture_root, t
     assert export.read_sidecar(write_tsv("logo", tmp_path / "a", fixture_root))["images"] == "inline"
     monkeypatch.setattr(export, "INLINE_LIMIT_BYTES", int(mean * len(docs) / 2))
     assert export.read_sidecar(write_tsv("logo", tmp_path / "b", fixture_root))["images"] == "files"
+
+
+def test_print_table_keeps_a_class_name_set_on_its_own_row(tmp_path, capsys):
+    """Before: ClsBench_imagenet and ClsBench_imagenet_openai both filled one row's IMN cell, the last one winning.
+    The ``_acc.csv`` layout is VLMEvalKit's (``Overall`` column, ``<model>_<data>_acc.csv`` in the run folder)."""
+    from clsbench.tasks.toolkits.vlmeval.run import print_table
+
+    run = tmp_path / "clsbench_qwen2-vl-7b-instruct" / "T20261205_G0"
+    run.mkdir(parents=True)
+    for data, overall in (("ClsBench_imagenet", "0.125"), ("ClsBench_imagenet_openai", "0.875")):
+        (run / f"clsbench_qwen2-vl-7b-instruct_{data}_acc.csv").write_text(f"split,Overall\nnone,{overall}\n")
+    print_table(str(tmp_path), ["clsbench_qwen2-vl-7b-instruct"], ["ClsBench_imagenet", "ClsBench_imagenet_openai"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| clsbench_")]
+    assert len(rows) == 2, rows
+    assert rows[0].startswith("| clsbench_qwen2-vl-7b-instruct |") and "12.5" in rows[0]
+    assert rows[1].startswith("| clsbench_qwen2-vl-7b-instruct [openai names] |") and "87.5" in rows[1]

@@ -258,20 +258,26 @@ def print_predictions(work_dir: str, models: Sequence[str], names: Sequence[str]
 
 def print_table(work_dir: str, models: Sequence[str], names: Sequence[str], newer_than: float = 0.0) -> None:
     """The paper's table (accuracy %, group means when complete) from VLMEvalKit's newest ``_acc`` files
-    written after ``newer_than``: a score from an earlier run never stands in for this one's."""
+    written after ``newer_than``: a score from an earlier run never stands in for this one's. One row per model
+    and class-name set (``ClsBench_imagenet_openai`` is a row of its own, labelled as ``clsbench report`` does)."""
     from clsbench.tasks.report.lmms_results import markdown_table, table_row
+    from clsbench.tasks.report.readers import vlmeval_protocol
+    from clsbench.tasks.report.records import MLLM, protocol_label
 
     rows = {}
     for model in models:
-        scores = {}
+        by_set: dict[str, dict[str, float]] = {}
         for name in names:
+            key, name_set = VLMEVAL_DATASETS[name]
             files = result_files(work_dir, model, name, newer_than)
             if files:
                 with files[-1].open(encoding="utf-8") as handle:
                     first = next(csv.DictReader(handle), None)
                 if first and first.get("Overall") not in (None, ""):
-                    scores[NAME_TO_KEY[name]] = float(first["Overall"])
-        rows[model] = table_row(scores)
+                    by_set.setdefault(name_set, {})[key] = float(first["Overall"])
+        for name_set in dict.fromkeys(VLMEVAL_DATASETS[name][1] for name in names):
+            label = protocol_label(MLLM, vlmeval_protocol(model, name_set))
+            rows[f"{model} [{label}]" if label else model] = table_row(by_set.get(name_set, {}))
     print(markdown_table(rows))
 
 
