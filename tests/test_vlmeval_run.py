@@ -374,7 +374,7 @@ def test_infer_mode_runs_the_openai_variant_without_a_judge(letter_llava, fixtur
     assert [path.name for path in lmu.glob("*.tsv")] == ["ClsBench_imagenet_openai.tsv"]
     (prediction,) = (out / "tiny-letters").glob("T*/tiny-letters_ClsBench_imagenet_openai.tsv")
     assert "inference only (no scores)" in run.stdout and str(prediction) in run.stdout
-    assert "| tiny-letters |" not in run.stdout and not list(out.glob("tiny-letters/T*/*_acc.csv"))
+    assert "| tiny-letters" not in run.stdout and not list(out.glob("tiny-letters/T*/*_acc.csv"))
     shown = set(pd.read_csv(prediction, sep="\t")[list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")].stack())
     assert shown <= set(DATASETS["imagenet"].names("openai")) and not shown <= set(DATASETS["imagenet"].classnames)
     (status,) = (out / "tiny-letters").glob("T*/status.json")
@@ -384,7 +384,7 @@ def test_infer_mode_runs_the_openai_variant_without_a_judge(letter_llava, fixtur
         args, lmu, fixture_root, out, datasets=["ClsBench_imagenet_openai"], run_py_args=["--mode", "eval"]
     )
     assert scored.returncode == 0, (scored.stdout + scored.stderr)[-3000:]
-    assert "| tiny-letters |" in scored.stdout and "moved" not in scored.stderr
+    assert "| tiny-letters [openai names] |" in scored.stdout and "moved" not in scored.stderr  # its own row
 
 
 def test_a_missing_variant_tsv_names_its_class_names(registered, tmp_path, monkeypatch):
