@@ -17,6 +17,7 @@ a ``torchrun``) write it once: :func:`ensure_exported` checks again once it hold
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -201,17 +202,17 @@ def _clear_images(folder: Path) -> int:
     return removed
 
 
-def export_lock(out_dir: str | os.PathLike, name: str) -> FileLock:
-    """The file lock an export of ``name`` into ``out_dir`` holds (an OS lock: a killed export releases it)."""
-    out = Path(out_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(out / f".{name}.tsv.lock"))
-
-
-def _locked(lock: FileLock, name: str):
-    """``lock``, acquired; says on stderr when another process holds it (another rank exporting ``name``)."""
+@contextlib.contextmanager
+def export_locked(out_dir: str | os.PathLike, name: str) -> Iterator[None]:
+    """Hold ``<out_dir>/.<name>.tsv.lock`` (an OS lock: a killed export releases it) for one export of ``name``;
+    says on stderr when another process holds it (another rank exporting ``name``). A failed export leaves
+    nothing behind (:func:`_clean_after_failure`)."""
     from filelock import Timeout
 
+    out = Path(out_dir).expanduser().resolve()
+    created = _first_missing(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / f".{name}.tsv.lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -220,7 +221,13 @@ def _locked(lock: FileLock, name: str):
             file=sys.stderr,
         )
         lock.acquire()
-    return lock
+    try:
+        yield
+    except BaseException:
+        _clean_after_failure(lock, created)
+        raise
+    finally:
+        lock.release()
 
 
 def write_tsv(
@@ -233,16 +240,8 @@ def write_tsv(
 ) -> Path:
     """Write ``<out_dir>/<VLMEvalKit name>.tsv`` and its sidecar, holding the dataset's export lock (see
     :func:`_write_tsv`, which documents the arguments)."""
-    name = get_dataset(key).vlmeval_name_for(name_set)
-    created = _first_missing(out_dir)
-    lock = _locked(export_lock(out_dir, name), name)
-    try:
+    with export_locked(out_dir, get_dataset(key).vlmeval_name_for(name_set)):
         return _write_tsv(key, out_dir, data_dir, name_set, images, progress)
-    except BaseException:
-        _clean_after_failure(lock, created)
-        raise
-    finally:
-        lock.release()
 
 
 def ensure_exported(
@@ -258,19 +257,12 @@ def ensure_exported(
     then find it current. Returns why it was exported, or None."""
     name = get_dataset(key).vlmeval_name_for(name_set)
     tsv = Path(out_dir).expanduser().resolve() / f"{name}.tsv"
-    created = _first_missing(out_dir)
-    lock = _locked(export_lock(out_dir, name), name)
-    try:
+    with export_locked(out_dir, name):
         stale = export_is_current(tsv, data_dir, name_set) if tsv.is_file() else f"no {tsv}"
         if stale:
             print(f"clsbench vlmeval: exporting {name}.tsv to {tsv.parent} ({stale})", file=sys.stderr)
             _write_tsv(key, out_dir, data_dir, name_set, images, progress)
         return stale
-    except BaseException:
-        _clean_after_failure(lock, created)
-        raise
-    finally:
-        lock.release()
 
 
 def _first_missing(folder: str | os.PathLike) -> Path | None:
