@@ -251,3 +251,32 @@ def test_a_failed_export_leaves_no_folder_it_created(tmp_path, capsys):
     kept.mkdir()
     assert main([*argv[:3], "--output-dir", str(kept), *argv[5:]]) == 2
     assert kept.is_dir() and not any(kept.iterdir())  # a folder that was there stays
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["options", "--datasets", "food101", "--index", "0"],
+        ["export-vlmeval", "--datasets", "logo", "--output-dir", "{tmp}/out"],
+        ["questions", "--datasets", "food101", "--output-dir", "{tmp}/q"],
+    ],
+)
+def test_a_mistyped_data_dir_is_named_by_every_command(argv, tmp_path, capsys):
+    """Before: options and export-vlmeval fell back to the Hub (its error naming no --data-dir) or, for a local
+    dataset, said to build data in the mistyped folder; only `clsbench lmms` named the folder."""
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    missing = tmp_path / "typo"
+    assert main([*argv, "--data-dir", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"--data-dir {missing} does not exist" in err, err
+    assert not missing.exists() and not (tmp_path / "out").exists()
+
+
+def test_an_explicit_data_dir_without_the_copy_names_it_in_the_hub_error(tmp_path, monkeypatch, capsys):
+    """Before: the Hub error's prepare line left out the --data-dir the user gave."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # the Hub cannot be reached, as here
+    assert main(["options", "--datasets", "food101", "--index", "0", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"no prepared copy at {tmp_path / 'food101'}" in err, err
+    assert f"clsbench prepare --datasets food101 --source SNAPSHOT --data-dir {tmp_path}" in err

@@ -190,22 +190,40 @@ def missing_data_message(spec: DatasetSpec, data_dir: str | os.PathLike | None =
         f"{spec.key}: no prepared data at {root / spec.key}. Build it with\n"
         f"  clsbench prepare --datasets {spec.key} --source RAW_DIR --data-dir {root}\n"
         f"where RAW_DIR is {spec.source.raw_form if spec.is_local else 'a local snapshot of ' + spec.source.repo_id}"
-        + (f" (get it from {spec.source.obtain})." if spec.is_local else ".")
+        + (f"; get it from {spec.source.obtain}." if spec.is_local else ".")
     )
 
 
-def hub_offline_message(spec: DatasetSpec, error: BaseException) -> str:
+def hub_offline_message(spec: DatasetSpec, error: BaseException, data_dir: str | os.PathLike | None = None) -> str:
+    """The Hub could not serve the split: the ``hf download`` line and the ``prepare`` line (into ``data_dir`` when
+    one was given: no prepared copy was found there, so the Hub was tried)."""
     source = spec.source
     assert isinstance(source, HubSource)
     gated = " (gated: accept its terms on the Hub, then `hf auth login`)" if spec.key == "imagenet" else ""
+    into = f" --data-dir {data_root(data_dir)}" if data_dir is not None else ""
+    searched = f"; no prepared copy at {data_root(data_dir) / spec.key} either" if data_dir is not None else ""
     return (
         f"{spec.key}: could not load {source.repo_id}@{source.revision[:7]} "
-        f"from the Hugging Face Hub{gated} ({error}).\n"
+        f"from the Hugging Face Hub{gated} ({error}){searched}.\n"
         "To run offline, on a machine with access download just this split's files:\n"
         f"  {source.download_command()}\n"
-        f"then here `clsbench prepare --datasets {spec.key} --source SNAPSHOT`, "
+        f"then here `clsbench prepare --datasets {spec.key} --source SNAPSHOT{into}`, "
         "or set HF_HUB_OFFLINE=1 with a filled HF cache."
     )
+
+
+def missing_root_message(spec: DatasetSpec, data_dir: str | os.PathLike) -> str:
+    """An explicitly given data root that does not exist: a typo, most likely; named before anything falls back
+    to the Hub (or steers the user into preparing data in the mistyped folder)."""
+    root = data_root(data_dir)
+    if isinstance(spec.source, HubSource):
+        fill = (
+            f"  {spec.source.download_command()}\n  clsbench prepare --datasets {spec.key} --source SNAPSHOT "
+            f"--data-dir {root}\nor leave out --data-dir to read the pinned Hub split"
+        )
+    else:
+        fill = "  " + missing_data_message(spec, root).split("\n", 1)[1].strip().replace("\n", "\n  ")
+    return f"--data-dir {root} does not exist (mistyped?). To fill it:\n{fill}"
 
 
 def is_network_error(error: BaseException) -> bool:
@@ -256,6 +274,8 @@ def load_rows(dataset: str | DatasetSpec, data_dir: str | os.PathLike | None = N
     import datasets
 
     spec = as_spec(dataset)
+    if data_dir is not None and not data_root(data_dir).is_dir():
+        raise DataError(missing_root_message(spec, data_dir))
     prepared = find_prepared(spec, data_dir)
     if prepared is not None:
         rows = datasets.load_dataset("parquet", data_files={"test": prepared.parquet_glob}, split="test")
@@ -268,11 +288,11 @@ def load_rows(dataset: str | DatasetSpec, data_dir: str | os.PathLike | None = N
     try:
         rows = datasets.load_dataset(**hub_load_kwargs(source), split=source.split)
     except (ConnectionError, OSError, ValueError) as error:  # datasets raises all three when offline
-        raise DataError(hub_offline_message(spec, error)) from error
+        raise DataError(hub_offline_message(spec, error, data_dir)) from error
     except Exception as error:  # the HTTP library's own types (httpx ConnectError, ...): the same message
         if not is_network_error(error):
             raise
-        raise DataError(hub_offline_message(spec, error)) from error
+        raise DataError(hub_offline_message(spec, error, data_dir)) from error
     rows = to_standard_columns(rows, source)
     check_label_names(spec, getattr(rows.features["label"], "names", None), f"{source.repo_id}@{source.revision[:7]}")
     check_row_count(spec, rows.num_rows, f"{source.repo_id}@{source.revision[:7]} [{source.split}]", strict=True)
