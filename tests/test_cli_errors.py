@@ -280,3 +280,18 @@ def test_an_explicit_data_dir_without_the_copy_names_it_in_the_hub_error(tmp_pat
     err = capsys.readouterr().err
     assert f"no prepared copy at {tmp_path / 'food101'}" in err, err
     assert f"clsbench prepare --datasets food101 --source SNAPSHOT --data-dir {tmp_path}" in err
+
+
+def test_clsbench_warnings_print_as_one_plain_line(fixture_root):
+    """Before: the partial-copy warning printed Python's file path and the source line that raised it."""
+    run = subprocess.run(
+        [sys.executable, "-m", "clsbench.tasks.cli", "options", "--datasets", "logo", "--index", "0"]
+        + ["--data-dir", str(fixture_root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    warned = [line for line in run.stderr.splitlines() if "partial or fixture copy" in line]
+    assert warned and all(line.startswith("clsbench: warning: logo: the prepared copy") for line in warned), run.stderr
+    assert ".py:" not in run.stderr and "check_row_count(" not in run.stderr, run.stderr

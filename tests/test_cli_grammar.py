@@ -167,3 +167,20 @@ def test_lmms_takes_output_dir_as_output_path(monkeypatch):
     assert main(["lmms", "--model", "dummy", "--tasks", "cls_logo_mcq", "--output-dir", "out"]) == 0
     assert seen["args"][-2:] == ["--output_path", "out"]
     assert main(["lmms", "--model", "dummy", "--tasks", "cls_logo_mcq", "--output-dir", "a", "--output_path", "b"]) == 2
+
+
+def test_help_is_plain_text_and_every_subcommand_describes_itself():
+    """Before: ``clsbench`` and :mod:`...` markup showed in --help, and doctor / models had no description."""
+    import re
+
+    from clsbench.tasks.cli.main import build_parser
+
+    parser = build_parser()
+    texts = [parser.format_help()]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                assert sub.description, f"clsbench {name} --help has no description"
+                texts.append(sub.format_help())
+    for text in texts:
+        assert "``" not in text and not re.search(r":[a-z]+:`", text), text[:300]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 
 from clsbench.clip_baselines.cli import CLIP_MODEL_HELP, CLIP_PRETRAINED_HELP
@@ -469,7 +471,36 @@ def build_parser() -> argparse.ArgumentParser:
     from clsbench.tasks.cli.plan import add_plan_command
 
     add_plan_command(commands)
+    plain_help(parser, commands)
     return parser
+
+
+def _plain(text: str | None) -> str | None:
+    """Help without reStructuredText markup (``x``, :mod:`x`): docstrings serve as help; a terminal shows it raw."""
+    return re.sub(r":[a-z]+:`([^`]+)`", r"\1", text).replace("``", "") if text else text
+
+
+def plain_help(parser: argparse.ArgumentParser, commands) -> None:
+    """Every help text plain, and every subcommand with a description (its one-line help, where it has none)."""
+    parser.description = _plain(parser.description)
+    helps = {choice.dest: choice.help for choice in commands._choices_actions}
+    for name, sub in commands.choices.items():
+        sub.description = _plain(sub.description or helps.get(name))
+        for action in sub._actions:
+            action.help = _plain(action.help)
+    for choice in commands._choices_actions:
+        choice.help = _plain(choice.help)
+
+
+_python_formatwarning = warnings.formatwarning
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """clsbench's own warnings as one plain line (``clsbench: warning: ...``), without Python's file and source
+    line, which tell a user nothing; other packages' warnings as Python formats them."""
+    if category.__module__.startswith("clsbench."):
+        return f"clsbench: warning: {message}\n"
+    return _python_formatwarning(message, category, filename, lineno, line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -488,11 +519,14 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     apply_legacy_positionals(args)  # old spellings, one release: `clsbench options food101 0`
+    warnings.formatwarning = _format_warning
     try:
         return args.run(args)
     except ClsbenchError as error:  # anything else is a bug: its traceback shows
         print(f"clsbench {args.command}: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = _python_formatwarning
 
 
 if __name__ == "__main__":
