@@ -533,3 +533,21 @@ def test_print_table_keeps_a_class_name_set_on_its_own_row(tmp_path, capsys):
     assert len(rows) == 2, rows
     assert rows[0].startswith("| clsbench_qwen2-vl-7b-instruct |") and "12.5" in rows[0]
     assert rows[1].startswith("| clsbench_qwen2-vl-7b-instruct [openai names] |") and "87.5" in rows[1]
+
+
+def test_export_vlmeval_keeps_a_current_tsv_unless_forced(fixture_root, tmp_path, capsys):
+    """Before: every rerun rewrote the TSV (several GB for ImageNet) and said nothing about it."""
+    from clsbench.tasks.cli.main import main
+
+    argv = ["export-vlmeval", "--datasets", "logo", "--output-dir", str(tmp_path), "--data-dir", str(fixture_root)]
+    assert main([*argv, "--no-progress"]) == 0
+    tsv = tmp_path / "ClsBench_logo.tsv"
+    written = tsv.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main([*argv, "--no-progress"]) == 0
+    assert "(current: kept; --force rewrites it)" in capsys.readouterr().out
+    assert tsv.stat().st_mtime_ns == written
+    assert main([*argv, "--no-progress", "--images", "files"]) == 0  # another image mode: exported again
+    assert "holds inline images, files asked" in capsys.readouterr().err
+    assert main([*argv, "--no-progress", "--images", "files", "--force"]) == 0
+    assert "current: kept" not in capsys.readouterr().out and tsv.stat().st_mtime_ns != written

@@ -54,7 +54,7 @@ def export_targets(items: list[str], class_names: str) -> list[tuple[str, str]]:
 
 def cmd_export_vlmeval(args: argparse.Namespace) -> int:
     from clsbench.tasks.runtime.environment import write_versions
-    from clsbench.tasks.toolkits.vlmeval.export import write_tsv
+    from clsbench.tasks.toolkits.vlmeval.export import ensure_exported, write_tsv
 
     check_protocol_names(
         args.datasets, "export-vlmeval", example="--datasets {datasets} --output-dir " + args.output_dir
@@ -68,8 +68,13 @@ def cmd_export_vlmeval(args: argparse.Namespace) -> int:
         name = get_dataset(key).vlmeval_name_for(name_set)
         earlier = Path(args.output_dir).expanduser() / f"{name}.tsv"
         before = export_identity(earlier) if earlier.is_file() else None
-        path = write_tsv(key, args.output_dir, args.data_dir, name_set, args.images, progress=not args.no_progress)
-        print(f"{key}: {path}")
+        if args.force:
+            path = write_tsv(key, args.output_dir, args.data_dir, name_set, args.images, not args.no_progress)
+            print(f"{key}: {path}")
+        else:  # a TSV of several GB is not rewritten when it already holds these questions about this data
+            why = ensure_exported(key, args.output_dir, args.data_dir, name_set, args.images, not args.no_progress)
+            path = Path(args.output_dir).expanduser().resolve() / f"{name}.tsv"
+            print(f"{key}: {path}" + ("" if why else " (current: kept; --force rewrites it)"))
         if before is not None and before != export_identity(path):
             print(
                 f"clsbench export-vlmeval: {name}.tsv changed: predictions VLMEvalKit made from the earlier one are "
@@ -175,6 +180,11 @@ def add_commands(commands) -> None:
         "(VLMEvalKit re-encodes inline TSVs over 1 GiB as JPEG); auto (default): files when the TSV would pass 1 GiB",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one per dataset by default)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rewrite every TSV (by default one that holds these questions about this data is kept)",
+    )
     p.set_defaults(run=cmd_export_vlmeval)
 
     p = commands.add_parser(

@@ -254,13 +254,17 @@ def ensure_exported(
 ) -> str | None:
     """Export the dataset's TSV unless a current one is there (:func:`export_is_current`), checked while holding
     its export lock: of several processes (the ranks of a ``torchrun``), the first exports and the others wait,
-    then find it current. Returns why it was exported, or None."""
+    then find it current; an explicit ``images`` mode other than the TSV's also re-exports. Returns why it was
+    exported, or None (the TSV was current and kept)."""
     name = get_dataset(key).vlmeval_name_for(name_set)
     tsv = Path(out_dir).expanduser().resolve() / f"{name}.tsv"
     with export_locked(out_dir, name):
         stale = export_is_current(tsv, data_dir, name_set) if tsv.is_file() else f"no {tsv}"
+        held = (read_sidecar(tsv) or {}).get("images") if not stale else None
+        if not stale and images != "auto" and held != images:
+            stale = f"{tsv} holds {held} images, {images} asked"
         if stale:
-            print(f"clsbench vlmeval: exporting {name}.tsv to {tsv.parent} ({stale})", file=sys.stderr)
+            print(f"clsbench: exporting {name}.tsv to {tsv.parent} ({stale})", file=sys.stderr)
             _write_tsv(key, out_dir, data_dir, name_set, images, progress)
         return stale
 
