@@ -184,3 +184,15 @@ def test_help_is_plain_text_and_every_subcommand_describes_itself():
                 texts.append(sub.format_help())
     for text in texts:
         assert "``" not in text and not re.search(r":[a-z]+:`", text), text[:300]
+
+
+def test_required_options_show_without_brackets_and_old_spellings_still_parse(capsys):
+    """Before: usage lines showed required options in brackets ([--datasets ...]) beside '(required)'."""
+    from clsbench.tasks.cli.main import build_parser, main
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["options"]
+    usage = sub.format_usage()
+    assert "--datasets DATASET" in usage and "[--datasets" not in usage and "[--index" not in usage, usage
+    assert main(["options", "logo", "0", "--label", "3"]) == 0  # parsed after a usage line was formatted
+    assert "deprecated" in capsys.readouterr().err

@@ -48,6 +48,21 @@ class GrammarParser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def _get_formatter(self):
+        """Usage lines show the options :func:`require_options` requires without brackets, as argparse shows its own
+        required options (they are checked after parsing, so that their deprecated spellings still count)."""
+        required = set(self._defaults.get("required_options", ()))
+        for action in self._actions:
+            if action.dest in required and action.option_strings and action.help != argparse.SUPPRESS:
+                action.required = True  # read by the usage formatter only: parsing never sees it
+        return super()._get_formatter()
+
+    def parse_known_args(self, args=None, namespace=None):
+        for action in self._actions:  # undo what formatting a usage line set (see _get_formatter)
+            if action.dest in set(self._defaults.get("required_options", ())) and action.option_strings:
+                action.required = False
+        return super().parse_known_args(args, namespace)
+
 
 def deprecation(prog: str, old: str, new: str) -> None:
     """The one line an old spelling prints."""
