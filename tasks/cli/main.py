@@ -403,7 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("descriptions", help="collect cls_<dataset>_describe replies for the text-only tasks")
     p.add_argument("runs", nargs="+", help="lmms-eval --output_path folders of describe runs made with --log_samples")
-    p.add_argument("--data-dir", help="data root to write descriptions/<dataset>.json into (default: the data root)")
+    p.add_argument(
+        "--data-dir",
+        help="data root to write descriptions/<dataset>.json into (default: $CLSBENCH_DATA or ~/.cache/clsbench/data)",
+    )
     p.set_defaults(run=cmd_descriptions)
 
     p = commands.add_parser("multilabel", help="single- and multi-label accuracy (ReGT, ReaL) of logged predictions")
@@ -445,7 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoke", action="store_true", help="run lmms-eval's CLI (dummy model) on the kit and put its output in PR.md"
     )
     p.add_argument("--smoke-task", default="cls_food101_mcq", help="the smoke run's task (default cls_food101_mcq)")
-    p.add_argument("--data-dir", help="data root whose prepared copy the smoke run reads (default: the Hub)")
+    p.add_argument(
+        "--data-dir", help="data root whose prepared copy the smoke run reads (default: none: the pinned Hub splits)"
+    )
     add_legacy_positionals(p, ("output_dir",), required=("output_dir",))
     p.set_defaults(run=cmd_upstream)
 

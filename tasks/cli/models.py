@@ -208,7 +208,11 @@ def add_commands(commands) -> None:
     )
     p.add_argument("--output-dir", default="./outputs", help="results folder: VLMEvalKit's --work-dir")
     add_deprecated_option(p, "--work-dir", "--output-dir", dest="output_dir")
-    p.add_argument("--lmu-data", help="where the TSVs are ($LMUData, default ~/LMUData); missing ones are exported")
+    p.add_argument(
+        "--lmu-data",
+        help="VLMEvalKit's TSV folder, the --output-dir of export-vlmeval (default: $LMUData, else ~/LMUData); "
+        "missing or stale TSVs are exported into it",
+    )
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--run-py", help="VLMEvalKit's run.py (default: next to the installed vlmeval package)")
     p.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
