@@ -21,18 +21,20 @@ def lmms_results(
     model_args: str,
     scores: dict[str, float],
     *,
-    n: int = 8,
+    n: int | None = None,
     effective: int | None = None,
     model: str = "clsbench_hf",
     suffix: str = "",
 ) -> Path:
-    """An lmms-eval results file as 0.7.3 writes it: results, n-samples, config."""
+    """An lmms-eval results file as 0.7.3 writes it: results, n-samples, config. ``n``: the split's size (default:
+    the paper's full split, the registry's expected_size); ``effective``: the samples scored (a --limit run)."""
     folder.mkdir(parents=True, exist_ok=True)
     results = {
         task_name(key, suffix): {"accuracy,none": value, "accuracy_stderr,none": 0.1, "unparseable_rate,none": 0.0}
         for key, value in scores.items()
     }
-    counts = {task_name(key, suffix): {"original": n, "effective": effective or n} for key in scores}
+    sizes = {key: n or DATASETS[key].expected_size for key in scores}
+    counts = {task_name(key, suffix): {"original": sizes[key], "effective": effective or sizes[key]} for key in scores}
     path = folder / f"{stamp}_results.json"
     path.write_text(
         json.dumps(
@@ -84,8 +86,8 @@ def test_score_generate_and_limit_runs_of_one_checkpoint_are_honest_rows(tmp_pat
 
     lmms_results(runs, "20260104_000000", "pretrained=./ckpt,mode=generate", {"logo": 0.0}, effective=1)
     table, echo = report([tmp_path / "runs"], tmp_path, out="out2")
-    assert row(table, "clsbench_hf (ckpt)")[list(DATASETS).index("logo")] == "0.0 (n=1/8)"
-    assert "Logo partial (n=1 of 8)" in echo and "Missing datasets: none" not in echo
+    assert row(table, "clsbench_hf (ckpt)")[list(DATASETS).index("logo")] == "0.0 (n=1/500)"
+    assert "Logo partial (n=1 of 500)" in echo and "Missing datasets: none" not in echo
 
 
 def test_clsbench_vllm_runs_are_labelled_with_their_real_mode(tmp_path):
@@ -154,9 +156,11 @@ def test_the_leaderboard_file_round_trips_to_the_same_table(tmp_path):
     assert first["n"] == 100 and first["stderr"] == 0.1 and first["protocol"]["mode"] == "score"
     assert first["ci95"][0] < 0.9 < first["ci95"][1] and first["paper_row"] == "Qwen2-VL"
     assert {"model_id", "toolkit", "unparseable_rate", "versions", "source", "partial"} <= set(first)
+    # 100 of ImageNet's 50,000: complete on its copy, a subset of the paper's split; the mark survives the round trip
+    assert first["split_subset"] is True and first["full_split"] == 50_000 and first["partial"] is False
     again, _ = report([leaderboard], tmp_path, out="again", show="ci")
     assert again == table
-    assert "90.0 [82.6, 94.5]" in table  # the Wilson 95 % interval of 90/100
+    assert "90.0† [82.6, 94.5]" in table  # the Wilson 95 % interval of 90/100
 
 
 def test_reference_paper_rows_and_deltas(tmp_path):
@@ -324,15 +328,20 @@ def test_show_n_and_ci_together_and_the_csv_stays_numeric(tmp_path):
 
     runs = tmp_path / "runs" / "m"
     lmms_results(runs, "20260101_000000", "pretrained=org/m", {"imagenet": 0.9}, n=100)
-    lmms_results(runs, "20260102_000000", "pretrained=org/m", {"logo": 0.25}, effective=4)  # partial: 4 of 8
+    lmms_results(runs, "20260102_000000", "pretrained=org/m", {"logo": 0.25}, effective=4)  # partial: 4 of 500
     out = tmp_path / "out"
     argv = ["report", str(tmp_path / "runs"), "--output-dir", str(out), "--no-figures", "--show", "n", "--show", "ci"]
     assert main(argv) == 0
-    assert "| 90.0 (n=100) [82.6, 94.5] |" in (out / "table.md").read_text()
+    assert "| 90.0† (n=100) [82.6, 94.5] |" in (out / "table.md").read_text()  # 100 of the paper's 50,000
     (line,) = csv.DictReader((out / "table.csv").open())
+    assert (line["IMN_split_subset"], line["IMN_full_split"], line["Logo_split_subset"]) == ("true", "50000", "false")
     assert (line["IMN"], line["IMN_ci_low"], line["IMN_ci_high"], line["IMN_n"]) == ("90.0", "82.6", "94.5", "100")
-    assert (line["Logo"], line["Logo_n"], line["Logo_n_expected"]) == ("25.0", "4", "8")
-    numbers = [value for key, value in line.items() if key not in ("Model", "Type", "Toolkit") and value]
+    assert (line["Logo"], line["Logo_n"], line["Logo_n_expected"]) == ("25.0", "4", "500")
+    numbers = [
+        value
+        for key, value in line.items()
+        if key not in ("Model", "Type", "Toolkit") and not key.endswith("_split_subset") and value
+    ]
     assert all(float(value) == float(value) for value in numbers)  # every filled cell parses as a number
     with pytest.raises(ReportError, match="--show x: choose n or ci"):
         write_report([tmp_path / "runs"], tmp_path / "bad", show=["n", "x"], echo=None)
@@ -520,3 +529,74 @@ def test_the_report_reads_modes_by_the_grammar_our_vlmeval_models_are_registered
     assert parse_vlmeval_model_name("Qwen2-VL-7B-Instruct") is None  # VLMEvalKit's own wrapper
     assert mllm_row("clsbench_llava-onevision-qwen2-7b-ov-hf-score") == "LLaVA-OV"
     assert mllm_row("clsbench_qwen3-vl-2b-instruct") is None  # not in the paper
+
+
+def test_a_run_on_8_row_copies_is_never_called_complete_against_the_paper(tmp_path):
+    """`clsbench demo` then `clsbench report`: runs on the 8-row fixture copies were "complete" (every cell plain,
+    "partial": false, "Missing datasets: none (... complete)") beside the paper's rows. Partial stays relative to
+    the copy (a --limit run); a copy smaller than the paper's split (the registry's expected_size) is marked as a
+    subset of the split in the table, table.csv, results.jsonl, the Missing datasets line and delta.md."""
+    import csv
+
+    runs = tmp_path / "runs" / "m"
+    hub = "pretrained=Qwen/Qwen2-VL-7B-Instruct"
+    lmms_results(runs, "20260101_000000", hub, {key: 0.5 for key in DATASETS}, n=8)  # the demo's copies
+    others = {key: 0.25 for key in DATASETS if key != "food101"}
+    lmms_results(runs, "20260102_000000", hub + ",mode=score", others, n=8)
+    lmms_results(runs, "20260103_000000", hub + ",mode=score", {"food101": 0.5}, n=8, effective=2)  # --limit 2
+    table, echo = report([tmp_path / "runs"], tmp_path, reference="paper")
+    out = tmp_path / "out"
+    name = "clsbench_hf (Qwen/Qwen2-VL-7B-Instruct)"
+    cells = row(table, name)
+    assert cells[:10] == ["50.0†"] * 10 and cells[10:12] == ["50.0†", "50.0†"]  # averages kept, marked
+    food = list(DATASETS).index("food101")
+    assert row(table, name + " [score]")[food] == "50.0† (n=2/8)"  # a --limit run on the copy: partial and subset
+    assert all("†" not in cell for cell in row(table, "Qwen2-VL (paper)"))
+    assert "complete" not in echo.split("Missing datasets:")[1].splitlines()[0]
+    missing = next(line for line in echo.splitlines() if line.startswith("Missing datasets:"))
+    assert missing.startswith("Missing datasets: ") and "Food partial (n=2 of 8)" in missing
+    assert (
+        f"{name}: all 10 of the paper's (8 rows each), Pet (8 of 3,669 rows)" in missing
+        and "subsets of the paper's splits" in missing
+    )
+    assert "note: † from a subset of the paper's split" in echo
+    assert "Note: † from a subset of the paper's split" in (out / "table.md").read_text()
+    lines = by_name(csv.DictReader((out / "table.csv").open()))
+    ours, paper = lines[name], lines["Qwen2-VL (paper)"]
+    assert (ours["Food"], ours["Food_n"], ours["Food_n_expected"], ours["Food_full_split"]) == (
+        "50.0",
+        "8",
+        "8",
+        "25250",
+    )
+    assert ours["Food_split_subset"] == ours["General Avg._split_subset"] == "true"
+    assert paper["Food_split_subset"] == "false"
+    entries = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    entry = next(e for e in entries if e["row"] == name and e["dataset"] == "food101")
+    assert (entry["partial"], entry["split_subset"], entry["n_expected"], entry["full_split"]) == (
+        False,
+        True,
+        8,
+        25_250,
+    )
+    delta = (out / "delta.md").read_text()
+    line = next(line for line in delta.splitlines() if line.startswith(f"| {name} | Qwen2-VL"))
+    deltas = [cell.strip() for cell in line.strip("|").split("|")][2:]
+    assert deltas[food] == f"not comparable† ({50.0 - 96.2:+.1f})" and all(
+        "not comparable" in d for d in deltas[:12]
+    )  # Pet: no paper number
+    assert "† not comparable: these cells are from subsets of the paper's splits" in delta
+
+    # the same runs on full splits: no mark anywhere, and "complete" is said again
+    full = tmp_path / "full" / "m"
+    lmms_results(full, "20260101_000000", hub, {key: 0.5 for key in DATASETS})
+    table, echo = report([tmp_path / "full"], tmp_path, out="full_out")
+    assert "†" not in table and "Missing datasets: none (every model has all 10 of the paper's, complete)" in echo
+    (entry, *_) = [json.loads(line) for line in (tmp_path / "full_out" / "results.jsonl").read_text().splitlines()]
+    assert (
+        entry["split_subset"] is False and "Food_split_subset" not in (tmp_path / "full_out" / "table.csv").read_text()
+    )
+
+
+def by_name(lines) -> dict[str, dict[str, str]]:
+    return {line["Model"]: line for line in lines}

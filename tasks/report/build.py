@@ -28,10 +28,12 @@ from clsbench.tasks.report.records import ClassNames, ModelResult, ReportError
 from clsbench.tasks.report.subsets import load_frequencies, load_subset, spearman_rows, subset_tables, subset_targets
 from clsbench.tasks.report.tables import (
     SHOW_CHOICES,
+    SUBSET_NOTE,
     _csv_text,
     delta_markdown,
     leaderboard_lines,
     missing_line,
+    model_subsets,
     per_class_csv,
     show_set,
     table_csv,
@@ -83,6 +85,8 @@ def write_report(
     if chosen_subset and not targets:
         raise ReportError(f"--subset {subset}: no listed class is a class of any dataset")
     rows = table_rows(models, allow_partial)
+    if any(model_subsets(model) for model in models):
+        notes.append(SUBSET_NOTE)
     table, missing = table_markdown(models, rows, show), missing_line(models)
     files = {
         "table.csv": table_csv(models, rows, show),

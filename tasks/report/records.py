@@ -65,6 +65,19 @@ class Record:
         return self.n is not None and self.n_expected is not None and self.n < self.n_expected
 
     @property
+    def full_size(self) -> int | None:
+        """The paper's split size for this dataset (the registry's ``expected_size``, Table 1)."""
+        spec = DATASETS.get(self.dataset)
+        return spec.expected_size if spec is not None and self.kind != REFERENCE else None
+
+    @property
+    def split_subset(self) -> bool:
+        """Whether the data copy scored has fewer rows than the paper's split (``clsbench demo``'s 8-row fixture
+        copies, a ``prepare --limit`` copy): the cell is complete on its copy but not comparable with the paper."""
+        full = self.full_size
+        return self.n_expected is not None and full is not None and self.n_expected < full
+
+    @property
     def row_key(self) -> tuple[str, str]:
         """A row is a (model, protocol); the toolkit is not part of it (the same model and protocol through
         lmms-eval and VLMEvalKit is one row, each cell saying which toolkit it came from)."""

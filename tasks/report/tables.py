@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable
 
 from clsbench.tasks.protocol.paper import MLLM_ROWS
-from clsbench.tasks.protocol.registry import DATASETS, paper_datasets
+from clsbench.tasks.protocol.registry import DATASETS, datasets_in_group, paper_datasets
 from clsbench.tasks.report.lmms_results import GROUP_COLUMNS, table_columns, table_row
 from clsbench.tasks.report.records import (
     CLIP,
@@ -23,9 +23,44 @@ from clsbench.tasks.report.records import (
     ReportError,
 )
 
+# A cell scored on fewer rows than the paper's split (the registry's expected_size): ``clsbench demo``'s 8-row
+# fixture copies, a ``prepare --limit`` copy. Complete on its copy (it stays in the averages, which wear the mark
+# too), but not a number to set beside the paper's.
+SUBSET_MARK = "†"
+SUBSET_NOTE = (
+    f"{SUBSET_MARK} from a subset of the paper's split: the data copy scored has fewer rows than the paper's "
+    "(Table 1, the registry's expected_size), so the cell is not comparable with the paper; an average with "
+    f"such a cell wears {SUBSET_MARK} too"
+)
+
+
+def subset_records(model: ModelResult, column: str) -> list[Record]:
+    """The records behind a cell that come from a subset of the paper's split: the cell's own record, or for a
+    group average every member cell's."""
+    group = next((g for g, c in GROUP_COLUMNS.items() if c == column), None)
+    if group is None:
+        record = _cell_record(model, column)
+        return [record] if record is not None and record.split_subset else []
+    members = [model.datasets.get(spec.key) for spec in datasets_in_group(group)]
+    return [record for record in members if record is not None and record.split_subset]
+
+
+def _subset_summary(model: ModelResult) -> str:
+    """``all 10 of the paper's (8 rows each)``, or ``IMN (8 of 50,000 rows), Logo (100 of 500 rows)``."""
+    cells = [record for record in model.records() if record.split_subset]
+    paper = {spec.key for spec in paper_datasets()}
+    sizes = {record.n_expected for record in cells if record.dataset in paper}
+    parts, rest = [], cells
+    if {record.dataset for record in cells} >= paper and len(sizes) == 1:
+        parts = [f"all {len(paper)} of the paper's ({sizes.pop():,} rows each)"]
+        rest = [record for record in cells if record.dataset not in paper]
+    parts += [f"{DATASETS[r.dataset].abbreviation} ({r.n_expected:,} of {r.full_size:,} rows)" for r in rest]
+    return ", ".join(parts)
+
 
 def missing_line(models: list[ModelResult]) -> str:
-    """One line naming each row's missing, partial and conflicting datasets (by paper abbreviation)."""
+    """One line naming each row's missing, partial and conflicting datasets (by paper abbreviation), and the cells
+    from a subset of the paper's split (never called complete against the paper)."""
     gaps = []
     for model in models:
         parts = [DATASETS[k].abbreviation for k in model.missing if k not in model.conflicts]
@@ -38,9 +73,23 @@ def missing_line(models: list[ModelResult]) -> str:
         if parts:
             gaps.append(f"{model.name}: {', '.join(parts)}")
     paper = len(paper_datasets())
-    return "Missing datasets: " + (
-        "; ".join(gaps) if gaps else f"none (every model has all {paper} of the paper's, complete)"
+    subsets = [f"{model.name}: {_subset_summary(model)}" for model in models if any(model_subsets(model))]
+    if not subsets:
+        return "Missing datasets: " + (
+            "; ".join(gaps) if gaps else f"none (every model has all {paper} of the paper's, complete)"
+        )
+    head = "; ".join(gaps) if gaps else f"none (every model has all {paper} of the paper's datasets"
+    return (
+        f"Missing datasets: {head}"
+        + ("; " if gaps else ", ")
+        + f"but {SUBSET_MARK} cells are from subsets of the paper's splits, not comparable with it: "
+        + "; ".join(subsets)
+        + ("" if gaps else ")")
     )
+
+
+def model_subsets(model: ModelResult) -> list[Record]:
+    return [record for record in model.datasets.values() if record.split_subset]
 
 
 def table_rows(models: list[ModelResult], allow_partial: bool = False) -> dict[str, dict[str, float | None]]:
@@ -92,7 +141,7 @@ def cell_text(
     value = rows[model.name].get(column)
     if value is None:
         return missing
-    text = f"{value:.1f}"
+    text = f"{value:.1f}" + (SUBSET_MARK if subset_records(model, column) else "")
     record = _cell_record(model, column)
     if record is None:
         return text
@@ -114,15 +163,24 @@ def table_csv(
     models: list[ModelResult], rows: dict[str, dict[str, float | None]], show: frozenset[str] = frozenset()
 ) -> str:
     """The table as numbers only: a cell's interval and counts go in their own columns (``IMN_ci_low``,
-    ``IMN_ci_high`` in percent; ``IMN_n``, ``IMN_n_expected``), the counts also whenever a cell is partial."""
+    ``IMN_ci_high`` in percent; ``IMN_n``, ``IMN_n_expected``), the counts also whenever a cell is partial.
+
+    When a cell is from a subset of the paper's split, every column gets ``<column>_split_subset`` (true/false;
+    for an average: whether any member cell is) and every dataset column ``<column>_full_split`` (the paper's size)
+    besides the counts."""
     columns = table_columns(rows)
     datasets = {spec.abbreviation for spec in DATASETS.values()}
-    counts = "n" in show or any(record.partial for model in models for record in model.datasets.values())
+    subsets = any(model_subsets(model) for model in models)
+    counts = subsets or "n" in show or any(record.partial for model in models for record in model.datasets.values())
     extras = {
-        column: (["ci_low", "ci_high"] if "ci" in show else []) + (["n", "n_expected"] if counts else [])
+        column: (["ci_low", "ci_high"] if "ci" in show else [])
+        + (["n", "n_expected"] if counts else [])
+        + (["split_subset", "full_split"] if subsets else [])
         for column in columns
         if column in datasets
     }
+    if subsets:
+        extras |= {column: ["split_subset"] for column in GROUP_COLUMNS.values()}
     header = ["Model", "Type", "Toolkit"]
     for column in columns:
         header += [column, *(f"{column}_{extra}" for extra in extras.get(column, []))]
@@ -134,6 +192,10 @@ def table_csv(
             record = _cell_record(model, column) if rows[model.name].get(column) is not None else None
             interval = record.interval() if record else None
             values = {
+                "split_subset": ""
+                if rows[model.name].get(column) is None
+                else str(bool(subset_records(model, column))).lower(),
+                "full_split": record.full_size if record and record.full_size is not None else "",
                 "ci_low": f"{100 * interval[0]:.1f}" if interval else "",
                 "ci_high": f"{100 * interval[1]:.1f}" if interval else "",
                 "n": record.n if record and record.n is not None else "",
@@ -178,7 +240,9 @@ def table_latex(
             lines += [
                 latex_escape(m.name)
                 + " & "
-                + " & ".join(latex_escape(cell_text(m, c, rows, show, "--")) for c in columns)
+                + " & ".join(
+                    latex_escape(cell_text(m, c, rows, show, "--")).replace(SUBSET_MARK, r"$^\dagger$") for c in columns
+                )
                 + r" \\"
                 for m in block
             ]
@@ -230,6 +294,8 @@ def leaderboard_lines(models: list[ModelResult]) -> str:
                         "n": record.n,
                         "n_expected": record.n_expected,
                         "partial": record.partial,
+                        "split_subset": record.split_subset,
+                        "full_split": record.full_size,
                         "conflict": conflict,
                         "stderr": stderr,
                         "ci95": list(interval) if interval else None,
@@ -290,7 +356,7 @@ def delta_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | 
             unmatched.append(_unmatched_reason(model))
             continue
         ours, theirs = rows[model.name], rows[paper[row].name]
-        cells = ["—" if ours[c] is None or theirs[c] is None else f"{ours[c] - theirs[c]:+.1f}" for c in columns]
+        cells = [_delta_cell(model, c, ours[c], theirs[c]) for c in columns]
         by_protocol.setdefault(_protocol_of(model), []).append(f"| {model.name} | {row} | " + " | ".join(cells) + " |")
     lines = [
         "# Ours minus the paper (Table 2 as printed), in points",
@@ -304,6 +370,14 @@ def delta_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | 
         "## The paper's protocol",
         "",
     ]
+    compared = [m for m in models if m.kind != REFERENCE and m.datasets and any(model_subsets(m))]
+    if compared:
+        lines += [
+            f"{SUBSET_MARK} not comparable: these cells are from subsets of the paper's splits (rows: "
+            + "; ".join(f"{m.name}: {_subset_summary(m)}" for m in compared)
+            + "); their difference says nothing about reproducing the paper.",
+            "",
+        ]
     matched_here = by_protocol.pop("paper", None)
     if matched_here:
         lines += [*header, *matched_here]
@@ -332,6 +406,15 @@ def delta_markdown(models: list[ModelResult], rows: dict[str, dict[str, float | 
             *unmatched,
         ]
     return "\n".join(lines) + "\n"
+
+
+def _delta_cell(model: ModelResult, column: str, ours: float | None, theirs: float | None) -> str:
+    """Ours minus the paper; labelled not comparable where our cell is from a subset of the paper's split."""
+    if ours is None or theirs is None:
+        return "—"
+    if subset_records(model, column):
+        return f"not comparable{SUBSET_MARK} ({ours - theirs:+.1f})"
+    return f"{ours - theirs:+.1f}"
 
 
 def _unmatched_reason(model: ModelResult) -> str:
