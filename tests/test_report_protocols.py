@@ -600,3 +600,64 @@ def test_a_run_on_8_row_copies_is_never_called_complete_against_the_paper(tmp_pa
 
 def by_name(lines) -> dict[str, dict[str, str]]:
     return {line["Model"]: line for line in lines}
+
+
+def test_bar_labels_never_sit_on_the_papers_marks_and_a_zero_bar_draws_nothing(tmp_path):
+    """The demo's bars.png: the vertical value labels stood above each error bar, so CUB's "0.0" sat on the paper's
+    marks, and a 0.0 cell was drawn as a stub at 0.8 that read as about 1 %. Now each label is at the bar's base
+    (inside it), clear of every paper mark, and a 0.0 cell has a bar of height 0 and nothing else but its label."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.container import BarContainer
+    from matplotlib.text import Text
+
+    from clsbench.tasks.report.figures import LABEL_BASE, bar_chart
+    from clsbench.tasks.report.readers import collect
+    from clsbench.tasks.report.records import REFERENCE
+    from clsbench.tasks.report.tables import table_rows
+
+    runs = tmp_path / "runs" / "m"
+    zeros = {"cub200", "imagenet", "stanfordcars"}
+    demo = {key: 0.0 if key in zeros else 0.125 for key in DATASETS}  # the demo's random-weight scores, 8 rows
+    lmms_results(runs, "20260101_000000", "pretrained=org/tiny,mode=score", demo, n=8)
+    lmms_results(runs, "20260102_000000", "pretrained=org/tiny", {key: 0.875 for key in DATASETS}, n=8)
+    models = collect([tmp_path / "runs"], None, [], reference="paper")
+    figure = bar_chart(models, table_rows(models))
+    FigureCanvasAgg(figure)
+    axes = figure.axes[0]
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    papers = {model.name for model in models if model.kind == REFERENCE}
+    marks = []
+    for line in axes.lines:
+        if line.get_label() in papers:
+            half = line.get_markersize() / 2 * figure.dpi / 72
+            for x, y in line.get_xydata():
+                cx, cy = axes.transData.transform((x, y))
+                marks.append((cx - half, cy - half, cx + half, cy + half))
+    assert len(marks) == 16 * 12
+    labels = [text for text in axes.texts if text.get_text().replace(".", "").isdigit()]
+    assert len(labels) == 2 * 12  # a value on every bar of both rows, 0.0 included
+    for text in labels:
+        box = Text.get_window_extent(text, renderer)
+        hits = [m for m in marks if box.x0 < m[2] and m[0] < box.x1 and box.y0 < m[3] and m[1] < box.y1]
+        assert not hits, f"label {text.get_text()} at {text.get_position()} overlaps a paper mark"
+        assert text.get_position()[1] == LABEL_BASE  # at the bar's base, inside it
+    bars = {c.get_label(): c for c in axes.containers if isinstance(c, BarContainer)}
+    score = bars["clsbench_hf (org/tiny) [score]"]
+    columns = [spec.abbreviation for spec in DATASETS.values() if spec.in_paper]
+    for column, patch in zip(columns, score.patches):
+        zero = DATASETS[dataset_for_name(column)].key in zeros
+        assert (patch.get_height() == 0) == zero, column  # a 0.0 cell: no bar drawn
+    centres = [patch.get_x() + patch.get_width() / 2 for patch in score.patches if patch.get_height() == 0]
+    assert len(centres) == 3
+    caps = {id(cap) for bar in bars.values() for cap in bar.errorbar.lines[1]}
+    for line in axes.lines:  # nothing stands in for the missing bar (the old stub was a "_" mark at 0.8)
+        if line.get_label() in papers or line.get_marker() in (None, "None", "", " "):
+            continue  # the paper's marks stand apart; the error bar's own data line draws nothing
+        points = [(x, y) for x, y in line.get_xydata() if any(abs(x - c) < 1e-9 for c in centres)]
+        if id(line) in caps:  # the interval's caps: 0/8's Wilson interval is [0, 32.4], the lower cap on the axis
+            assert all(y == 0.0 or y == pytest.approx(32.44, abs=0.01) for _, y in points)
+            continue
+        assert not points, line.get_label()
+    texts_at_zero = [t.get_text() for t in labels if any(abs(t.get_position()[0] - c) < 1e-9 for c in centres)]
+    assert texts_at_zero == ["0.0"] * 3
