@@ -45,7 +45,7 @@ def run_demo(work_dir: Path, samples: int = 8) -> int:
         "model_logs",
     ):  # a demo starts clean; only the model builds are reused
         shutil.rmtree(work_dir / stale, ignore_errors=True)
-    data_dir = write_fixture_data(work_dir / "data", samples)
+    data_dir = write_fixture_data(work_dir / "data", samples, progress=False)  # seconds: no bars before the table
     model_dir = build_tiny_llava(work_dir / "tiny-llava")
     print(
         f"clsbench demo: {samples} fixture samples x {len(DATASETS)} datasets in {data_dir}; tiny LLaVA in {model_dir}"

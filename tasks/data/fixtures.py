@@ -77,18 +77,20 @@ def synthetic_image(key: str, index: int, label: int, size: int = 48) -> bytes:
     return buffer.getvalue()
 
 
-def write_fixture_dataset(root: str | os.PathLike, key: str, count: int = 8) -> PreparedData:
+def write_fixture_dataset(root: str | os.PathLike, key: str, count: int = 8, progress: bool = True) -> PreparedData:
     classnames = fixture_classnames(key)
     records = (
         (f"fixture/{key}/{index:05d}.png", synthetic_image(key, index, label), label)
         for index, label in enumerate(fixture_labels(key, count))
     )
     provenance = {"builder": "clsbench.tasks.data.fixtures", "note": "synthetic images for offline runs; not real data"}
-    return write_prepared(Path(root) / key, key, records, classnames, provenance, total=count)
+    return write_prepared(Path(root) / key, key, records, classnames, provenance, total=count, progress=progress)
 
 
-def write_fixture_data(root: str | os.PathLike, count: int = 8, keys: list[str] | None = None) -> Path:
+def write_fixture_data(
+    root: str | os.PathLike, count: int = 8, keys: list[str] | None = None, progress: bool = True
+) -> Path:
     """Prepared fixture copies of the datasets (all ten by default) under ``root``."""
     for key in keys or DATASETS:
-        write_fixture_dataset(root, key, count)
+        write_fixture_dataset(root, key, count, progress)
     return Path(root)

@@ -457,13 +457,15 @@ def write_prepared(
     skip_corrupt: bool = False,
     shard_bytes: int = 500 << 20,
     total: int | None = None,
+    progress: bool = True,
 ) -> PreparedData:
     """Write ``(source_id, image_bytes, label)`` records as a prepared copy in the standard schema.
 
     Every image is fully decoded (:func:`clsbench.tasks.data.images.decode_image`) and every label
     range-checked here, so a prepared copy
     never fails mid-evaluation; a bad record raises an error naming it, or is skipped and listed in
-    ``clsbench.json`` with ``skip_corrupt``. Shards are written as they fill, with a progress bar.
+    ``clsbench.json`` with ``skip_corrupt``. Shards are written as they fill, with a progress bar (``progress``;
+    off, the datasets library's own parquet bar is silenced too).
     """
     import shutil
 
@@ -495,13 +497,24 @@ def write_prepared(
         if not shard["label"]:
             return
         path = out / "data" / f"shard-{len(shard_paths):05d}.parquet"
-        datasets.Dataset.from_dict(shard, features=features).to_parquet(str(path))
+        table = datasets.Dataset.from_dict(shard, features=features)
+        if progress:
+            table.to_parquet(str(path))
+        else:
+            was_enabled = datasets.utils.logging.is_progress_bar_enabled()
+            datasets.utils.logging.disable_progress_bar()
+            try:
+                table.to_parquet(str(path))
+            finally:
+                if was_enabled:
+                    datasets.utils.logging.enable_progress_bar()
         shard_paths.append(path)
         shard = {"image": [], "label": [], "source_id": []}
         pending_bytes = 0
 
     try:
-        for source_id, image_bytes, label in tqdm(records, total=total, desc=f"prepare {key}", unit="img"):
+        bar = tqdm(records, total=total, desc=f"prepare {key}", unit="img", disable=not progress)
+        for source_id, image_bytes, label in bar:
             problem = None
             if not isinstance(label, int) or not 0 <= label < len(classnames):
                 problem = f"label {label!r} is outside the class list (0..{len(classnames) - 1})"
