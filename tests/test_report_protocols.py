@@ -661,3 +661,5 @@ def test_bar_labels_never_sit_on_the_papers_marks_and_a_zero_bar_draws_nothing(t
         assert not points, line.get_label()
     texts_at_zero = [t.get_text() for t in labels if any(abs(t.get_position()[0] - c) < 1e-9 for c in centres)]
     assert texts_at_zero == ["0.0"] * 3
+    # 8-row copies: the figure says its bars are not comparable with the paper's marks, as the table does
+    assert "† bars from data copies smaller than the paper's splits" in axes.get_title(loc="left")

@@ -166,6 +166,8 @@ def bar_chart(models: list[ModelResult], rows: dict[str, dict[str, float | None]
         axes.set_axisbelow(True)
         axes.spines[["top", "right"]].set_visible(False)
         title = "bars: our rows, with 95 % Wilson intervals" + ("; marks: the paper's Table 2 rows" if marks else "")
+        if any(record.split_subset for model, _ in ours for record in model.datasets.values()):
+            title += "\n† bars from data copies smaller than the paper's splits: not comparable with its marks"
         axes.set_title(title, loc="left", color="0.3")
         handles = dict(zip(*reversed(axes.get_legend_handles_labels())))  # label -> handle
         order = [model.name for model, _ in ours] + ["chance"] + [model.name for model, _ in marks]
