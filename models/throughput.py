@@ -30,6 +30,7 @@ class MeasuredRate:
     setting: str  # what ran: shape, dtype, attention, batch, what the mode did
     source: str  # where the figure is recorded
     date: str  # when it was measured (ISO date)
+    batch_size: int  # questions per forward pass in the measured run (a projection holds only at this batch)
 
 
 # Issue 30's run of clsbench 0.3's bench/gpu_throughput.py (models/README "Throughput" has another run of the same
@@ -51,6 +52,7 @@ MEASURED: dict[str, MeasuredRate] = {
         "26.2 with it off, the bare forward 27.7",
         source=_ISSUE_30,
         date=_WHEN,
+        batch_size=16,
     ),
     "generate": MeasuredRate(
         "generate",
@@ -60,6 +62,7 @@ MEASURED: dict[str, MeasuredRate] = {
         setting="LLaVA-1.5-7B shape, bf16, sdpa, batch 16, 16 new tokens (the tasks' max_new_tokens)",
         source=_ISSUE_30,
         date=_WHEN,
+        batch_size=16,
     ),
     "loglik": MeasuredRate(
         "loglik",
@@ -70,6 +73,7 @@ MEASURED: dict[str, MeasuredRate] = {
         "batched loglik not yet measured on a GPU: an upper bound on its time)",
         source=_ISSUE_30,
         date=_WHEN,
+        batch_size=1,
     ),
 }
 

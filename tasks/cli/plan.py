@@ -2,10 +2,11 @@
 
 For the chosen models (the paper's ten MLLMs and six CLIP models by default), datasets (the paper's ten) and GPU
 count it prints the questions per dataset (the registry's row counts), each dataset's download and how to get it,
-each model's estimated hours from the measured per-question costs (:mod:`clsbench.models.throughput`, every figure
-with its device, source and date), and the exact commands: data, the data-parallel launch per model, the CLIP runs
-and the final report. Nothing is run and nothing is downloaded. README's "Reproducing Table 2" section is this
-command's output with its defaults (a test keeps them equal).
+each model's estimated hours from the measured per-question costs (clsbench.models.throughput, every figure with
+its device, batch, source and date), and the exact commands: data, the data-parallel launch per model (clsbench lmms
+under accelerate, so a failed evaluation exits non-zero), the CLIP runs and the final report. Nothing is run and
+nothing is downloaded. README's "Reproducing Table 2" section is this command's output with its defaults (a test
+keeps them equal).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from clsbench.clip_baselines.models import PAPER_MODELS, PaperModel
 from clsbench.models.catalog import ROUTES, SIZES, ModelRoute
 from clsbench.models.throughput import GPUS, MEASURED, MeasuredRate, project
+from clsbench.tasks.data.loading import data_root
 from clsbench.tasks.data.sizes import DOWNLOAD_SIZES
 from clsbench.tasks.protocol.catalog import ALL_TASKS_GROUP, check_protocol_names, resolve_datasets, task_name
 from clsbench.tasks.protocol.registry import DATASETS, HubSource, LocalSource, paper_datasets
@@ -26,7 +28,10 @@ from clsbench.tasks.runtime.errors import BadSettingError, UnknownNameError
 
 MODES = ("generate", "score")
 DEFAULT_OUTPUT_DIR = "table2"
-DEFAULT_DATA_DIR = "~/clsbench-data"
+# Every clsbench command's data root when --data-dir is not given (clsbench.tasks.data.loading.data_root), as their
+# help shows it; the plan's commands then pass no --data-dir and read the same folder.
+DATA_ROOT_DEFAULT = "$CLSBENCH_DATA or ~/.cache/clsbench/data"
+LMMS_MODULE = "clsbench.tasks.cli"  # `clsbench` as a module: accelerate launches `clsbench lmms` in every process
 SNAPSHOTS = "hub-snapshots"  # where `hf download` puts a Hub split before `clsbench prepare` reads it
 BYTES_PER_PARAMETER = 2  # bf16 safetensors
 # lmms-eval's own model classes (and clsbench_minicpm's chat()) answer one question at a time, by generation
@@ -38,6 +43,7 @@ BATCH_ONE = MeasuredRate(
     setting="lmms-eval's built-in llava_hf at batch 1 (16 new tokens), the same LLaVA-1.5-7B shape",
     source=MEASURED["generate"].source,
     date=MEASURED["generate"].date,
+    batch_size=1,
 )
 
 
@@ -110,12 +116,28 @@ def _launch(gpus: int, module: str, single: str, arguments: str) -> str:
     return f"accelerate launch --multi_gpu --num_processes {gpus} -m {module} {arguments}"
 
 
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 dataset``, ``2 datasets``."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
+def _data_option(data_dir: str | None) -> str:
+    """`` --data-dir X`` for a folder given to the plan; nothing for the default root (every command's own)."""
+    return "" if data_dir is None else f" --data-dir {data_dir}"
+
+
 def _figure_text(figure: MeasuredRate) -> str:
-    return f"{figure.questions_per_s} questions/s, {figure.device}, {figure.setting}; {figure.source}, {figure.date}"
+    return (
+        f"{figure.questions_per_s} questions/s at batch {figure.batch_size}, {figure.device}, {figure.setting}; "
+        f"{figure.source}, {figure.date}"
+    )
 
 
-def mllm_entry(route: ModelRoute, keys: list[str], questions: int, gpus: int, mode: str, out: str) -> dict:
-    """One MLLM's command, estimated hours and the figure behind them."""
+def mllm_entry(
+    route: ModelRoute, keys: list[str], questions: int, gpus: int, mode: str, out: str, data_dir: str | None = None
+) -> dict:
+    """One MLLM's command, estimated hours and the figure behind them; the command runs at the batch the figure
+    was measured at (clsbench_hf: the measured batch 16; lmms-eval's own classes: 1), so the two agree."""
     native = route.lmms_model == "clsbench_hf"
     own_mode = mode if native else "generate"  # lmms-eval's own classes and clsbench_minicpm always generate
     args = route.lmms_args.replace("mode=generate", f"mode={own_mode}")
@@ -129,16 +151,18 @@ def mllm_entry(route: ModelRoute, keys: list[str], questions: int, gpus: int, mo
         questions=questions,
         gpus=gpus,
     )
+    batch = figure.batch_size if native else route.batch_size
     run = (
-        f"--model {route.lmms_model} --model_args {args} --tasks {_tasks(keys)} --batch_size {route.batch_size} "
-        f"--output_path {out}/mllm/{route.slug} --log_samples"
+        f"--model {route.lmms_model} --model_args {args} --tasks {_tasks(keys)} --batch_size {batch} "
+        f"--output_path {out}/mllm/{route.slug} --log_samples{_data_option(data_dir)}"
     )
-    command = _launch(gpus, "lmms_eval", "clsbench lmms", run)
+    command = _launch(gpus, f"{LMMS_MODULE} lmms", "clsbench lmms", run)
     note = "" if native else "no score mode (this model class generates); "
     return {
         "name": route.name,
         "checkpoint": route.checkpoint,
         "mode": own_mode,
+        "batch_size": batch,
         "command": command,
         "needs": route.needs.replace("`", ""),
         "params_billions": SIZES[route.checkpoint][0],
@@ -151,16 +175,16 @@ def mllm_entry(route: ModelRoute, keys: list[str], questions: int, gpus: int, mo
     }
 
 
-def clip_entry(model: PaperModel, keys: list[str], gpus: int, out: str, data_dir: str) -> dict:
-    run = f"--model {model.key} --datasets {' '.join(keys)} --mode mcq --output-dir {out}/clip --data-dir {data_dir}"
+def clip_entry(model: PaperModel, keys: list[str], gpus: int, out: str, data_dir: str | None) -> dict:
+    run = f"--model {model.key} --datasets {' '.join(keys)} --mode mcq --output-dir {out}/clip{_data_option(data_dir)}"
     command = _launch(gpus, "clsbench.clip_baselines", "clsbench clip", run)
     return {"name": model.title, "key": model.key, "command": command, "hours": None}
 
 
-def dataset_entry(key: str, data_dir: str) -> dict:
+def dataset_entry(key: str, data_dir: str | None) -> dict:
     spec = DATASETS[key]
     disk = DOWNLOAD_SIZES[key]
-    prepare = f"clsbench prepare --datasets {key} --source {{source}} --data-dir {data_dir}"
+    prepare = f"clsbench prepare --datasets {key} --source {{source}}{_data_option(data_dir)}"
     if isinstance(spec.source, HubSource):
         snapshot = f"{SNAPSHOTS}/{key}"
         source = f"{spec.source.repo_id}@{spec.source.revision} [{spec.source.split}]"
@@ -194,9 +218,13 @@ def build_plan(
     gpus: int = GPUS,
     mode: str = "generate",
     output_dir: str = DEFAULT_OUTPUT_DIR,
-    data_dir: str = DEFAULT_DATA_DIR,
+    data_dir: str | None = None,
 ) -> dict:
     """The plan as data (what ``--json`` prints).
+
+    ``data_dir`` is the folder the commands prepare into and read (default: every command's own data root,
+    ``$CLSBENCH_DATA`` or ``~/.cache/clsbench/data``): the plan records it as given (``data_dir_option``, None
+    for the default) and as the absolute folder it means here (``data_dir``, ``~`` and the variable expanded).
 
     Raises:
         UnknownNameError: an unknown model or dataset (with the closest names).
@@ -211,7 +239,7 @@ def build_plan(
         check_protocol_names(datasets, "plan")  # a variant's name would be planned as the paper's protocol
     keys = resolve_datasets(datasets) if datasets else [spec.key for spec in paper_datasets()]
     questions = sum(DATASETS[key].expected_size for key in keys)
-    mllms = [mllm_entry(route, keys, questions, gpus, mode, output_dir) for route in chosen.mllms]
+    mllms = [mllm_entry(route, keys, questions, gpus, mode, output_dir, data_dir) for route in chosen.mllms]
     clips = [clip_entry(model, keys, gpus, output_dir, data_dir) for model in chosen.clips]
     data = [dataset_entry(key, data_dir) for key in keys]
     runs = [f"{output_dir}/mllm/{route.slug}" for route in chosen.mllms] + ([f"{output_dir}/clip"] if clips else [])
@@ -220,7 +248,8 @@ def build_plan(
         "mode": mode,
         "gpus": gpus,
         "output_dir": output_dir,
-        "data_dir": data_dir,
+        "data_dir": str(data_root(data_dir)),
+        "data_dir_option": data_dir,
         "questions_per_model": questions,
         "datasets": data,
         "download_gb_known": round(sum(d["download_gb"] or 0 for d in data), 2),
@@ -236,7 +265,8 @@ def build_plan(
 
 def render(plan: dict) -> str:
     """The plan as Markdown (what ``clsbench plan`` prints, and README's runbook)."""
-    gpus, mode, out, data_dir = plan["gpus"], plan["mode"], plan["output_dir"], plan["data_dir"]
+    gpus, mode, out, option = plan["gpus"], plan["mode"], plan["output_dir"], plan["data_dir_option"]
+    data_dir = DATA_ROOT_DEFAULT if option is None else option
     protocol = (
         "`mode=generate`, the paper's protocol (a greedy reply, read by clsbench's parser)"
         if mode == "generate"
@@ -244,14 +274,21 @@ def render(plan: dict) -> str:
         "next-token logits; reported in its own rows)"
     )
     lines = [
-        f"Plan: {len(plan['mllms'])} MLLMs and {len(plan['clips'])} CLIP models on {len(plan['datasets'])} datasets "
-        f"({plan['questions_per_model']:,} questions per model), {gpus} GPU(s), {protocol}. "
-        f"Results under `{out}/`, prepared data under `{data_dir}`. A dry run: nothing is downloaded or run.",
+        f"Plan: {_count(len(plan['mllms']), 'MLLM')} and {_count(len(plan['clips']), 'CLIP model')} on "
+        f"{_count(len(plan['datasets']), 'dataset')} ({_count(plan['questions_per_model'], 'question')} per model), "
+        f"{_count(gpus, 'GPU')}, {protocol}. Results under `{out}/`, prepared data under `{data_dir}`. A dry run: "
+        "nothing is downloaded or run.",
         "",
         "### 1. Data",
         "",
-        f"`export CLSBENCH_DATA={data_dir}` first: lmms-eval's clsbench tasks then read the prepared copies there. "
-        f"Each Hub split is mirrored at its pinned revision (only its own files), then prepared; `{SNAPSHOTS}/` can "
+        (
+            "The prepared copies go to the data root every clsbench command reads when not given `--data-dir`: "
+            "`$CLSBENCH_DATA`, else `~/.cache/clsbench/data` (`clsbench plan --data-dir DIR` prints these commands "
+            "for another folder). "
+            if option is None
+            else f"The prepared copies go to `{option}`: every command below passes `--data-dir {option}`. "
+        )
+        + f"Each Hub split is mirrored at its pinned revision (only its own files), then prepared; `{SNAPSHOTS}/` can "
         "be deleted afterwards. Download sizes are the split's files (GB = 10^9 bytes), each with its source; a "
         "prepared copy keeps the images' original bytes in parquet shards, so it takes about the split's size again "
         "(gldv2 and logo keep only their test images).",
@@ -270,33 +307,49 @@ def render(plan: dict) -> str:
         f"| total | {plan['questions_per_model']:,} | | | {plan['download_gb_known']:g} GB recorded{unknown} | |",
         "",
         "```bash",
-        f"export CLSBENCH_DATA={data_dir}",
         *[command for d in plan["datasets"] for command in d["commands"]],
-        f"clsbench list --data-dir {data_dir}    # every dataset should say local: N rows",
+        f"clsbench list{_data_option(option)}    # every dataset should say local: N rows",
         "```",
         "",
     ]
     if plan["mllms"]:
+        checks = (
+            "checks names, packages and data in about a second, runs lmms-eval, and exits non-zero "
+            "when lmms-eval wrote no results (lmms-eval itself exits 0 when an evaluation fails)"
+        )
+        launch = (
+            f"One model copy per GPU (data parallel over {gpus}): accelerate starts `clsbench lmms` (`python -m "
+            f"{LMMS_MODULE} lmms`) in every process; each {checks}, so accelerate "
+            "reports a failed evaluation."
+            if gpus > 1
+            else f"One process on the GPU: `clsbench lmms` {checks}."
+        )
+        batches = sorted({m["batch_size"] for m in plan["mllms"] if not m["one_at_a_time"]})
+        batch = (
+            f"The clsbench_hf lines run at batch {', '.join(map(str, batches))}, the batch their figure was measured "
+            "at (lower `--batch_size` if a model runs out of GPU memory: its hours then run longer than estimated). "
+            if batches
+            else ""
+        )
         lines += [
             "### 2. MLLMs",
             "",
-            f"One model copy per GPU (data parallel over {gpus}); `clsbench lmms` with the same arguments checks "
-            "names, packages and data in about a second before a long run. Remote-code models need their own venv "
-            "(see each one's needs and `clsbench models`). Hours are estimates for the whole node, extrapolated "
-            "from one measured rate by parameters x prompt tokens (the catalog's sizes, each model's image tokens "
-            "for a 500x375 photo); the measured prompts carried ~474 byte-level text tokens where real tokenizers "
-            "make ~160-230, so prefill-bound estimates run high.",
+            f"{launch} Remote-code models need their own venv (see each one's needs and `clsbench models`). {batch}"
+            "Hours are estimates for the whole node, extrapolated from one measured rate by parameters x prompt "
+            "tokens (the catalog's sizes, each model's image tokens for a 500x375 photo); the measured prompts "
+            "carried ~474 byte-level text tokens where real tokenizers make ~160-230, so prefill-bound estimates run "
+            "high.",
             "",
-            "| model | mode | params (B) | image tokens | weights (GB, bf16) | questions/s per GPU | hours |",
-            "|---|---|---|---|---|---|---|",
+            "| model | mode | batch | params (B) | image tokens | weights (GB, bf16) | questions/s per GPU | hours |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for m in plan["mllms"]:
             lines.append(
-                f"| {m['name']} | {m['mode']} | {m['params_billions']:g} | {m['image_tokens']:,} | "
-                f"{m['weights_gb']:g} | {m['questions_per_s_per_gpu']:g} | {m['hours']:.2f} |"
+                f"| {m['name']} | {m['mode']} | {m['batch_size']} | {m['params_billions']:g} | "
+                f"{m['image_tokens']:,} | {m['weights_gb']:g} | {m['questions_per_s_per_gpu']:g} | {m['hours']:.2f} |"
             )
         lines += [
-            f"| total | | | | {plan['weights_gb']:g} | | {plan['mllm_hours']:.2f} |",
+            f"| total | | | | | {plan['weights_gb']:g} | | {plan['mllm_hours']:.2f} |",
             "",
         ]
         single = sum(m["hours"] for m in plan["mllms"] if m["one_at_a_time"])
@@ -405,8 +458,7 @@ def add_plan_command(commands) -> None:
     )
     p.add_argument(
         "--data-dir",
-        default=DEFAULT_DATA_DIR,
-        help=f"the data root the printed commands prepare into and read (default: {DEFAULT_DATA_DIR})",
+        help=f"the data root the printed commands prepare into and read (default: {DATA_ROOT_DEFAULT})",
     )
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(run=cmd_plan)
