@@ -199,7 +199,8 @@ def test_json_records_the_data_folder_expanded_and_as_given(capsys):
     plan = json.loads(capsys.readouterr().out)
     assert plan["data_dir"] == str(Path("~/my-data").expanduser().resolve()) and "~" not in plan["data_dir"]
     assert plan["data_dir_option"] == "~/my-data"
-    assert all(c.endswith("--data-dir ~/my-data") for d in plan["datasets"] for c in d["commands"][-1:])
+    commands = [c for d in plan["datasets"] for c in d["commands"][-1:]] + [plan["mllms"][0]["command"]]
+    assert all(c.endswith(" --data-dir ~/my-data") for c in [*commands, plan["report"]])  # the report: gldv2's names
 
 
 def test_the_default_data_folder_is_every_commands_own(monkeypatch, tmp_path, capsys):

@@ -243,7 +243,9 @@ def build_plan(
     clips = [clip_entry(model, keys, gpus, output_dir, data_dir) for model in chosen.clips]
     data = [dataset_entry(key, data_dir) for key in keys]
     runs = [f"{output_dir}/mllm/{route.slug}" for route in chosen.mllms] + ([f"{output_dir}/clip"] if clips else [])
-    report = f"clsbench report {' '.join(runs)} --output-dir {output_dir}/report --reference paper"
+    report = (
+        f"clsbench report {' '.join(runs)} --output-dir {output_dir}/report --reference paper{_data_option(data_dir)}"
+    )
     return {
         "mode": mode,
         "gpus": gpus,
