@@ -425,4 +425,5 @@ def test_the_report_reads_a_real_work_dir_with_the_openai_variant_and_a_score_na
         (acc,) = (out / "clsbench_tiny-score").glob(f"T*/clsbench_tiny-score_{data}_acc.csv")
         overall = float(pd.read_csv(acc)["Overall"].iloc[0])
         line = next(line for line in report.stdout.splitlines() if line.startswith(f"| {name} |"))
-        assert line.split("|")[2].strip() == f"{100 * overall:.1f}", (name, line)
+        # the fixture copy is smaller than ImageNet's split: the cell carries the report's subset mark (†)
+        assert line.split("|")[2].strip() == f"{100 * overall:.1f}†", (name, line)
