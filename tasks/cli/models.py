@@ -53,28 +53,24 @@ def export_targets(items: list[str], class_names: str) -> list[tuple[str, str]]:
 
 
 def cmd_export_vlmeval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clsbench.tasks.protocol.registry import get_dataset
     from clsbench.tasks.runtime.environment import write_versions
-    from clsbench.tasks.toolkits.vlmeval.export import ensure_exported, write_tsv
+    from clsbench.tasks.toolkits.vlmeval.export import ensure_exported, export_identity
 
     check_protocol_names(
         args.datasets, "export-vlmeval", example="--datasets {datasets} --output-dir " + args.output_dir
     )
-    from pathlib import Path
-
-    from clsbench.tasks.protocol.registry import get_dataset
-    from clsbench.tasks.toolkits.vlmeval.export import export_identity
-
     for key, name_set in export_targets(args.datasets, args.class_names):
         name = get_dataset(key).vlmeval_name_for(name_set)
-        earlier = Path(args.output_dir).expanduser() / f"{name}.tsv"
-        before = export_identity(earlier) if earlier.is_file() else None
-        if args.force:
-            path = write_tsv(key, args.output_dir, args.data_dir, name_set, args.images, not args.no_progress)
-            print(f"{key}: {path}")
-        else:  # a TSV of several GB is not rewritten when it already holds these questions about this data
-            why = ensure_exported(key, args.output_dir, args.data_dir, name_set, args.images, not args.no_progress)
-            path = Path(args.output_dir).expanduser().resolve() / f"{name}.tsv"
-            print(f"{key}: {path}" + ("" if why else " (current: kept; --force rewrites it)"))
+        path = Path(args.output_dir).expanduser().resolve() / f"{name}.tsv"
+        before = export_identity(path) if path.is_file() else None
+        # a TSV of several GB is not rewritten when it already holds these questions about this data
+        why = ensure_exported(
+            key, args.output_dir, args.data_dir, name_set, args.images, not args.no_progress, force=args.force
+        )
+        print(f"{key}: {path}" + ("" if why else " (current: kept; --force rewrites it)"))
         if before is not None and before != export_identity(path):
             print(
                 f"clsbench export-vlmeval: {name}.tsv changed: predictions VLMEvalKit made from the earlier one are "

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from clsbench.tasks.protocol.registry import DEFAULT_NAMES, DatasetSpec, HubSource, as_spec, get_dataset
+from clsbench.tasks.protocol.registry import DEFAULT_NAMES, DatasetSpec, HubSource, as_spec
 from clsbench.tasks.runtime.errors import ClsbenchError
 
 META_FILE = "clsbench.json"
@@ -98,9 +98,9 @@ def find_prepared(dataset: str | DatasetSpec, data_dir: str | os.PathLike | None
     return prepared
 
 
-def copy_fingerprint(key: str, data_dir: str | os.PathLike | None = None) -> str:
-    """What identifies the rows :func:`load_rows` reads for ``key``: a digest of the prepared copy's content, else
-    the pinned Hub split.
+def copy_fingerprint(dataset: str | DatasetSpec, data_dir: str | os.PathLike | None = None) -> str:
+    """What identifies the rows :func:`load_rows` reads for ``dataset`` (a spec or its key): a digest of the
+    prepared copy's content, else the pinned Hub split.
 
     For a prepared copy: the sha256 over ``clsbench.json`` and every parquet shard, each hashed by
     :func:`clsbench.tasks.runtime.stores.file_sha256` (read once per version of the file, then cached by its
@@ -112,16 +112,16 @@ def copy_fingerprint(key: str, data_dir: str | os.PathLike | None = None) -> str
 
     from clsbench.tasks.runtime.stores import file_sha256
 
-    prepared = find_prepared(key, data_dir)
+    spec = as_spec(dataset)
+    prepared = find_prepared(spec, data_dir)
     if prepared is not None:
         digest = hashlib.sha256()
         for path in [prepared.root / META_FILE, *sorted(Path(p) for p in glob.glob(prepared.parquet_glob))]:
             digest.update(f"{path.name}\0{file_sha256(path)}\n".encode())
         return f"copy:sha256:{digest.hexdigest()}"
-    source = get_dataset(key).source
-    if isinstance(source, HubSource):
-        return f"hub:{source.repo_id}@{source.revision}[{source.split}]"
-    raise DataError(missing_data_message(get_dataset(key), data_dir))
+    if isinstance(spec.source, HubSource):
+        return f"hub:{spec.source.repo_id}@{spec.source.revision}[{spec.source.split}]"
+    raise DataError(missing_data_message(spec, data_dir))
 
 
 def _check_prepared_files(prepared: PreparedData, spec: DatasetSpec, redo: str) -> None:

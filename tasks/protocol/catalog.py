@@ -7,6 +7,7 @@
 * :func:`resolve_datasets`: the one grammar for naming datasets on every command line (keys, aliases,
   VLMEvalKit names, groups, lmms-eval task and group names);
 * :func:`dataset_table`: the README's dataset table;
+* :data:`VLMEVAL_DATASETS`: every VLMEvalKit dataset name, with its dataset and class-name set;
 * :func:`vlmeval_model_name`, :func:`parse_vlmeval_model_name`: the grammar of clsbench's VLMEvalKit model names
   (``clsbench_<checkpoint slug>`` generates, ``...-score`` scores): ``clsbench.models.catalog`` registers by it and
   ``clsbench report`` reads a row's answer mode back from it.
@@ -38,6 +39,13 @@ GROUP_TASKS = {"general": "cls_general_mcq", "fine-grained": "cls_finegrained_mc
 
 
 ALL_TASKS_GROUP = "cls_mcq"
+
+
+# Every VLMEvalKit dataset name -> (dataset key, class-name set): the paper's questions per dataset, plus one per
+# alternative class-name set (``ClsBench_imagenet_openai``). The export, ``clsbench vlmeval`` and the report read it.
+VLMEVAL_DATASETS: dict[str, tuple[str, str]] = {
+    spec.vlmeval_name_for(name_set): (key, name_set) for key, spec in DATASETS.items() for name_set in spec.name_sets
+}
 
 
 # clsbench's VLMEvalKit model names: answer mode -> the suffix after ``clsbench_<slug>`` (VLMEvalKit's --model takes

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from clsbench.tasks.protocol.catalog import (
+    VLMEVAL_DATASETS,
     checkpoint_slug,
     parse_vlmeval_model_name,
     task_name,
@@ -57,13 +58,11 @@ VLMEVAL_RUN_DIR = re.compile(r"T(\d{8}-\d{6})")
 # the run folder from build_eval_id at vlmeval/smp/file.py:453-454 and run.py:669), scores ``<model>_<data>_acc.csv``
 # beside them (our ClsbenchMCQDataset.evaluate, via get_intermediate_file_path at vlmeval/smp/file.py:687), and
 # links to the newest run's files in ``<work_dir>/<model>/`` (run.py:995-1010). ``<data>`` is any of our VLMEvalKit
-# names (the registry's, with the class-name set: ClsBench_imagenet, ClsBench_imagenet_openai) or cls_<key>_mcq.
-VLMEVAL_DATA_NAMES: dict[str, tuple[str, str]] = {
-    spec.vlmeval_name_for(name_set): (key, name_set) for key, spec in DATASETS.items() for name_set in spec.name_sets
-}
+# names (the catalog's VLMEVAL_DATASETS, with the class-name set: ClsBench_imagenet, ClsBench_imagenet_openai) or
+# cls_<key>_mcq.
 VLMEVAL_FILE = re.compile(
     r"(?P<model>.+)_(?:(?P<data>"
-    + "|".join(re.escape(name) for name in sorted(VLMEVAL_DATA_NAMES, key=len, reverse=True))
+    + "|".join(re.escape(name) for name in sorted(VLMEVAL_DATASETS, key=len, reverse=True))
     + r")|cls_(?P<task_key>[a-z0-9]+)_mcq)(?P<kind>_acc\.csv|\.xlsx|\.tsv)"
 )
 
@@ -426,7 +425,7 @@ def read_vlmeval(root: Path, notes: list[str] | None = None) -> Iterator[Record]
     for (folder, model, data), files in sorted(groups.items()):
         if (model, data) in linked and (folder, model, data) not in current:
             continue  # an older run VLMEvalKit itself no longer points at
-        key, name_set = VLMEVAL_DATA_NAMES.get(data) or (data.removeprefix("cls_").removesuffix("_mcq"), DEFAULT_NAMES)
+        key, name_set = VLMEVAL_DATASETS.get(data) or (data.removeprefix("cls_").removesuffix("_mcq"), DEFAULT_NAMES)
         record = _vlmeval_record(folder, model, key, name_set, files, notes if notes is not None else [])
         if record is not None:
             yield record

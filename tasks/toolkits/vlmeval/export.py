@@ -251,14 +251,18 @@ def ensure_exported(
     name_set: str = DEFAULT_NAMES,
     images: str = "auto",
     progress: bool = True,
+    force: bool = False,
 ) -> str | None:
     """Export the dataset's TSV unless a current one is there (:func:`export_is_current`), checked while holding
     its export lock: of several processes (the ranks of a ``torchrun``), the first exports and the others wait,
-    then find it current; an explicit ``images`` mode other than the TSV's also re-exports. Returns why it was
-    exported, or None (the TSV was current and kept)."""
+    then find it current; an explicit ``images`` mode other than the TSV's also re-exports, and ``force`` always
+    does (without a line: it was asked for). Returns why it was exported, or None (the TSV was current and kept)."""
     name = get_dataset(key).vlmeval_name_for(name_set)
     tsv = Path(out_dir).expanduser().resolve() / f"{name}.tsv"
     with export_locked(out_dir, name):
+        if force:
+            _write_tsv(key, out_dir, data_dir, name_set, images, progress)
+            return "forced"
         stale = export_is_current(tsv, data_dir, name_set) if tsv.is_file() else f"no {tsv}"
         held = (read_sidecar(tsv) or {}).get("images") if not stale else None
         if not stale and images != "auto" and held != images:

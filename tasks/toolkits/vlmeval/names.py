@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clsbench.tasks.protocol.catalog import MCQ_VARIANTS, RANDOM, task_name
+from clsbench.tasks.protocol.catalog import MCQ_VARIANTS, RANDOM, VLMEVAL_DATASETS, task_name
 from clsbench.tasks.protocol.draws import MAX_OPTIONS
 from clsbench.tasks.protocol.registry import DATASETS, DEFAULT_NAMES, get_dataset
 
@@ -15,12 +15,6 @@ RESULT_SUFFIX = "_clsbench_result"
 def vlmeval_name(key: str) -> str:
     """The VLMEvalKit dataset name (``ClsBench_food101``: the registry's; it trips none of VLMEvalKit's name checks)."""
     return get_dataset(key).vlmeval_name
-
-
-# Every VLMEvalKit name: the paper's questions per dataset, plus one per alternative class-name set.
-VLMEVAL_DATASETS: dict[str, tuple[str, str]] = {
-    spec.vlmeval_name_for(name_set): (key, name_set) for key, spec in DATASETS.items() for name_set in spec.name_sets
-}
 
 
 NAME_TO_KEY = {name: key for name, (key, _) in VLMEVAL_DATASETS.items()}
